@@ -181,6 +181,26 @@ impl SpeedupTable {
     }
 }
 
+/// One benchmark measurement, the common JSON record of every `supervm bench` suite
+/// (`--json FILE` writes one object per measurement).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchRecord {
+    /// Suite name: `hash`, `merkle`, `ed25519`, `secp256k1`, `msm`, `ntt`, `groth16`,
+    /// `execution`, `node`.
+    pub suite: String,
+    /// What was measured inside the suite (e.g. `sha256-64B-end-to-end`, `token-10000acct`).
+    pub case: String,
+    /// `cpu`, `cuda`, `opencl`, or a scheduler strategy for node-level suites.
+    pub backend: String,
+    /// Device name as read from the device (CPU model or GPU name).
+    pub device: String,
+    /// Items per measured run (messages, signatures, points, transactions).
+    pub batch: u64,
+    pub items_per_sec: f64,
+    pub median_ms: f64,
+    pub cpu_threads: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
