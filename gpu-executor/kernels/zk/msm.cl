@@ -1,0 +1,255 @@
+// Pippenger multi-scalar multiplication over BN254 G1 (needs field.cl for fr and fq, and
+// curve.cl before it).
+//
+// Pipeline (host: src/zk/gpu.rs):
+//  1. msm_digits: scalar i (Montgomery form) -> canonical -> `windows` signed digits of
+//     `c` bits each, in (-2^(c-1), 2^(c-1)]; digit (w, i) is written to digits[w*n + i] as
+//     |d| | sign << 31 (0 = no contribution) and its bucket's counter is incremented.
+//  2. msm_scan_groups / msm_scan_sums / msm_scan_add: exclusive prefix sum of the counters
+//     -> bucket start offsets (and a second copy that the scatter advances).
+//  3. msm_scatter: counting sort of (point index | sign) by bucket.
+//  4. msm_accumulate: one thread per bucket sums its points (mixed XYZZ additions).
+//  5. msm_reduce_segments: bucket b of a window weighs b+1; each thread takes a segment of L
+//     buckets: running sums give sum (k+1) B_k, plus (segment start) * (segment total).
+//  6. msm_reduce_windows: one work-group per window adds its segments (tree in local memory).
+// The host combines the window sums (Horner, c doublings per window).
+
+#define ZK_SIGN_BIT 0x80000000u
+#define ZK_SCAN_GROUP 256u
+#define ZK_SCAN_PER_THREAD 4u
+#define ZK_SCAN_CHUNK (ZK_SCAN_GROUP * ZK_SCAN_PER_THREAD)
+
+ZK_KERNEL msm_digits(const ZK_GLOBAL zk_u32 *scalars, ZK_GLOBAL zk_u32 *digits,
+                     ZK_GLOBAL zk_u32 *counts, zk_u32 n, zk_u32 c, zk_u32 windows) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)n) return;
+    zk_u32 i = (zk_u32)gid;
+    fr_t s = fr_from_mont(fr_load(scalars + (zk_u64)i * 8u));
+    const zk_u32 nbk = 1u << (c - 1u);
+    const zk_u32 mask = (c >= 32u) ? 0xffffffffu : ((1u << c) - 1u);
+    zk_u32 carry = 0u;
+    for (zk_u32 w = 0; w < windows; w++) {
+        zk_u32 bit = w * c;
+        zk_u32 raw = 0u;
+        if (bit < 256u) {
+            zk_u32 limb = bit >> 5, sh = bit & 31u;
+            zk_u64 lo = (zk_u64)s.v[limb];
+            zk_u64 hi = (limb + 1u < 8u) ? (zk_u64)s.v[limb + 1u] : (zk_u64)0;
+            raw = (zk_u32)(((lo | (hi << 32)) >> sh)) & mask;
+        }
+        raw += carry;
+        zk_u32 out = 0u;
+        if (raw > nbk) {
+            // negative digit raw - 2^c, magnitude 2^c - raw in [1, 2^(c-1))
+            carry = 1u;
+            zk_u32 mag = (mask - raw) + 1u;
+            out = mag | ZK_SIGN_BIT;
+        } else {
+            carry = 0u;
+            out = raw;
+        }
+        digits[(zk_u64)w * n + i] = out;
+        zk_u32 mag = out & ~ZK_SIGN_BIT;
+        if (mag != 0u) ZK_ATOMIC_INC(&counts[(zk_u64)w * nbk + (mag - 1u)]);
+    }
+}
+
+// Work-group g scans counts[g*CHUNK .. (g+1)*CHUNK) into exclusive offsets (local to the
+// chunk) and writes the chunk total to sums[g]. Group size must be ZK_SCAN_GROUP.
+ZK_KERNEL msm_scan_groups(const ZK_GLOBAL zk_u32 *counts, ZK_GLOBAL zk_u32 *offsets,
+                          ZK_GLOBAL zk_u32 *sums, zk_u32 m) {
+    ZK_LOCAL zk_u32 part[ZK_SCAN_GROUP];
+    zk_u32 lid = ZK_LID;
+    zk_u64 base = ZK_GROUP_ID * (zk_u64)ZK_SCAN_CHUNK + (zk_u64)lid * ZK_SCAN_PER_THREAD;
+    zk_u32 v[ZK_SCAN_PER_THREAD];
+    zk_u32 total = 0u;
+    for (zk_u32 k = 0; k < ZK_SCAN_PER_THREAD; k++) {
+        zk_u64 idx = base + k;
+        v[k] = idx < (zk_u64)m ? counts[idx] : 0u;
+        total += v[k];
+    }
+    part[lid] = total;
+    ZK_BARRIER();
+    // Hillis-Steele inclusive scan of the per-thread totals.
+    for (zk_u32 d = 1; d < ZK_SCAN_GROUP; d <<= 1) {
+        zk_u32 add = (lid >= d) ? part[lid - d] : 0u;
+        ZK_BARRIER();
+        part[lid] += add;
+        ZK_BARRIER();
+    }
+    zk_u32 run = part[lid] - total;  // exclusive prefix of this thread
+    for (zk_u32 k = 0; k < ZK_SCAN_PER_THREAD; k++) {
+        zk_u64 idx = base + k;
+        if (idx < (zk_u64)m) offsets[idx] = run;
+        run += v[k];
+    }
+    if (lid == ZK_SCAN_GROUP - 1u) sums[ZK_GROUP_ID] = part[lid];
+}
+
+// One work-group of ZK_SCAN_GROUP threads: exclusive scan of sums[0..groups) in place.
+ZK_KERNEL msm_scan_sums(ZK_GLOBAL zk_u32 *sums, zk_u32 groups) {
+    ZK_LOCAL zk_u32 part[ZK_SCAN_GROUP];
+    zk_u32 lid = ZK_LID;
+    zk_u32 per = (groups + ZK_SCAN_GROUP - 1u) / ZK_SCAN_GROUP;
+    zk_u32 start = lid * per;
+    zk_u32 total = 0u;
+    for (zk_u32 k = 0; k < per; k++) {
+        zk_u32 idx = start + k;
+        if (idx < groups) total += sums[idx];
+    }
+    part[lid] = total;
+    ZK_BARRIER();
+    for (zk_u32 d = 1; d < ZK_SCAN_GROUP; d <<= 1) {
+        zk_u32 add = (lid >= d) ? part[lid - d] : 0u;
+        ZK_BARRIER();
+        part[lid] += add;
+        ZK_BARRIER();
+    }
+    zk_u32 run = part[lid] - total;
+    for (zk_u32 k = 0; k < per; k++) {
+        zk_u32 idx = start + k;
+        if (idx < groups) {
+            zk_u32 v = sums[idx];
+            sums[idx] = run;
+            run += v;
+        }
+    }
+}
+
+ZK_KERNEL msm_scan_add(ZK_GLOBAL zk_u32 *offsets, ZK_GLOBAL zk_u32 *cursor,
+                       const ZK_GLOBAL zk_u32 *sums, zk_u32 m) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)m) return;
+    zk_u32 o = offsets[gid] + sums[gid / ZK_SCAN_CHUNK];
+    offsets[gid] = o;
+    cursor[gid] = o;
+}
+
+ZK_KERNEL msm_scatter(const ZK_GLOBAL zk_u32 *digits, ZK_GLOBAL zk_u32 *cursor,
+                      ZK_GLOBAL zk_u32 *sorted, ZK_GLOBAL zk_u32 *sorted_bucket, zk_u32 n,
+                      zk_u32 c, zk_u32 windows) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)n * windows) return;
+    zk_u32 d = digits[gid];
+    zk_u32 mag = d & ~ZK_SIGN_BIT;
+    if (mag == 0u) return;
+    zk_u32 w = (zk_u32)(gid / n);
+    zk_u32 i = (zk_u32)(gid - (zk_u64)w * n);
+    zk_u32 nbk = 1u << (c - 1u);
+    zk_u32 k = w * nbk + (mag - 1u);
+    zk_u32 pos = ZK_ATOMIC_INC(&cursor[k]);
+    sorted[pos] = i | (d & ZK_SIGN_BIT);
+    sorted_bucket[pos] = k;
+}
+
+ZK_INLINE g1_xyzz_t zk_add_entry(g1_xyzz_t acc, const ZK_GLOBAL zk_u32 *points, zk_u32 e) {
+    g1_affine_t p = g1_load_affine(points + (zk_u64)(e & ~ZK_SIGN_BIT) * 16u);
+    if (g1_affine_is_identity(p)) return acc;
+    fq_t y = (e & ZK_SIGN_BIT) ? fq_neg(p.y) : p.y;
+    return g1_add_affine(acc, p.x, y);
+}
+
+// Bucket accumulation, load-balanced: thread t sums the `chunk` consecutive entries
+// sorted[t*chunk ..] of the bucket-sorted array, run by run (a run = the entries of one
+// bucket). After the scatter, offsets[k] / cursor[k] are the start / end of bucket k's
+// entries and cursor[m-1] is the total. A run wholly inside the chunk is a finished bucket
+// and is stored in buckets[]; a run that began in an earlier chunk goes to heads[t]; a run
+// that begins here and goes on past the chunk goes to tails[t], and msm_accumulate_join
+// later adds the heads of the following chunks to it. buckets[] must be the identity (0)
+// beforehand, so empty buckets stay the identity.
+ZK_KERNEL msm_accumulate(const ZK_GLOBAL zk_u32 *points, const ZK_GLOBAL zk_u32 *sorted,
+                         const ZK_GLOBAL zk_u32 *sorted_bucket, const ZK_GLOBAL zk_u32 *offsets,
+                         const ZK_GLOBAL zk_u32 *cursor, ZK_GLOBAL zk_u32 *buckets,
+                         ZK_GLOBAL zk_u32 *heads, ZK_GLOBAL zk_u32 *tails, zk_u32 m,
+                         zk_u32 chunk, zk_u32 chunks) {
+    zk_u64 t = ZK_GID;
+    if (t >= (zk_u64)chunks) return;
+    zk_u32 total = cursor[m - 1u];
+    zk_u64 start64 = t * (zk_u64)chunk;
+    if (start64 >= (zk_u64)total) return;
+    zk_u32 start = (zk_u32)start64;
+    zk_u64 end64 = start64 + (zk_u64)chunk;
+    zk_u32 end = end64 < (zk_u64)total ? (zk_u32)end64 : total;
+    zk_u32 cur = sorted_bucket[start];
+    g1_xyzz_t acc = g1_identity();
+    for (zk_u32 pos = start; pos < end; pos++) {
+        zk_u32 b = sorted_bucket[pos];
+        if (b != cur) {
+            // the run of `cur` ends here
+            if (offsets[cur] < start) g1_store_xyzz(heads + t * 32u, acc);
+            else g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
+            acc = g1_identity();
+            cur = b;
+        }
+        acc = zk_add_entry(acc, points, sorted[pos]);
+    }
+    if (offsets[cur] < start) g1_store_xyzz(heads + t * 32u, acc);
+    else if (cursor[cur] <= end) g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
+    else g1_store_xyzz(tails + t * 32u, acc);
+}
+
+// Thread t: if chunk t's last run starts in it and goes on past it, add the heads of the
+// following chunks until the run ends, and store the bucket.
+ZK_KERNEL msm_accumulate_join(const ZK_GLOBAL zk_u32 *sorted_bucket,
+                              const ZK_GLOBAL zk_u32 *offsets, const ZK_GLOBAL zk_u32 *cursor,
+                              ZK_GLOBAL zk_u32 *buckets, const ZK_GLOBAL zk_u32 *heads,
+                              const ZK_GLOBAL zk_u32 *tails, zk_u32 m, zk_u32 chunk,
+                              zk_u32 chunks) {
+    zk_u64 t = ZK_GID;
+    if (t >= (zk_u64)chunks) return;
+    zk_u32 total = cursor[m - 1u];
+    zk_u64 start64 = t * (zk_u64)chunk;
+    zk_u64 end64 = start64 + (zk_u64)chunk;
+    if (end64 >= (zk_u64)total) return;  // the last chunk has no run going on past it
+    zk_u32 cur = sorted_bucket[(zk_u32)end64 - 1u];
+    if (offsets[cur] < (zk_u32)start64 || cursor[cur] <= (zk_u32)end64) return;
+    g1_xyzz_t acc = g1_load_xyzz(tails + t * 32u);
+    zk_u32 bend = cursor[cur];
+    for (zk_u64 u = t + 1u; u < (zk_u64)chunks && u * (zk_u64)chunk < (zk_u64)bend; u++)
+        acc = g1_add(acc, g1_load_xyzz(heads + u * 32u));
+    g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
+}
+
+// Thread (w, j), j < segs: buckets j*len .. (j+1)*len of window w, weighted.
+ZK_KERNEL msm_reduce_segments(const ZK_GLOBAL zk_u32 *buckets, ZK_GLOBAL zk_u32 *seg_out,
+                              zk_u32 nbk, zk_u32 windows, zk_u32 segs) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)windows * segs) return;
+    zk_u32 w = (zk_u32)(gid / segs);
+    zk_u32 j = (zk_u32)(gid - (zk_u64)w * segs);
+    zk_u32 len = nbk / segs;
+    zk_u64 base = (zk_u64)w * nbk + (zk_u64)j * len;
+    g1_xyzz_t running = g1_identity();
+    g1_xyzz_t acc = g1_identity();
+    for (zk_u32 k = len; k > 0; k--) {
+        running = g1_add(running, g1_load_xyzz(buckets + (base + k - 1u) * 32u));
+        acc = g1_add(acc, running);
+    }
+    acc = g1_add(acc, g1_mul_small(running, j * len));
+    g1_store_xyzz(seg_out + gid * 32u, acc);
+}
+
+#define ZK_REDUCE_GROUP 128u
+
+// Work-group w (ZK_REDUCE_GROUP threads) adds seg_in[w*segs .. (w+1)*segs) into win_out[w].
+ZK_KERNEL msm_reduce_windows(const ZK_GLOBAL zk_u32 *seg_in, ZK_GLOBAL zk_u32 *win_out,
+                             zk_u32 segs) {
+    ZK_LOCAL g1_xyzz_t part[ZK_REDUCE_GROUP];
+    zk_u32 lid = ZK_LID;
+    zk_u64 w = ZK_GROUP_ID;
+    g1_xyzz_t acc = g1_identity();
+    for (zk_u32 j = lid; j < segs; j += ZK_REDUCE_GROUP)
+        acc = g1_add(acc, g1_load_xyzz(seg_in + (w * segs + j) * 32u));
+    part[lid] = acc;
+    ZK_BARRIER();
+    for (zk_u32 d = ZK_REDUCE_GROUP / 2u; d > 0; d >>= 1) {
+        if (lid < d) part[lid] = g1_add(part[lid], part[lid + d]);
+        ZK_BARRIER();
+    }
+    if (lid == 0u) g1_store_xyzz(win_out + w * 32u, part[0]);
+}
+
+ZK_KERNEL zk_fill_u32(ZK_GLOBAL zk_u32 *buf, zk_u32 value, zk_u64 count) {
+    zk_u64 gid = ZK_GID;
+    if (gid < count) buf[gid] = value;
+}

@@ -1,0 +1,78 @@
+//! The CPU reference: arkworks' own MSM (`VariableBaseMSM`, Pippenger on all threads of the
+//! pool it runs in) and `Radix2EvaluationDomain` FFTs. Every GPU result is checked against
+//! these in the tests, and they are the fallback when a device fails.
+
+use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::VariableBaseMSM;
+use ark_ff::FftField;
+use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+
+use super::NttDirection;
+use crate::error::{GpuError, Result};
+
+fn check_msm_lengths(points: usize, scalars: usize) -> Result<()> {
+    if points != scalars {
+        return Err(GpuError::InvalidInput(format!(
+            "MSM needs as many scalars as points ({points} points, {scalars} scalars)"
+        )));
+    }
+    Ok(())
+}
+
+/// `sum scalars[i] * bases[i]` over G1 with arkworks.
+pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
+    check_msm_lengths(bases.len(), scalars.len())?;
+    Ok(G1Projective::msm_unchecked(bases, scalars))
+}
+
+/// `sum scalars[i] * bases[i]` over G2 with arkworks.
+pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
+    check_msm_lengths(bases.len(), scalars.len())?;
+    Ok(G2Projective::msm_unchecked(bases, scalars))
+}
+
+/// Checks that `len` is a transform size Fr supports (a power of two, at most 2^28) and
+/// returns its log2.
+pub(crate) fn ntt_log_size(len: usize) -> Result<u32> {
+    if len == 0 || !len.is_power_of_two() {
+        return Err(GpuError::InvalidInput(format!(
+            "NTT length {len} is not a power of two"
+        )));
+    }
+    let log = len.trailing_zeros();
+    if log > Fr::TWO_ADICITY {
+        return Err(GpuError::InvalidInput(format!(
+            "NTT length 2^{log} exceeds the 2^{} roots of unity of Fr",
+            Fr::TWO_ADICITY
+        )));
+    }
+    Ok(log)
+}
+
+/// The arkworks domain of `len` points, shifted by `coset` when given.
+pub(crate) fn domain(len: usize, coset: Option<Fr>) -> Result<Radix2EvaluationDomain<Fr>> {
+    ntt_log_size(len)?;
+    let d = Radix2EvaluationDomain::<Fr>::new(len)
+        .ok_or_else(|| GpuError::InvalidInput(format!("no radix-2 domain of size {len}")))?;
+    match coset {
+        None => Ok(d),
+        Some(g) => d.get_coset(g).ok_or_else(|| {
+            GpuError::InvalidInput("coset offset must be a non-zero field element".into())
+        }),
+    }
+}
+
+/// In-place NTT with arkworks: `Forward` evaluates the polynomial with coefficients
+/// `values` on the domain (or the coset `g * domain`), `Inverse` interpolates.
+pub fn ntt(values: &mut [Fr], direction: NttDirection, coset: Option<Fr>) -> Result<()> {
+    let d = domain(values.len(), coset)?;
+    // arkworks transforms a Vec in place (it may resize it); the length already equals the
+    // domain size, so the Vec comes back with the same length.
+    let mut v = values.to_vec();
+    match direction {
+        NttDirection::Forward => d.fft_in_place(&mut v),
+        NttDirection::Inverse => d.ifft_in_place(&mut v),
+    }
+    values.copy_from_slice(&v);
+    Ok(())
+}

@@ -1,0 +1,883 @@
+//! Host side of the GPU MSM and NTT: buffer management, launches and the final (tiny) CPU
+//! steps, on top of the backend layer ([`GpuDevice`] / [`Queue`]). Works the same on CUDA
+//! and OpenCL; nothing here names either API.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ark_bn254::{Fq, Fr, G1Affine, G1Projective};
+use ark_ec::AffineRepr;
+use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
+use rayon::prelude::*;
+
+use super::kernels::{self, msm as mk, ntt as nk};
+use super::NttDirection;
+use crate::device::{
+    DeviceBuffer, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
+};
+use crate::error::{GpuError, Result};
+
+/// Scalar bits of BN254 Fr (r < 2^254).
+const SCALAR_BITS: u32 = 254;
+/// Largest window the MSM uses (bucket memory grows as 2^c).
+const MAX_WINDOW_BITS: u32 = 20;
+
+/// Number of signed-digit windows for window size `c`: the top window absorbs the carry of
+/// the signed recoding, so `floor(254 / c) + 1` windows always suffice for scalars < r.
+pub(crate) fn msm_windows(c: u32) -> u32 {
+    SCALAR_BITS / c + 1
+}
+
+/// The window size for `n` points: minimises (windows) * (n mixed additions + ~3 additions per
+/// bucket in the reduction).
+pub(crate) fn msm_window_bits(n: usize) -> u32 {
+    (2..=MAX_WINDOW_BITS)
+        .min_by_key(|&c| u64::from(msm_windows(c)) * (n as u64 + 3 * (1u64 << (c - 1))))
+        .unwrap_or(8)
+}
+
+pub(crate) fn fr_limbs(f: &Fr) -> [u64; 4] {
+    f.0 .0
+}
+
+fn limbs_below(l: &[u64; 4], m: &[u64; 4]) -> bool {
+    for i in (0..4).rev() {
+        if l[i] != m[i] {
+            return l[i] < m[i];
+        }
+    }
+    false
+}
+
+/// A field element from Montgomery limbs the device returned; a value that is not reduced
+/// means the kernel misbehaved.
+fn fr_from_device(l: [u64; 4]) -> Result<Fr> {
+    if !limbs_below(&l, &Fr::MODULUS.0) {
+        return Err(GpuError::Launch(
+            "device returned an unreduced Fr element".into(),
+        ));
+    }
+    Ok(Fr::new_unchecked(BigInt(l)))
+}
+
+fn fq_from_device(l: &[u64]) -> Result<Fq> {
+    let a = [l[0], l[1], l[2], l[3]];
+    if !limbs_below(&a, &Fq::MODULUS.0) {
+        return Err(GpuError::Launch(
+            "device returned an unreduced Fq element".into(),
+        ));
+    }
+    Ok(Fq::new_unchecked(BigInt(a)))
+}
+
+/// A G1 point in XYZZ coordinates (16 limbs: X, Y, ZZ, ZZZ) -> arkworks, checking that it is
+/// on the curve.
+fn g1_from_xyzz(l: &[u64; 16]) -> Result<G1Projective> {
+    let x = fq_from_device(&l[0..4])?;
+    let y = fq_from_device(&l[4..8])?;
+    let zz = fq_from_device(&l[8..12])?;
+    let zzz = fq_from_device(&l[12..16])?;
+    if zz.is_zero() {
+        return Ok(G1Projective::zero());
+    }
+    let (Some(zz_inv), Some(zzz_inv)) = (zz.inverse(), zzz.inverse()) else {
+        return Err(GpuError::Launch(
+            "device returned an inconsistent XYZZ point".into(),
+        ));
+    };
+    let p = G1Affine::new_unchecked(x * zz_inv, y * zzz_inv);
+    if !p.is_on_curve() {
+        return Err(GpuError::Launch(
+            "device returned a point off the curve".into(),
+        ));
+    }
+    Ok(p.into_group())
+}
+
+/// 16 limbs per point: x then y in Montgomery form; the identity is all zeros.
+pub(crate) fn g1_limbs(p: &G1Affine) -> [u64; 8] {
+    match p.xy() {
+        None => [0; 8],
+        Some((x, y)) => {
+            let (a, b) = (x.0 .0, y.0 .0);
+            [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+        }
+    }
+}
+
+fn alloc(dev: &GpuDevice, slot: &mut Option<DeviceBuffer>, bytes: u64) -> Result<()> {
+    let bytes = usize::try_from(bytes)
+        .map_err(|_| GpuError::InvalidInput(format!("{bytes} bytes does not fit in usize")))?;
+    dev.ensure_capacity(slot, bytes.max(4))
+}
+
+fn buf(slot: &Option<DeviceBuffer>) -> Result<&DeviceBuffer> {
+    slot.as_ref()
+        .ok_or_else(|| GpuError::Launch("scratch buffer missing".into()))
+}
+
+/// Elements per rayon task when converting between arkworks values and staging bytes.
+const CONVERT_CHUNK: usize = 1 << 12;
+
+/// Makes sure `slot` holds at least `bytes` bytes of host staging memory (pinned on CUDA;
+/// pinning is slow, so it is kept and only ever grown).
+fn ensure_staging(dev: &GpuDevice, slot: &mut Option<HostStaging>, bytes: usize) -> Result<()> {
+    if slot.as_ref().is_none_or(|s| s.len() < bytes) {
+        *slot = None;
+        *slot = Some(dev.alloc_staging(bytes.max(64))?);
+    }
+    Ok(())
+}
+
+/// Fr values -> Montgomery limbs (little-endian bytes, 32 per element), in parallel.
+fn write_fr(dst: &mut [u8], src: &[Fr]) {
+    dst[..src.len() * 32]
+        .par_chunks_mut(32 * CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| {
+            for (o, f) in d.chunks_exact_mut(32).zip(s) {
+                for (k, l) in fr_limbs(f).iter().enumerate() {
+                    o[8 * k..8 * k + 8].copy_from_slice(&l.to_le_bytes());
+                }
+            }
+        });
+}
+
+/// G1 points -> 64 bytes each (x, y; the identity as zeros), in parallel.
+fn write_g1(dst: &mut [u8], src: &[G1Affine]) {
+    dst[..src.len() * 64]
+        .par_chunks_mut(64 * CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| {
+            for (o, p) in d.chunks_exact_mut(64).zip(s) {
+                for (k, l) in g1_limbs(p).iter().enumerate() {
+                    o[8 * k..8 * k + 8].copy_from_slice(&l.to_le_bytes());
+                }
+            }
+        });
+}
+
+/// Montgomery limbs from the device -> Fr values, checking each is reduced.
+fn read_fr(src: &[u8], dst: &mut [Fr]) -> Result<()> {
+    let len = dst.len() * 32;
+    dst.par_chunks_mut(CONVERT_CHUNK)
+        .zip(src[..len].par_chunks(32 * CONVERT_CHUNK))
+        .try_for_each(|(d, s)| {
+            for (v, b) in d.iter_mut().zip(s.chunks_exact(32)) {
+                let mut l = [0u64; 4];
+                for (k, w) in l.iter_mut().enumerate() {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(&b[8 * k..8 * k + 8]);
+                    *w = u64::from_le_bytes(a);
+                }
+                *v = fr_from_device(l)?;
+            }
+            Ok(())
+        })
+}
+
+/// Per-stage timing of one call, on stderr, when `ZK_PROFILE=1` (each stage then waits for
+/// the device, so totals are slightly higher than without profiling).
+struct Profile {
+    on: bool,
+    what: String,
+    last: Instant,
+    stages: Vec<(&'static str, f64)>,
+}
+
+impl Profile {
+    fn new(what: impl FnOnce() -> String) -> Self {
+        static ON: OnceLock<bool> = OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var("ZK_PROFILE").is_ok_and(|v| v == "1"));
+        Self {
+            on,
+            what: if on { what() } else { String::new() },
+            last: Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+    fn mark(&mut self, q: &Queue<'_>, stage: &'static str) -> Result<()> {
+        if self.on {
+            q.synchronize()?;
+            let now = Instant::now();
+            self.stages
+                .push((stage, (now - self.last).as_secs_f64() * 1e3));
+            self.last = now;
+        }
+        Ok(())
+    }
+    fn report(&self) {
+        if self.on {
+            let total: f64 = self.stages.iter().map(|s| s.1).sum();
+            let parts: Vec<String> = self
+                .stages
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms:.3}"))
+                .collect();
+            eprintln!(
+                "zk profile {}: total {total:.3} ms: {}",
+                self.what,
+                parts.join(", ")
+            );
+        }
+    }
+}
+
+/// Reusable device memory of one MSM (grown as needed, kept between calls).
+#[derive(Default)]
+struct MsmScratch {
+    points: Option<DeviceBuffer>,
+    scalars: Option<DeviceBuffer>,
+    digits: Option<DeviceBuffer>,
+    sorted: Option<DeviceBuffer>,
+    sorted_bucket: Option<DeviceBuffer>,
+    heads: Option<DeviceBuffer>,
+    tails: Option<DeviceBuffer>,
+    counts: Option<DeviceBuffer>,
+    offsets: Option<DeviceBuffer>,
+    cursor: Option<DeviceBuffer>,
+    sums: Option<DeviceBuffer>,
+    buckets: Option<DeviceBuffer>,
+    host_points: Option<HostStaging>,
+    host_scalars: Option<HostStaging>,
+    segs: Option<DeviceBuffer>,
+    wins: Option<DeviceBuffer>,
+}
+
+#[derive(Default)]
+struct NttScratch {
+    host: Option<HostStaging>,
+    input: Option<DeviceBuffer>,
+    output: Option<DeviceBuffer>,
+    pre_lo: Option<DeviceBuffer>,
+    pre_hi: Option<DeviceBuffer>,
+    post_lo: Option<DeviceBuffer>,
+    post_hi: Option<DeviceBuffer>,
+}
+
+/// G1 points resident on one device (the fixed bases of an MSM, e.g. a proving key).
+pub struct DeviceG1Bases {
+    pub(crate) buffer: DeviceBuffer,
+    pub(crate) len: usize,
+}
+
+/// The zk kernels on one device, with scratch memory and twiddle tables cached between calls.
+pub(crate) struct GpuZk {
+    dev: GpuDevice,
+    ptx: bool,
+    dummy: DeviceBuffer,
+    twiddles: HashMap<(u32, bool), DeviceBuffer>,
+    msm: MsmScratch,
+    ntt: NttScratch,
+}
+
+impl GpuZk {
+    pub(crate) fn new(dev: GpuDevice, ptx: bool) -> Result<Self> {
+        if dev.info().max_group_size < mk::SCAN_GROUP {
+            return Err(GpuError::Unavailable(format!(
+                "the zk kernels need work-groups of {} threads; {} allows {}",
+                mk::SCAN_GROUP,
+                dev.info().name,
+                dev.info().max_group_size
+            )));
+        }
+        let mut dummy = dev.alloc(64)?;
+        dev.queue(0).upload(&mut dummy, 0, &[0u64; 8])?;
+        Ok(Self {
+            dev,
+            ptx,
+            dummy,
+            twiddles: HashMap::new(),
+            msm: MsmScratch::default(),
+            ntt: NttScratch::default(),
+        })
+    }
+
+    pub(crate) fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    fn msm_src(&self) -> KernelSource {
+        kernels::msm_source(self.ptx)
+    }
+
+    fn ntt_src(&self) -> KernelSource {
+        kernels::ntt_source(self.ptx)
+    }
+
+    /// Compiles both programs now (so that the first call is not slowed by compilation).
+    pub(crate) fn prepare(&self) -> Result<()> {
+        self.dev.prepare(&self.msm_src())?;
+        self.dev.prepare(&self.ntt_src())
+    }
+
+    /// Copies G1 points to the device.
+    pub(crate) fn upload_g1(&mut self, bases: &[G1Affine]) -> Result<DeviceG1Bases> {
+        let bytes = bases.len() * 64;
+        let mut buffer = self.dev.alloc(bytes.max(64))?;
+        let mut staging = self.msm.host_points.take();
+        let r = (|| {
+            ensure_staging(&self.dev, &mut staging, bytes)?;
+            let st = staging.as_mut().ok_or_else(missing)?;
+            write_g1(st.as_mut_slice()?, bases);
+            let q = self.dev.queue(0);
+            q.upload_staged(&mut buffer, 0, st, 0..bytes)?;
+            q.synchronize()
+        })();
+        self.msm.host_points = staging;
+        r?;
+        Ok(DeviceG1Bases {
+            buffer,
+            len: bases.len(),
+        })
+    }
+
+    /// MSM with the points uploaded for this call only.
+    pub(crate) fn msm_g1(
+        &mut self,
+        bases: &[G1Affine],
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<G1Projective> {
+        if bases.len() != scalars.len() {
+            return Err(GpuError::InvalidInput(format!(
+                "MSM needs as many scalars as points ({} points, {} scalars)",
+                bases.len(),
+                scalars.len()
+            )));
+        }
+        let bytes = bases.len() * 64;
+        // The points buffers are taken out of the scratch so they can be borrowed next to
+        // `&mut self`, and put back whatever happens.
+        let mut points = self.msm.points.take();
+        let mut staging = self.msm.host_points.take();
+        let r = (|| {
+            alloc(&self.dev, &mut points, bytes as u64)?;
+            ensure_staging(&self.dev, &mut staging, bytes)?;
+            let st = staging.as_mut().ok_or_else(missing)?;
+            write_g1(st.as_mut_slice()?, bases);
+            let pb = points.as_mut().ok_or_else(missing)?;
+            self.dev.queue(0).upload_staged(pb, 0, st, 0..bytes)?;
+            self.msm_g1_on(points.as_ref().ok_or_else(missing)?, scalars, window_bits)
+        })();
+        self.msm.points = points;
+        self.msm.host_points = staging;
+        r
+    }
+
+    /// MSM over points already on the device.
+    pub(crate) fn msm_g1_resident(
+        &mut self,
+        bases: &DeviceG1Bases,
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<G1Projective> {
+        if bases.len != scalars.len() {
+            return Err(GpuError::InvalidInput(format!(
+                "MSM needs as many scalars as points ({} points, {} scalars)",
+                bases.len,
+                scalars.len()
+            )));
+        }
+        self.msm_g1_on(&bases.buffer, scalars, window_bits)
+    }
+
+    fn msm_g1_on(
+        &mut self,
+        points: &DeviceBuffer,
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<G1Projective> {
+        let n = scalars.len();
+        if n == 0 {
+            return Ok(G1Projective::zero());
+        }
+        let n32 = u32::try_from(n)
+            .ok()
+            .filter(|&v| v < (1 << 31))
+            .ok_or_else(|| GpuError::InvalidInput(format!("MSM of {n} points is too large")))?;
+        let c = window_bits.unwrap_or_else(|| msm_window_bits(n));
+        if !(2..=24).contains(&c) {
+            return Err(GpuError::Config(format!(
+                "MSM window of {c} bits outside 2..=24"
+            )));
+        }
+        let windows = msm_windows(c);
+        let half = 1u64 << (c - 1);
+        let m = u64::from(windows) * half;
+        let m32 = u32::try_from(m)
+            .map_err(|_| GpuError::Config(format!("{m} MSM buckets is too many")))?;
+        let digits_len = n as u64 * u64::from(windows);
+        if digits_len > u64::from(u32::MAX) {
+            return Err(GpuError::Config(format!(
+                "MSM of {n} points with {windows} windows exceeds 2^32 bucket entries"
+            )));
+        }
+        let groups = m.div_ceil(mk::SCAN_CHUNK);
+        if groups > u64::from(mk::SCAN_GROUP) * 4096 {
+            return Err(GpuError::Config("too many MSM buckets for the scan".into()));
+        }
+        // Entries per accumulation thread: about 128 K threads in all, 8..=256 entries each.
+        let chunk = (digits_len / (1 << 17)).clamp(8, 256);
+        let chunks = digits_len.div_ceil(chunk);
+        // Segments per window for the parallel bucket reduction: ~32 K threads in all.
+        let segs = ((32_768 / u64::from(windows)).next_power_of_two()).clamp(1, half);
+
+        let dev = self.dev.clone();
+        let s = &mut self.msm;
+        alloc(&dev, &mut s.scalars, n as u64 * 32)?;
+        alloc(&dev, &mut s.digits, digits_len * 4)?;
+        alloc(&dev, &mut s.sorted, digits_len * 4)?;
+        alloc(&dev, &mut s.sorted_bucket, digits_len * 4)?;
+        alloc(&dev, &mut s.heads, chunks * 128)?;
+        alloc(&dev, &mut s.tails, chunks * 128)?;
+        alloc(&dev, &mut s.counts, m * 4)?;
+        alloc(&dev, &mut s.offsets, m * 4)?;
+        alloc(&dev, &mut s.cursor, m * 4)?;
+        alloc(&dev, &mut s.sums, groups * 4)?;
+        alloc(&dev, &mut s.buckets, m * 128)?;
+        alloc(&dev, &mut s.segs, u64::from(windows) * segs * 128)?;
+        alloc(&dev, &mut s.wins, u64::from(windows) * 128)?;
+
+        let q = dev.queue(0);
+        let mut prof = Profile::new(|| format!("msm n={n} c={c} windows={windows} chunk={chunk}"));
+        prof.mark(&q, "setup")?;
+        ensure_staging(&dev, &mut s.host_scalars, n * 32)?;
+        let st = s.host_scalars.as_mut().ok_or_else(missing)?;
+        write_fr(st.as_mut_slice()?, scalars);
+        prof.mark(&q, "convert")?;
+        q.upload_staged(s.scalars.as_mut().ok_or_else(missing)?, 0, st, 0..n * 32)?;
+        prof.mark(&q, "upload")?;
+        let src = kernels::msm_source(self.ptx);
+        let (scal, digits, sorted) = (buf(&s.scalars)?, buf(&s.digits)?, buf(&s.sorted)?);
+        let (counts, offsets, cursor) = (buf(&s.counts)?, buf(&s.offsets)?, buf(&s.cursor)?);
+        let (sums, buckets) = (buf(&s.sums)?, buf(&s.buckets)?);
+        let sorted_bucket = buf(&s.sorted_bucket)?;
+        let (heads, tails) = (buf(&s.heads)?, buf(&s.tails)?);
+        let (segbuf, wins) = (buf(&s.segs)?, buf(&s.wins)?);
+        use KernelArg::{Buffer as B, U32, U64};
+
+        q.launch(&src, mk::FILL_U32, m, &[B(counts), U32(0), U64(m)])?;
+        q.launch(
+            &src,
+            mk::DIGITS,
+            n as u64,
+            &[
+                B(scal),
+                B(digits),
+                B(counts),
+                U32(n32),
+                U32(c),
+                U32(windows),
+            ],
+        )?;
+        prof.mark(&q, "digits")?;
+        let sg = mk::SCAN_GROUP;
+        q.launch_dims(
+            &src,
+            mk::SCAN_GROUPS,
+            LaunchDims::with_group(groups * u64::from(sg), sg),
+            &[B(counts), B(offsets), B(sums), U32(m32)],
+        )?;
+        q.launch_dims(
+            &src,
+            mk::SCAN_SUMS,
+            LaunchDims::with_group(u64::from(sg), sg),
+            &[B(sums), U32(groups as u32)],
+        )?;
+        q.launch(
+            &src,
+            mk::SCAN_ADD,
+            m,
+            &[B(offsets), B(cursor), B(sums), U32(m32)],
+        )?;
+        prof.mark(&q, "scan")?;
+        q.launch(
+            &src,
+            mk::SCATTER,
+            digits_len,
+            &[
+                B(digits),
+                B(cursor),
+                B(sorted),
+                B(sorted_bucket),
+                U32(n32),
+                U32(c),
+                U32(windows),
+            ],
+        )?;
+        prof.mark(&q, "scatter")?;
+        // empty buckets must read as the identity (ZZ = 0)
+        q.launch(
+            &src,
+            mk::FILL_U32,
+            m * 32,
+            &[B(buckets), U32(0), U64(m * 32)],
+        )?;
+        let (chunk32, chunks32) = (chunk as u32, chunks as u32);
+        q.launch_dims(
+            &src,
+            mk::ACCUMULATE,
+            LaunchDims::with_group(chunks, 128),
+            &[
+                B(points),
+                B(sorted),
+                B(sorted_bucket),
+                B(offsets),
+                B(cursor),
+                B(buckets),
+                B(heads),
+                B(tails),
+                U32(m32),
+                U32(chunk32),
+                U32(chunks32),
+            ],
+        )?;
+        prof.mark(&q, "accumulate")?;
+        q.launch_dims(
+            &src,
+            mk::ACCUMULATE_JOIN,
+            LaunchDims::with_group(chunks, 128),
+            &[
+                B(sorted_bucket),
+                B(offsets),
+                B(cursor),
+                B(buckets),
+                B(heads),
+                B(tails),
+                U32(m32),
+                U32(chunk32),
+                U32(chunks32),
+            ],
+        )?;
+        prof.mark(&q, "join")?;
+        q.launch_dims(
+            &src,
+            mk::REDUCE_SEGMENTS,
+            LaunchDims::with_group(u64::from(windows) * segs, 64),
+            &[
+                B(buckets),
+                B(segbuf),
+                U32(half as u32),
+                U32(windows),
+                U32(segs as u32),
+            ],
+        )?;
+        prof.mark(&q, "reduce-segments")?;
+        let rg = mk::REDUCE_GROUP;
+        q.launch_dims(
+            &src,
+            mk::REDUCE_WINDOWS,
+            LaunchDims::with_group(u64::from(windows) * u64::from(rg), rg),
+            &[B(segbuf), B(wins), U32(segs as u32)],
+        )?;
+        prof.mark(&q, "reduce-windows")?;
+        let mut out = vec![[0u64; 16]; windows as usize];
+        q.download(wins, 0, &mut out)?;
+        prof.mark(&q, "download")?;
+
+        // Horner over the window sums: sum_w 2^(c w) S_w.
+        let mut acc = G1Projective::zero();
+        for limbs in out.iter().rev() {
+            for _ in 0..c {
+                acc.double_in_place();
+            }
+            acc += g1_from_xyzz(limbs)?;
+        }
+        prof.mark(&q, "horner")?;
+        prof.report();
+        Ok(acc)
+    }
+
+    /// The twiddle table w^e, e < n/2, for 2^log_n points (w^-1 for the inverse), built on the
+    /// device from two small tables and cached.
+    fn twiddles(&mut self, log_n: u32, inverse: bool, w: Fr) -> Result<()> {
+        if self.twiddles.contains_key(&(log_n, inverse)) {
+            return Ok(());
+        }
+        // keep at most a few tables: drop the others of a different size
+        if self.twiddles.len() >= 4 {
+            self.twiddles.clear();
+        }
+        let count = 1u64 << (log_n - 1);
+        let (lo, hi, bits) = split_powers(w, log_n - 1);
+        let q = self.dev.queue(0);
+        let mut lob = self.dev.alloc(lo.len() * 32)?;
+        let mut hib = self.dev.alloc(hi.len() * 32)?;
+        q.upload(&mut lob, 0, &lo)?;
+        q.upload(&mut hib, 0, &hi)?;
+        let tw = self.dev.alloc(count as usize * 32)?;
+        q.launch(
+            &self.ntt_src(),
+            nk::TWIDDLES,
+            count,
+            &[
+                KernelArg::Buffer(&tw),
+                KernelArg::Buffer(&lob),
+                KernelArg::Buffer(&hib),
+                KernelArg::U32(bits),
+                KernelArg::U32(count as u32),
+            ],
+        )?;
+        // the small tables must outlive the kernel
+        q.synchronize()?;
+        self.twiddles.insert((log_n, inverse), tw);
+        Ok(())
+    }
+
+    /// In-place NTT of host data.
+    pub(crate) fn ntt(
+        &mut self,
+        values: &mut [Fr],
+        direction: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<()> {
+        let log_n = super::cpu::ntt_log_size(values.len())?;
+        if log_n == 0 {
+            // one point: the transform is the identity (a constant polynomial)
+            return Ok(());
+        }
+        let n = values.len() as u64;
+        let bytes = values.len() * 32;
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let mut prof =
+            Profile::new(|| format!("ntt 2^{log_n} {direction:?} coset {}", coset.is_some()));
+        let mut input = self.ntt.input.take();
+        let mut output = self.ntt.output.take();
+        let mut staging = self.ntt.host.take();
+        let r = (|| {
+            alloc(&dev, &mut input, n * 32)?;
+            alloc(&dev, &mut output, n * 32)?;
+            ensure_staging(&dev, &mut staging, bytes)?;
+            let st = staging.as_mut().ok_or_else(missing)?;
+            prof.mark(&q, "setup")?;
+            write_fr(st.as_mut_slice()?, values);
+            prof.mark(&q, "convert")?;
+            let ib = input.as_mut().ok_or_else(missing)?;
+            q.upload_staged(ib, 0, st, 0..bytes)?;
+            prof.mark(&q, "upload")?;
+            let ob = output.as_mut().ok_or_else(missing)?;
+            self.ntt_resident(
+                input.as_ref().ok_or_else(missing)?,
+                ob,
+                log_n,
+                direction,
+                coset,
+            )?;
+            prof.mark(&q, "kernels")?;
+            q.download_staged(ob, 0, st, 0..bytes)?;
+            let host = st.as_slice()?;
+            prof.mark(&q, "download")?;
+            read_fr(host, values)?;
+            prof.mark(&q, "convert-back")?;
+            Ok(())
+        })();
+        self.ntt.input = input;
+        self.ntt.output = output;
+        self.ntt.host = staging;
+        prof.report();
+        r
+    }
+
+    /// NTT of 2^log_n elements (Montgomery limbs) from `input` into `output`, both on the
+    /// device; `input` is left unchanged.
+    pub(crate) fn ntt_resident(
+        &mut self,
+        input: &DeviceBuffer,
+        output: &mut DeviceBuffer,
+        log_n: u32,
+        direction: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<()> {
+        let n = 1u64 << log_n;
+        if input.len() < (n * 32) as usize || output.len() < (n * 32) as usize {
+            return Err(GpuError::InvalidInput("NTT buffers too small".into()));
+        }
+        if log_n == 0 {
+            return Err(GpuError::InvalidInput(
+                "device NTT needs at least 2 points".into(),
+            ));
+        }
+        let domain = super::cpu::domain(n as usize, None)?;
+        let inverse = direction == NttDirection::Inverse;
+        let w = if inverse {
+            domain.group_gen_inv
+        } else {
+            domain.group_gen
+        };
+        self.twiddles(log_n, inverse, w)?;
+        if coset.is_some_and(|g| g.is_zero()) {
+            return Err(GpuError::InvalidInput(
+                "coset offset must be non-zero".into(),
+            ));
+        }
+
+        // Scale tables: pre (forward coset) g^i; post (inverse) n^-1 or n^-1 g^-i.
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let (mut pre_mode, mut pre_bits, mut post_mode, mut post_bits) = (0u32, 0u32, 0u32, 0u32);
+        match (direction, coset) {
+            (NttDirection::Forward, None) => {}
+            (NttDirection::Forward, Some(g)) => {
+                let (lo, hi, bits) = split_powers(g, log_n);
+                upload_table(&dev, &mut self.ntt.pre_lo, &lo)?;
+                upload_table(&dev, &mut self.ntt.pre_hi, &hi)?;
+                pre_mode = 2;
+                pre_bits = bits;
+            }
+            (NttDirection::Inverse, None) => {
+                upload_table(&dev, &mut self.ntt.post_lo, &[fr_limbs(&domain.size_inv)])?;
+                post_mode = 1;
+            }
+            (NttDirection::Inverse, Some(g)) => {
+                let g_inv = g
+                    .inverse()
+                    .ok_or_else(|| GpuError::InvalidInput("coset offset is zero".into()))?;
+                let (mut lo, hi, bits) = split_powers(g_inv, log_n);
+                for l in lo.iter_mut() {
+                    *l = fr_limbs(&(Fr::new_unchecked(BigInt(*l)) * domain.size_inv));
+                }
+                upload_table(&dev, &mut self.ntt.post_lo, &lo)?;
+                upload_table(&dev, &mut self.ntt.post_hi, &hi)?;
+                post_mode = 2;
+                post_bits = bits;
+            }
+        }
+        let dummy = &self.dummy;
+        fn pick<'a>(
+            b: &'a Option<DeviceBuffer>,
+            mode: u32,
+            dummy: &'a DeviceBuffer,
+        ) -> &'a DeviceBuffer {
+            match (mode, b) {
+                (0, _) | (_, None) => dummy,
+                (_, Some(b)) => b,
+            }
+        }
+        let pre_lo = pick(&self.ntt.pre_lo, pre_mode, dummy);
+        let pre_hi = pick(&self.ntt.pre_hi, if pre_mode == 2 { 2 } else { 0 }, dummy);
+        let post_lo = pick(&self.ntt.post_lo, post_mode, dummy);
+        let post_hi = pick(&self.ntt.post_hi, if post_mode == 2 { 2 } else { 0 }, dummy);
+        let tw = self
+            .twiddles
+            .get(&(log_n, inverse))
+            .ok_or_else(|| GpuError::Launch("twiddle table missing".into()))?;
+
+        // Split the stages into passes of at most TILE_LOG, as even as possible.
+        let passes = log_n.div_ceil(nk::TILE_LOG);
+        let (base, extra) = (log_n / passes, log_n % passes);
+        let src = kernels::ntt_source(self.ptx);
+        let max_group = dev.info().max_group_size.min(256);
+        let mut s0 = 0u32;
+        for p in 0..passes {
+            let t = base + u32::from(p < extra);
+            let first = p == 0;
+            let last = p + 1 == passes;
+            let group = (1u32 << (t - 1)).clamp(1, max_group);
+            let dims = LaunchDims::with_group((n >> t) * u64::from(group), group);
+            use KernelArg::{Buffer as B, U32};
+            let from: &DeviceBuffer = if first { input } else { &*output };
+            // the first pass reads `input` and writes `output`; later passes work in place
+            // (each work-group reads and writes only its own tile).
+            let args = [
+                B(from),
+                B(&*output),
+                B(tw),
+                U32(log_n),
+                U32(s0),
+                U32(t),
+                U32(u32::from(first)),
+                U32(if first { pre_mode } else { 0 }),
+                B(pre_lo),
+                B(pre_hi),
+                U32(pre_bits),
+                U32(if last { post_mode } else { 0 }),
+                B(post_lo),
+                B(post_hi),
+                U32(post_bits),
+            ];
+            q.launch_dims(&src, nk::PASS, dims, &args)?;
+            s0 += t;
+        }
+        q.synchronize()
+    }
+}
+
+fn missing() -> GpuError {
+    GpuError::Launch("scratch buffer missing".into())
+}
+
+fn upload_table(dev: &GpuDevice, slot: &mut Option<DeviceBuffer>, t: &[[u64; 4]]) -> Result<()> {
+    alloc(dev, slot, t.len() as u64 * 32)?;
+    dev.queue(0)
+        .upload(slot.as_mut().ok_or_else(missing)?, 0, t)?;
+    // the host table is dropped after this call: wait for the copy
+    dev.queue(0).synchronize()
+}
+
+/// Tables for x^i, i < 2^log_count: lo[j] = x^j (j < 2^bits), hi[h] = x^(h 2^bits), with
+/// bits = ceil(log_count / 2), so x^i = lo[i mod 2^bits] * hi[i >> bits].
+fn split_powers(x: Fr, log_count: u32) -> (Vec<[u64; 4]>, Vec<[u64; 4]>, u32) {
+    let bits = log_count.div_ceil(2);
+    let hi_len = 1usize << (log_count - bits);
+    let mut lo = Vec::with_capacity(1 << bits);
+    let mut cur = Fr::ONE;
+    for _ in 0..(1usize << bits) {
+        lo.push(fr_limbs(&cur));
+        cur *= x;
+    }
+    // cur = x^(2^bits)
+    let step = cur;
+    let mut hi = Vec::with_capacity(hi_len);
+    let mut cur = Fr::ONE;
+    for _ in 0..hi_len {
+        hi.push(fr_limbs(&cur));
+        cur *= step;
+    }
+    (lo, hi, bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ec::PrimeGroup;
+
+    #[test]
+    fn window_choice_is_sane() {
+        assert_eq!(msm_windows(16), 16);
+        assert!(msm_window_bits(1) <= 4);
+        let c20 = msm_window_bits(1 << 20);
+        assert!((14..=17).contains(&c20), "{c20}");
+        assert!(msm_window_bits(1 << 24) <= MAX_WINDOW_BITS);
+        // signed recoding never overflows the top window for any c
+        for c in 2..=24 {
+            let top_bits = SCALAR_BITS - (msm_windows(c) - 1) * c;
+            assert!(top_bits < c, "c = {c}");
+        }
+    }
+
+    #[test]
+    fn split_powers_reconstructs() {
+        let x = Fr::from(7u64);
+        let (lo, hi, bits) = split_powers(x, 5);
+        for i in 0..32u64 {
+            let v = Fr::new_unchecked(BigInt(lo[(i & ((1 << bits) - 1)) as usize]))
+                * Fr::new_unchecked(BigInt(hi[(i >> bits) as usize]));
+            assert_eq!(v, x.pow([i]));
+        }
+    }
+
+    #[test]
+    fn g1_limbs_round_trip() {
+        let g = G1Affine::generator();
+        let l = g1_limbs(&g);
+        let mut xyzz = [0u64; 16];
+        xyzz[..8].copy_from_slice(&l);
+        xyzz[8..12].copy_from_slice(&Fq::ONE.0 .0);
+        xyzz[12..16].copy_from_slice(&Fq::ONE.0 .0);
+        assert_eq!(g1_from_xyzz(&xyzz).unwrap(), G1Projective::generator());
+        assert_eq!(g1_limbs(&G1Affine::zero()), [0; 8]);
+    }
+}

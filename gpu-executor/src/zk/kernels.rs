@@ -1,0 +1,156 @@
+//! The zk kernel sources and their names. The `.cl` files are templates and fragments; this
+//! module assembles the compiled texts: the zk prelude, the field template instantiated for
+//! Fr and Fq with constants read from arkworks, then the curve, MSM or NTT kernels.
+
+use std::sync::OnceLock;
+
+use ark_bn254::{Fq, Fr};
+use ark_ff::{Field, PrimeField};
+
+use crate::device::KernelSource;
+
+const PRELUDE: &str = include_str!("../../kernels/zk/prelude.h");
+const FIELD: &str = include_str!("../../kernels/zk/field.cl");
+const CURVE: &str = include_str!("../../kernels/zk/curve.cl");
+const MSM: &str = include_str!("../../kernels/zk/msm.cl");
+const NTT: &str = include_str!("../../kernels/zk/ntt.cl");
+
+/// Kernel names in `msm.cl`.
+pub(crate) mod msm {
+    pub const DIGITS: &str = "msm_digits";
+    pub const SCAN_GROUPS: &str = "msm_scan_groups";
+    pub const SCAN_SUMS: &str = "msm_scan_sums";
+    pub const SCAN_ADD: &str = "msm_scan_add";
+    pub const SCATTER: &str = "msm_scatter";
+    pub const ACCUMULATE: &str = "msm_accumulate";
+    pub const ACCUMULATE_JOIN: &str = "msm_accumulate_join";
+    pub const REDUCE_SEGMENTS: &str = "msm_reduce_segments";
+    pub const REDUCE_WINDOWS: &str = "msm_reduce_windows";
+    pub const FILL_U32: &str = "zk_fill_u32";
+    /// Must equal `ZK_SCAN_GROUP` / `ZK_SCAN_CHUNK` / `ZK_REDUCE_GROUP` in msm.cl.
+    pub const SCAN_GROUP: u32 = 256;
+    pub const SCAN_CHUNK: u64 = 1024;
+    pub const REDUCE_GROUP: u32 = 128;
+}
+
+/// Kernel names in `ntt.cl`.
+pub(crate) mod ntt {
+    pub const TWIDDLES: &str = "ntt_twiddles";
+    pub const PASS: &str = "ntt_pass";
+    /// Must equal `ZK_NTT_TILE_LOG` in ntt.cl.
+    pub const TILE_LOG: u32 = 10;
+}
+
+/// `-m^-1 mod 2^32` for an odd `m0`.
+fn neg_inv32(m0: u32) -> u32 {
+    let mut inv: u32 = 1;
+    for _ in 0..5 {
+        inv = inv.wrapping_mul(2u32.wrapping_sub(m0.wrapping_mul(inv)));
+    }
+    inv.wrapping_neg()
+}
+
+fn limbs32(limbs: &[u64]) -> Vec<u32> {
+    limbs
+        .iter()
+        .flat_map(|&l| [l as u32, (l >> 32) as u32])
+        .collect()
+}
+
+/// The field template for a modulus, given as 64-bit limbs with R mod p (arkworks' `ONE`,
+/// which is stored in Montgomery form).
+fn field_instance(name: &str, modulus: &[u64], one_mont: &[u64]) -> String {
+    let p = limbs32(modulus);
+    let one = limbs32(one_mont);
+    assert_eq!(p.len(), 8, "zk kernels need 256-bit fields");
+    let mut s = String::new();
+    s.push_str(&format!("#define ZK_FIELD {name}\n"));
+    for i in 0..8 {
+        s.push_str(&format!("#define ZK_FIELD_P{i} 0x{:08x}u\n", p[i]));
+        s.push_str(&format!("#define ZK_FIELD_ONE{i} 0x{:08x}u\n", one[i]));
+    }
+    s.push_str(&format!(
+        "#define ZK_FIELD_INV 0x{:08x}u\n",
+        neg_inv32(p[0])
+    ));
+    s.push_str(FIELD);
+    s.push_str("\n#undef ZK_FIELD\n#undef ZK_FIELD_INV\n");
+    for i in 0..8 {
+        s.push_str(&format!("#undef ZK_FIELD_P{i}\n#undef ZK_FIELD_ONE{i}\n"));
+    }
+    s
+}
+
+fn assemble(ptx: bool, curve: bool, body: &str) -> String {
+    let mut s = String::new();
+    if ptx {
+        s.push_str("#define ZK_PTX 1\n");
+    }
+    s.push_str(PRELUDE);
+    s.push('\n');
+    s.push_str(&field_instance("fr", &Fr::MODULUS.0, &Fr::ONE.0 .0));
+    if curve {
+        s.push_str(&field_instance("fq", &Fq::MODULUS.0, &Fq::ONE.0 .0));
+        s.push_str(CURVE);
+        s.push('\n');
+    }
+    s.push_str(body);
+    s
+}
+
+static MSM_PORTABLE: OnceLock<String> = OnceLock::new();
+static MSM_PTX: OnceLock<String> = OnceLock::new();
+static NTT_PORTABLE: OnceLock<String> = OnceLock::new();
+static NTT_PTX: OnceLock<String> = OnceLock::new();
+
+/// The MSM program; `ptx` selects the PTX carry-chain multiplication (CUDA only; OpenCL
+/// ignores the define because ZK_CUDA is not set there).
+pub(crate) fn msm_source(ptx: bool) -> KernelSource {
+    if ptx {
+        KernelSource::new(
+            "zk-msm-ptx",
+            MSM_PTX.get_or_init(|| assemble(true, true, MSM)).as_str(),
+        )
+    } else {
+        KernelSource::new(
+            "zk-msm",
+            MSM_PORTABLE
+                .get_or_init(|| assemble(false, true, MSM))
+                .as_str(),
+        )
+    }
+}
+
+/// The NTT program.
+pub(crate) fn ntt_source(ptx: bool) -> KernelSource {
+    if ptx {
+        KernelSource::new(
+            "zk-ntt-ptx",
+            NTT_PTX.get_or_init(|| assemble(true, false, NTT)).as_str(),
+        )
+    } else {
+        KernelSource::new(
+            "zk-ntt",
+            NTT_PORTABLE
+                .get_or_init(|| assemble(false, false, NTT))
+                .as_str(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn montgomery_constants_match_arkworks() {
+        let p = limbs32(&Fq::MODULUS.0);
+        assert_eq!(p[0].wrapping_mul(neg_inv32(p[0])), u32::MAX);
+        // arkworks' 64-bit INV agrees on the low 32 bits.
+        let inv64 = <ark_bn254::FqConfig as ark_ff::MontConfig<4>>::INV;
+        assert_eq!(inv64 as u32, neg_inv32(p[0]));
+        let src = msm_source(false);
+        assert!(src.source.contains("#define ZK_FIELD fq"));
+        assert!(ntt_source(true).source.starts_with("#define ZK_PTX"));
+    }
+}

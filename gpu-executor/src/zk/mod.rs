@@ -1,0 +1,416 @@
+//! Proof kernels over BN254: G1 multi-scalar multiplication (Pippenger) and number-theoretic
+//! transforms over Fr, on CUDA or OpenCL with the arkworks CPU implementation as reference
+//! and fallback. See `docs/ZK_KERNELS.md`.
+//!
+//! - [`ZkExecutor`]: owns at most one [`GpuDevice`] (picked from a [`GpuConfig`]), a CPU
+//!   thread pool and the device's scratch memory. [`ZkExecutor::msm_g1`] and
+//!   [`ZkExecutor::ntt`] run on the device when there is one and the input is large enough;
+//!   a device failure is logged, counted ([`ZkStats`]) and the call is redone on the CPU, so
+//!   the result is always arkworks' result.
+//! - [`cpu`]: the arkworks reference (`VariableBaseMSM`, `Radix2EvaluationDomain`).
+//! - G2 MSM runs on the CPU (arkworks) on every backend: there is no G2 kernel yet.
+//! - Kernels: `kernels/zk/` (field template in 32-bit Montgomery limbs with a PTX fast
+//!   path, XYZZ curve arithmetic, MSM pipeline, tiled NTT), assembled in `kernels.rs`.
+//! - [`bench`]: `msm_suite` / `ntt_suite` for `supervm bench` and `examples/zk_bench.rs`.
+//!
+//! Field elements and points use arkworks' own Montgomery representation on the device, so
+//! no conversion beyond a copy happens between arkworks and the kernels.
+
+pub mod bench;
+pub mod cpu;
+mod gpu;
+mod kernels;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::config::GpuConfig;
+use crate::device::{BackendKind, GpuDevice};
+use crate::error::{GpuError, Result};
+
+pub use gpu::DeviceG1Bases;
+
+/// Direction of an NTT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NttDirection {
+    /// Coefficients -> evaluations (arkworks `fft`).
+    Forward,
+    /// Evaluations -> coefficients, including the 1/n scaling (arkworks `ifft`).
+    Inverse,
+}
+
+/// MSM settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MsmConfig {
+    /// Pippenger window in bits; `None` picks it from the input size. Default: `None`.
+    pub window_bits: Option<u32>,
+    /// MSMs with fewer points run on the CPU. Default: 4096 (a device MSM costs about 6 ms
+    /// whatever its size; arkworks on 16 cores takes 68 ms at 2^16).
+    pub min_gpu_len: usize,
+}
+
+impl Default for MsmConfig {
+    fn default() -> Self {
+        Self {
+            window_bits: None,
+            min_gpu_len: 4096,
+        }
+    }
+}
+
+/// NTT settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NttConfig {
+    /// Transforms with fewer points run on the CPU. Default: 1024 (on the H200 host the
+    /// device, copies included, already wins at 2^10: 0.16 ms against 0.48 ms).
+    pub min_gpu_len: usize,
+}
+
+impl Default for NttConfig {
+    fn default() -> Self {
+        Self { min_gpu_len: 1024 }
+    }
+}
+
+/// Settings of the zk kernels (`[gpu.zk]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ZkConfig {
+    pub msm: MsmConfig,
+    pub ntt: NttConfig,
+    /// On CUDA, use the PTX carry-chain Montgomery multiplication (`mad.lo.cc` /
+    /// `madc.hi.cc`) instead of the portable C one. Default: true.
+    pub cuda_ptx: bool,
+}
+
+impl Default for ZkConfig {
+    fn default() -> Self {
+        Self {
+            msm: MsmConfig::default(),
+            ntt: NttConfig::default(),
+            cuda_ptx: true,
+        }
+    }
+}
+
+impl ZkConfig {
+    /// Every call on the device, whatever its size (for tests).
+    pub fn always_gpu() -> Self {
+        Self {
+            msm: MsmConfig {
+                min_gpu_len: 0,
+                ..MsmConfig::default()
+            },
+            ntt: NttConfig { min_gpu_len: 0 },
+            ..Self::default()
+        }
+    }
+}
+
+/// Counters of an executor: work done on the device, and device failures redone on the CPU.
+#[derive(Debug, Default)]
+pub struct ZkStats {
+    gpu_msm: AtomicU64,
+    gpu_ntt: AtomicU64,
+    cpu_msm: AtomicU64,
+    cpu_ntt: AtomicU64,
+    gpu_failures: AtomicU64,
+}
+
+/// A copy of [`ZkStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZkStatsSnapshot {
+    pub gpu_msm: u64,
+    pub gpu_ntt: u64,
+    pub cpu_msm: u64,
+    pub cpu_ntt: u64,
+    /// Device calls that failed and were redone on the CPU.
+    pub gpu_failures: u64,
+}
+
+impl ZkStats {
+    pub fn snapshot(&self) -> ZkStatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ZkStatsSnapshot {
+            gpu_msm: l(&self.gpu_msm),
+            gpu_ntt: l(&self.gpu_ntt),
+            cpu_msm: l(&self.cpu_msm),
+            cpu_ntt: l(&self.cpu_ntt),
+            gpu_failures: l(&self.gpu_failures),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// MSM and NTT over BN254 on one device (or the CPU only). `Send + Sync`; calls on one
+/// executor's device are serialised (they share its scratch memory).
+pub struct ZkExecutor {
+    gpu: Option<Mutex<gpu::GpuZk>>,
+    backend: Option<BackendKind>,
+    pool: Arc<rayon::ThreadPool>,
+    config: ZkConfig,
+    stats: ZkStats,
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for ZkExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ZkExecutor({})", self.backend_name())
+    }
+}
+
+fn build_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("zk-cpu-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| GpuError::Config(format!("cannot start the CPU thread pool: {e}")))
+}
+
+impl ZkExecutor {
+    /// Opens the first device `gpu` selects (none for backend `cpu`, or `auto` without a
+    /// GPU) and a CPU pool of `gpu.cpu_threads` threads (0 = all cores). A GPU that is
+    /// present but fails to set up is logged and the executor runs on the CPU.
+    pub fn new(gpu: &GpuConfig, config: ZkConfig) -> Result<Self> {
+        let pool = build_pool(gpu.cpu_threads)?;
+        let device = crate::device::open_devices(gpu)?.into_iter().next();
+        Ok(Self::with_device(device, pool, config))
+    }
+
+    /// An executor on `device` (or the CPU only), using `pool` for CPU work.
+    pub fn with_device(
+        device: Option<GpuDevice>,
+        pool: Arc<rayon::ThreadPool>,
+        config: ZkConfig,
+    ) -> Self {
+        let backend = device.as_ref().map(|d| d.backend());
+        let gpu = device.and_then(|d| {
+            let ptx = config.cuda_ptx && d.backend() == BackendKind::Cuda;
+            match gpu::GpuZk::new(d, ptx) {
+                Ok(g) => Some(Mutex::new(g)),
+                Err(e) => {
+                    tracing::warn!("zk kernels: device unusable, using the CPU: {e}");
+                    None
+                }
+            }
+        });
+        let backend = if gpu.is_some() { backend } else { None };
+        Self {
+            gpu,
+            backend,
+            pool,
+            config,
+            stats: ZkStats::default(),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// A CPU-only executor on `pool`.
+    pub fn cpu(pool: Arc<rayon::ThreadPool>) -> Self {
+        Self::with_device(None, pool, ZkConfig::default())
+    }
+
+    /// `cpu`, `cuda` or `opencl`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.map_or("cpu", BackendKind::as_str)
+    }
+
+    /// Name of the device the kernels run on (`None` on the CPU).
+    pub fn device_name(&self) -> Option<String> {
+        self.gpu
+            .as_ref()
+            .map(|g| g.lock().device().info().name.clone())
+    }
+
+    pub fn config(&self) -> &ZkConfig {
+        &self.config
+    }
+
+    pub fn pool(&self) -> &Arc<rayon::ThreadPool> {
+        &self.pool
+    }
+
+    pub fn stats(&self) -> ZkStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Compiles the kernels now (otherwise the first call compiles them).
+    pub fn prepare(&self) -> Result<()> {
+        match &self.gpu {
+            Some(g) => g.lock().prepare(),
+            None => Ok(()),
+        }
+    }
+
+    /// The most recent device failure that made a call fall back to the CPU.
+    pub fn last_gpu_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    fn fallback(&self, what: &str, e: &GpuError) {
+        bump(&self.stats.gpu_failures);
+        *self.last_error.lock() = Some(format!("{what}: {e}"));
+        tracing::warn!(
+            "zk {what} on {} failed, redoing it on the CPU: {e}",
+            self.backend_name()
+        );
+    }
+
+    /// `sum scalars[i] * bases[i]` over G1. Errors only on malformed input (different
+    /// lengths); device failures fall back to the CPU.
+    pub fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
+        if bases.len() != scalars.len() {
+            return cpu::msm_g1(bases, scalars);
+        }
+        if scalars.is_empty() {
+            return Ok(G1Projective::default());
+        }
+        if let Some(g) = &self.gpu {
+            if scalars.len() >= self.config.msm.min_gpu_len.max(1) {
+                let r = self
+                    .pool
+                    .install(|| g.lock().msm_g1(bases, scalars, self.config.msm.window_bits));
+                match r {
+                    Ok(p) => {
+                        bump(&self.stats.gpu_msm);
+                        return Ok(p);
+                    }
+                    Err(e) if e.is_device_fault() => self.fallback("G1 MSM", &e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        bump(&self.stats.cpu_msm);
+        self.pool.install(|| cpu::msm_g1(bases, scalars))
+    }
+
+    /// Copies G1 bases to the device once, for many [`ZkExecutor::msm_g1_resident`] calls
+    /// (a proving key's fixed bases). `None` on a CPU-only executor.
+    pub fn upload_g1_bases(&self, bases: &[G1Affine]) -> Result<Option<DeviceG1Bases>> {
+        match &self.gpu {
+            Some(g) => self.pool.install(|| g.lock().upload_g1(bases)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// MSM over bases already on the device (`device_bases`, uploaded from `bases`; `bases`
+    /// is what the CPU fallback uses, and what runs when the MSM is shorter than
+    /// `msm.min_gpu_len`).
+    pub fn msm_g1_resident(
+        &self,
+        bases: &[G1Affine],
+        device_bases: Option<&DeviceG1Bases>,
+        scalars: &[Fr],
+    ) -> Result<G1Projective> {
+        if bases.len() != scalars.len() {
+            return cpu::msm_g1(bases, scalars);
+        }
+        if scalars.is_empty() {
+            return Ok(G1Projective::default());
+        }
+        let big_enough = scalars.len() >= self.config.msm.min_gpu_len;
+        if let (Some(g), Some(db), true) = (&self.gpu, device_bases, big_enough) {
+            if db.len != bases.len() {
+                return Err(GpuError::InvalidInput(format!(
+                    "device bases hold {} points, host bases {}",
+                    db.len,
+                    bases.len()
+                )));
+            }
+            let r = self.pool.install(|| {
+                g.lock()
+                    .msm_g1_resident(db, scalars, self.config.msm.window_bits)
+            });
+            match r {
+                Ok(p) => {
+                    bump(&self.stats.gpu_msm);
+                    return Ok(p);
+                }
+                Err(e) if e.is_device_fault() => self.fallback("G1 MSM", &e),
+                Err(e) => return Err(e),
+            }
+        }
+        bump(&self.stats.cpu_msm);
+        self.pool.install(|| cpu::msm_g1(bases, scalars))
+    }
+
+    /// `sum scalars[i] * bases[i]` over G2: always on the CPU (arkworks, this executor's
+    /// pool); there is no G2 kernel.
+    pub fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
+        bump(&self.stats.cpu_msm);
+        self.pool.install(|| cpu::msm_g2(bases, scalars))
+    }
+
+    /// In-place NTT of `values` (length a power of two, at most 2^28), over the subgroup of
+    /// that size or, with `coset = Some(g)`, over `g` times it; the same result as
+    /// arkworks' `Radix2EvaluationDomain` (`fft_in_place` / `ifft_in_place`, on
+    /// `get_coset(g)` for a coset).
+    pub fn ntt(&self, values: &mut [Fr], direction: NttDirection, coset: Option<Fr>) -> Result<()> {
+        cpu::ntt_log_size(values.len())?;
+        if coset.is_some_and(|g| ark_ff::Zero::is_zero(&g)) {
+            return Err(GpuError::InvalidInput(
+                "coset offset must be a non-zero field element".into(),
+            ));
+        }
+        if let Some(g) = &self.gpu {
+            if values.len() >= self.config.ntt.min_gpu_len.max(2) {
+                let r = self.pool.install(|| g.lock().ntt(values, direction, coset));
+                match r {
+                    Ok(()) => {
+                        bump(&self.stats.gpu_ntt);
+                        return Ok(());
+                    }
+                    Err(e) if e.is_device_fault() => self.fallback("NTT", &e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        bump(&self.stats.cpu_ntt);
+        self.pool.install(|| cpu::ntt(values, direction, coset))
+    }
+
+    /// Several independent NTTs of the same direction and coset (e.g. the A, B, C vectors
+    /// of a Groth16 witness), in order.
+    pub fn ntt_batch(
+        &self,
+        batch: &mut [Vec<Fr>],
+        direction: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<()> {
+        for v in batch.iter_mut() {
+            self.ntt(v, direction, coset)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`ZkExecutor::msm_g1`].
+pub fn msm_g1(exec: &ZkExecutor, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
+    exec.msm_g1(bases, scalars)
+}
+
+/// [`ZkExecutor::msm_g2`] (CPU).
+pub fn msm_g2(exec: &ZkExecutor, bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
+    exec.msm_g2(bases, scalars)
+}
+
+/// [`ZkExecutor::ntt`].
+pub fn ntt(
+    exec: &ZkExecutor,
+    values: &mut [Fr],
+    direction: NttDirection,
+    coset: Option<Fr>,
+) -> Result<()> {
+    exec.ntt(values, direction, coset)
+}

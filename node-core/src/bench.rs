@@ -1,0 +1,232 @@
+//! `supervm bench node`: the whole pipeline on blocks of signed transactions (80% native
+//! transfers, 15% token-contract calls, 5% privacy transfers), end to end (decode, tx root,
+//! signature checks, proof checks, Block-STM execution, state root, commit to redb), with
+//! each strategy in one run on the same blocks. Every strategy must reach the same state
+//! root; the suite fails otherwise.
+//!
+//! Privacy transfers are proved before timing (proving is the wallet's work) and cached
+//! under `data_dir` so later runs skip it.
+
+use std::io::{Read, Write};
+use std::sync::atomic::AtomicBool;
+
+use std::time::Instant;
+
+use engine_api::BenchRecord;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use crate::config::{NodeConfig, Strategy};
+use crate::error::{NodeError, Result};
+use crate::pipeline::{load_privacy_keys, PRIVACY_RECENT_ROOTS};
+use crate::workload::{DevWorkload, PrivacyProver};
+
+/// Options of [`node_suite`].
+#[derive(Clone, Debug)]
+pub struct NodeBenchOptions {
+    /// Blocks per strategy. Default 3.
+    pub blocks: u64,
+    /// Transactions per block. Default 10,000.
+    pub txs: usize,
+    /// Funded accounts. Default 10,000.
+    pub accounts: usize,
+    /// Percent of privacy transfers. Default 5 (token calls 15, the rest transfers).
+    pub privacy_percent: u32,
+    /// Strategies, in order. Default CpuOnly, Auto, LoadBalance.
+    pub strategies: Vec<Strategy>,
+}
+
+impl Default for NodeBenchOptions {
+    fn default() -> Self {
+        Self {
+            blocks: 3,
+            txs: 10_000,
+            accounts: 10_000,
+            privacy_percent: 5,
+            strategies: vec![Strategy::CpuOnly, Strategy::Auto, Strategy::LoadBalance],
+        }
+    }
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |e| NodeError::io(path, e)
+}
+
+/// Proves (or loads from the cache) `n` privacy payloads under the empty tree's root.
+fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Result<Vec<Vec<u8>>> {
+    let path = cfg.node.data_dir.join(format!(
+        "bench-privacy-d{}-s{}-n{n}.bin",
+        prover.depth, cfg.privacy.dev_seed
+    ));
+    if let Ok(mut f) = std::fs::File::open(&path) {
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(io(&path))?;
+        let mut out = Vec::with_capacity(n);
+        let mut rest = &bytes[..];
+        while rest.len() >= 4 {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if rest.len() < 4 + len {
+                break;
+            }
+            out.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        if out.len() == n {
+            return Ok(out);
+        }
+    }
+    eprintln!("bench node: proving {n} privacy transfers (cached afterwards)...");
+    let t = Instant::now();
+    let root = zk_privacy::tree::empty_root(prover.depth);
+    let out: Vec<Vec<u8>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0xB0B0 + i as u64);
+            prover.make_payload(root, &mut rng)
+        })
+        .collect::<Result<_>>()?;
+    eprintln!(
+        "bench node: proved {n} transfers in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    std::fs::create_dir_all(&cfg.node.data_dir).map_err(io(&cfg.node.data_dir))?;
+    let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+    for p in &out {
+        f.write_all(&(p.len() as u32).to_le_bytes())
+            .and_then(|_| f.write_all(p))
+            .map_err(io(&path))?;
+    }
+    Ok(out)
+}
+
+/// Runs the node suite.
+pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<BenchRecord>> {
+    let mut cfg = cfg.clone();
+    cfg.dev.accounts = opts.accounts.max(2);
+    cfg.dev.transfer_weight = 80u32.saturating_sub(opts.privacy_percent.saturating_sub(5));
+    cfg.dev.token_call_weight = 15;
+    cfg.dev.deploy_weight = 0;
+    cfg.dev.privacy_weight = opts.privacy_percent;
+    cfg.metrics.enabled = false;
+    let mut workload = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+    let genesis = workload.genesis();
+    let per_block = workload.privacy_share(opts.txs);
+    let total_privacy = (per_block * opts.blocks as usize).min(PRIVACY_RECENT_ROOTS);
+    let backends = crate::open_backends(&cfg)?;
+    if total_privacy > 0 {
+        let keys = load_privacy_keys(&cfg, true)?;
+        let pk = keys
+            .pk
+            .clone()
+            .ok_or_else(|| NodeError::Execution("bench node needs a proving key".into()))?;
+        let prover = PrivacyProver {
+            pk,
+            depth: cfg.privacy.tree_depth,
+        };
+        let payloads = backends
+            .pool
+            .install(|| privacy_payloads(&cfg, &prover, total_privacy))?;
+        for p in payloads {
+            workload.push_privacy(p);
+        }
+        let _ = backends.privacy.set(keys);
+    }
+    eprintln!(
+        "bench node: signing {} blocks of {} transactions...",
+        opts.blocks, opts.txs
+    );
+    let blocks: Vec<_> = (0..opts.blocks)
+        .map(|i| workload.next_block(opts.txs, 1_700_000_000 + i))
+        .collect();
+    let threads = backends.pool.current_num_threads();
+    let cpu_name = gpu_executor::hash::cpu_model_name();
+    let mut records = Vec::new();
+    let mut roots = Vec::new();
+    for &strategy in &opts.strategies {
+        let dir = cfg
+            .node
+            .data_dir
+            .join(format!("bench-node-{}", strategy.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut scfg = cfg.clone();
+        scfg.node.data_dir = dir.clone();
+        // Calibration is cached in the main data dir, not the throwaway one.
+        scfg.scheduler.calibration_cache = cfg.in_data_dir(&cfg.scheduler.calibration_cache);
+        let store = crate::open_store(&scfg)?;
+        let node = crate::open_node_with(&scfg, store, Some(strategy), &backends)?;
+        node.init_genesis(&genesis)?;
+        let device = node
+            .scheduler()
+            .gpu_name()
+            .map(|g| format!("{cpu_name} + {g}"))
+            .unwrap_or_else(|| cpu_name.clone());
+        let stop = AtomicBool::new(false);
+        let mut per_block = Vec::new();
+        let mut stage_sums: Vec<(&'static str, f64, String)> = Vec::new();
+        let t = Instant::now();
+        node.import(blocks.iter().cloned().map(Ok), &stop, |rep| {
+            per_block.push(rep.total_ms);
+            for s in &rep.stages {
+                match stage_sums.iter_mut().find(|x| x.0 == s.stage) {
+                    Some(x) => {
+                        x.1 += s.ms;
+                        x.2 = s.route.clone();
+                    }
+                    None => stage_sums.push((s.stage, s.ms, s.route.clone())),
+                }
+            }
+            if rep.failed_txs > 0 {
+                tracing::info!(height = rep.height, failed = rep.failed_txs, "failed txs");
+            }
+        })?;
+        let wall = t.elapsed().as_secs_f64();
+        let (_, _, root) = node
+            .head()?
+            .ok_or_else(|| NodeError::Store("no head after the bench".into()))?;
+        roots.push((strategy, root));
+        let total_txs = opts.txs as u64 * opts.blocks;
+        per_block.sort_by(|a, b| a.total_cmp(b));
+        let median = per_block.get(per_block.len() / 2).copied().unwrap_or(0.0);
+        let stages: Vec<String> = stage_sums
+            .iter()
+            .map(|(s, ms, r)| format!("{s} {:.0}ms@{r}", ms / opts.blocks.max(1) as f64))
+            .collect();
+        eprintln!(
+            "bench node: {:<12} {:>9.0} tx/s end to end ({} blocks in {:.2}s; per block: {})",
+            strategy.name(),
+            total_txs as f64 / wall,
+            opts.blocks,
+            wall,
+            stages.join(", ")
+        );
+        records.push(BenchRecord {
+            suite: "node".into(),
+            case: format!(
+                "mixed-{}tx-80transfer-15token-{}privacy",
+                opts.txs, opts.privacy_percent
+            ),
+            backend: strategy.name().into(),
+            device,
+            batch: opts.txs as u64,
+            items_per_sec: total_txs as f64 / wall,
+            median_ms: median,
+            cpu_threads: threads,
+        });
+        drop(node);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let Some((s0, r0)) = roots.first() {
+        for (s, r) in &roots[1..] {
+            if r != r0 {
+                return Err(NodeError::Execution(format!(
+                    "state roots differ: {} gives {}, {} gives {}",
+                    s0.name(),
+                    hex::encode(r0),
+                    s.name(),
+                    hex::encode(r)
+                )));
+            }
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,157 @@
+//! Start-up calibration of the scheduler's cost models.
+//!
+//! For every kernel the GPU backend runs, CPU and GPU latency are measured at a few batch
+//! sizes (median of three runs after a warm-up) on synthetic inputs and fed to
+//! [`HybridScheduler::observe`]; the crossover sizes and the `SpeedupTable` follow from the
+//! models. The result is cached as JSON (`scheduler.calibration_cache`), keyed by the device
+//! names and the CPU thread count, and reused on the next start when the key matches.
+//! Without a GPU there is nothing to decide and nothing is measured.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+
+use crate::scheduler::{CostSnapshot, HybridScheduler, Kernel, SigItem};
+
+/// Batch sizes measured per kernel.
+pub fn sizes(kernel: Kernel) -> &'static [usize] {
+    match kernel {
+        Kernel::SignatureVerify => &[64, 1024, 8192],
+        Kernel::Hash | Kernel::Merkle => &[256, 4096, 65536],
+        Kernel::PrivacyProof => &[],
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    key: String,
+    costs: CostSnapshot,
+}
+
+fn cache_key(s: &HybridScheduler) -> String {
+    format!(
+        "cpu={} gpu={}",
+        s.cpu_kernels().name(),
+        s.gpu_name().unwrap_or_default()
+    )
+}
+
+fn median3(mut f: impl FnMut() -> bool) -> Option<f64> {
+    if !f() {
+        return None; // warm-up failed: the device cannot run it
+    }
+    let mut v = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t = Instant::now();
+        if !f() {
+            return None;
+        }
+        v.push(t.elapsed().as_nanos() as f64);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[1])
+}
+
+/// Measures and loads the cost models; reuses `cache` when it matches. Returns whether a
+/// measurement ran (false: loaded from cache, or no GPU).
+pub fn calibrate(s: &HybridScheduler, cache: Option<&Path>) -> bool {
+    let Some(gpu) = s.gpu_kernels().cloned() else {
+        return false;
+    };
+    let key = cache_key(s);
+    if let Some(path) = cache {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            match serde_json::from_str::<CacheFile>(&text) {
+                Ok(c) if c.key == key => {
+                    s.load_costs(&c.costs);
+                    tracing::info!(path = %path.display(), "calibration loaded from cache");
+                    return false;
+                }
+                _ => tracing::info!("calibration cache does not match these devices; measuring"),
+            }
+        }
+    }
+    let cpu = s.cpu_kernels().clone();
+    // Inputs.
+    let max_sig = 8192;
+    let key_pair = SigningKey::from_bytes(&[7u8; 32]);
+    let msgs: Vec<[u8; 32]> = (0..max_sig as u32)
+        .map(|i| {
+            let mut m = [0u8; 32];
+            m[..4].copy_from_slice(&i.to_le_bytes());
+            m
+        })
+        .collect();
+    let sigs: Vec<[u8; 64]> = msgs.iter().map(|m| key_pair.sign(m).to_bytes()).collect();
+    let pk = key_pair.verifying_key().to_bytes();
+    let sig_items: Vec<SigItem<'_>> = msgs
+        .iter()
+        .zip(&sigs)
+        .map(|(m, sg)| SigItem {
+            public_key: pk,
+            signature: *sg,
+            message: m,
+        })
+        .collect();
+    let blobs: Vec<[u8; 64]> = (0..65536u32)
+        .map(|i| {
+            let mut b = [0u8; 64];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b
+        })
+        .collect();
+    let blob_refs: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
+    let leaves: Vec<[u8; 32]> = blobs
+        .iter()
+        .map(|b| {
+            let mut l = [0u8; 32];
+            l.copy_from_slice(&b[..32]);
+            l
+        })
+        .collect();
+    for kernel in Kernel::ALL {
+        if !gpu.supports(kernel) {
+            continue;
+        }
+        for &n in sizes(kernel) {
+            for (dev, k) in [
+                (crate::scheduler::Device::Cpu, &cpu),
+                (crate::scheduler::Device::Gpu, &gpu),
+            ] {
+                let ns = match kernel {
+                    Kernel::SignatureVerify => {
+                        median3(|| k.verify_ed25519(&sig_items[..n.min(max_sig)]).is_ok())
+                    }
+                    Kernel::Hash => median3(|| k.sha256(&blob_refs[..n]).is_ok()),
+                    Kernel::Merkle => median3(|| k.merkle_root(&leaves[..n]).is_ok()),
+                    Kernel::PrivacyProof => None,
+                };
+                if let Some(ns) = ns {
+                    s.observe(kernel, dev, n, ns);
+                }
+            }
+        }
+        tracing::info!(
+            kernel = kernel.name(),
+            crossover = ?s.crossover(kernel),
+            "calibrated"
+        );
+    }
+    if let Some(path) = cache {
+        let file = CacheFile {
+            key,
+            costs: s.cost_snapshot(),
+        };
+        if let Ok(text) = serde_json::to_string_pretty(&file) {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(path, text) {
+                tracing::warn!("cannot write calibration cache {}: {e}", path.display());
+            }
+        }
+    }
+    true
+}

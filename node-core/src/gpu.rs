@@ -1,0 +1,161 @@
+//! The GPU side of the scheduler: [`GpuKernels`] over `gpu_executor::GpuExecutor`'s device
+//! paths (no CPU fallback inside: the scheduler does the fallback and counts it), and
+//! [`build_scheduler`], which opens what `[gpu]` asks for.
+
+use std::sync::{Arc, OnceLock};
+
+use gpu_executor::{BackendChoice, GpuConfig, GpuExecutor, HashAlgo, MessageBatch};
+
+use crate::config::{GpuBackendChoice, NodeConfig, Strategy};
+use crate::error::{NodeError, Result};
+use crate::kernels::CpuKernels;
+use crate::pipeline::PrivacyKeys;
+use crate::scheduler::{BatchKernels, HybridScheduler, Kernel, ProofItem, SigItem};
+
+/// Batch kernels on the GPU executor's devices.
+pub struct GpuKernels {
+    exec: Arc<GpuExecutor>,
+    sig: Option<gpu_executor::sig::SigExecutor>,
+}
+
+impl GpuKernels {
+    /// `None` when the executor opened no device.
+    pub fn new(exec: Arc<GpuExecutor>) -> Option<Self> {
+        if exec.devices().is_empty() {
+            None
+        } else {
+            let sig = gpu_executor::sig::SigExecutor::from_gpu_executor(
+                &exec,
+                gpu_executor::sig::SigConfig::always_gpu(),
+            );
+            let sig = match sig.prepare() {
+                Ok(()) if sig.has_gpu() => Some(sig),
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!("GPU Ed25519 kernel unavailable: {e}");
+                    None
+                }
+            };
+            Some(Self { exec, sig })
+        }
+    }
+}
+
+impl BatchKernels for GpuKernels {
+    fn name(&self) -> String {
+        let infos = self.exec.device_infos();
+        infos
+            .iter()
+            .map(|d| format!("{}:{} {}", d.backend, d.index, d.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    fn supports(&self, kernel: Kernel) -> bool {
+        match kernel {
+            Kernel::Hash | Kernel::Merkle => true,
+            Kernel::SignatureVerify => self.sig.is_some(),
+            Kernel::PrivacyProof => false,
+        }
+    }
+    fn verify_ed25519(&self, items: &[SigItem<'_>]) -> std::result::Result<Vec<bool>, String> {
+        let sig = self
+            .sig
+            .as_ref()
+            .ok_or_else(|| "Ed25519 is not available on this GPU backend".to_string())?;
+        let items: Vec<gpu_executor::sig::Ed25519Item<'_>> = items
+            .iter()
+            .map(|i| gpu_executor::sig::Ed25519Item {
+                public_key: i.public_key,
+                message: i.message,
+                signature: i.signature,
+            })
+            .collect();
+        sig.try_gpu_ed25519(&items).map_err(|e| e.to_string())
+    }
+    fn sha256(&self, msgs: &[&[u8]]) -> std::result::Result<Vec<[u8; 32]>, String> {
+        let batch = MessageBatch::from_messages(msgs.iter().copied());
+        self.exec
+            .hash_on_gpus(HashAlgo::Sha256, &batch.as_messages())
+            .map_err(|e| e.to_string())
+    }
+    fn merkle_root(&self, leaves: &[[u8; 32]]) -> std::result::Result<[u8; 32], String> {
+        self.exec
+            .merkle_on_gpus(HashAlgo::Sha256, leaves, false)
+            .map(|t| t.root)
+            .map_err(|e| e.to_string())
+    }
+    fn verify_proofs(&self, _proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String> {
+        Err("privacy-proof verification has no GPU kernel".into())
+    }
+}
+
+/// The GPU executor config for `[gpu]` (`none` = the CPU backend only).
+pub fn gpu_config(cfg: &NodeConfig) -> GpuConfig {
+    let backend = match cfg.gpu.backend {
+        GpuBackendChoice::Auto => BackendChoice::Auto,
+        GpuBackendChoice::Cuda => BackendChoice::Cuda,
+        GpuBackendChoice::Opencl => BackendChoice::Opencl,
+        GpuBackendChoice::None => BackendChoice::Cpu,
+    };
+    GpuConfig {
+        backend,
+        devices: cfg.gpu.device_ids.iter().map(|&d| d as usize).collect(),
+        cpu_threads: cfg.threads(),
+        ..GpuConfig::default()
+    }
+}
+
+/// Everything the scheduler runs on.
+pub struct Backends {
+    pub pool: Arc<rayon::ThreadPool>,
+    pub gpu_exec: Option<Arc<GpuExecutor>>,
+    pub privacy: Arc<OnceLock<PrivacyKeys>>,
+}
+
+/// Builds the CPU pool and opens the GPU per `[gpu]` (a missing GPU is logged, not an
+/// error).
+pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads())
+        .thread_name(|i| format!("supervm-{i}"))
+        .build()
+        .map_err(|e| NodeError::Execution(format!("thread pool: {e}")))?;
+    let gpu_exec = if cfg.gpu.backend == GpuBackendChoice::None {
+        None
+    } else {
+        match GpuExecutor::new(gpu_config(cfg)) {
+            Ok(e) => {
+                if let Some(why) = e.no_gpu_reason() {
+                    tracing::info!("no GPU in use: {why}");
+                }
+                Some(Arc::new(e))
+            }
+            Err(e) => {
+                tracing::warn!("GPU executor unavailable: {e}");
+                None
+            }
+        }
+    };
+    Ok(Backends {
+        pool: Arc::new(pool),
+        gpu_exec,
+        privacy: Arc::new(OnceLock::new()),
+    })
+}
+
+/// A scheduler with `strategy` over the opened backends.
+pub fn build_scheduler(cfg: &NodeConfig, b: &Backends, strategy: Strategy) -> HybridScheduler {
+    let cpu = Arc::new(CpuKernels::new(b.pool.clone(), b.privacy.clone()));
+    let gpu: Option<Arc<dyn BatchKernels>> = b
+        .gpu_exec
+        .clone()
+        .and_then(GpuKernels::new)
+        .map(|g| Arc::new(g) as Arc<dyn BatchKernels>);
+    HybridScheduler::new(
+        strategy,
+        cfg.scheduler.thresholds.clone(),
+        cfg.scheduler.ewma_alpha,
+        cpu,
+        gpu,
+    )
+}

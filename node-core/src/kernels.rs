@@ -1,0 +1,159 @@
+//! The backends behind the scheduler's [`BatchKernels`]: the CPU reference (always present)
+//! and the GPU executor's device backends (features `cuda` / `opencl`).
+//!
+//! CPU: Ed25519 with `ed25519-dalek` batch verification per chunk on the node's pool,
+//! confirmed one by one whenever the batch equation fails or a signature's `R` is not a
+//! strict encoding, so the answer is exactly `verify_strict`'s (the rule of
+//! `vm_runtime::tx::Transaction::verify_signature` and of `gpu_executor::sig`); SHA-256 with
+//! `sha2`; Merkle roots with `vm_state`'s reference hasher; privacy proofs with
+//! `zk_privacy::verify::batch_verify` under the pool's prepared verifying key.
+
+use std::sync::{Arc, OnceLock};
+
+use ark_bn254::Bn254;
+use ark_groth16::PreparedVerifyingKey;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use vm_state::StateHasher;
+
+use crate::pipeline::PrivacyKeys;
+use crate::scheduler::{BatchKernels, Kernel, ProofItem, SigItem};
+
+/// Signatures per dalek batch on one thread.
+const SIG_CHUNK: usize = 256;
+
+/// The CPU backend: the reference and the fallback.
+pub struct CpuKernels {
+    pool: Arc<rayon::ThreadPool>,
+    hasher: vm_state::CpuStateHasher,
+    privacy: Arc<OnceLock<PrivacyKeys>>,
+}
+
+impl CpuKernels {
+    /// CPU kernels on `pool`; privacy proofs verify under the keys in `privacy` once the
+    /// node has loaded them.
+    pub fn new(pool: Arc<rayon::ThreadPool>, privacy: Arc<OnceLock<PrivacyKeys>>) -> Self {
+        Self {
+            hasher: vm_state::CpuStateHasher::with_pool(pool.clone()),
+            pool,
+            privacy,
+        }
+    }
+    pub fn pool(&self) -> &Arc<rayon::ThreadPool> {
+        &self.pool
+    }
+}
+
+/// `verify_strict` of one signature.
+pub fn ed25519_strict(item: &SigItem<'_>) -> bool {
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&item.public_key) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(&item.signature);
+    vk.verify_strict(item.message, &sig).is_ok()
+}
+
+/// Whether `R` is canonical and not of small order (what `verify_strict` adds to the
+/// equation that the batch check does not).
+fn r_is_strict(signature: &[u8; 64]) -> bool {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&signature[..32]);
+    match ed25519_dalek::VerifyingKey::from_bytes(&r) {
+        Ok(p) => !p.is_weak() && p.to_bytes() == r,
+        Err(_) => false,
+    }
+}
+
+fn ed25519_chunk(items: &[SigItem<'_>]) -> Vec<bool> {
+    let fast = (|| {
+        let mut keys = Vec::with_capacity(items.len());
+        let mut sigs = Vec::with_capacity(items.len());
+        let mut msgs = Vec::with_capacity(items.len());
+        for it in items {
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&it.public_key).ok()?;
+            if vk.is_weak() || !r_is_strict(&it.signature) {
+                return None;
+            }
+            keys.push(vk);
+            sigs.push(ed25519_dalek::Signature::from_bytes(&it.signature));
+            msgs.push(it.message);
+        }
+        ed25519_dalek::verify_batch(&msgs, &sigs, &keys).ok()
+    })();
+    match fast {
+        Some(()) => vec![true; items.len()],
+        None => items.iter().map(ed25519_strict).collect(),
+    }
+}
+
+impl BatchKernels for CpuKernels {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", self.pool.current_num_threads())
+    }
+    fn supports(&self, _kernel: Kernel) -> bool {
+        true
+    }
+    fn verify_ed25519(&self, items: &[SigItem<'_>]) -> Result<Vec<bool>, String> {
+        if items.len() <= SIG_CHUNK {
+            return Ok(ed25519_chunk(items));
+        }
+        Ok(self.pool.install(|| {
+            items
+                .par_chunks(SIG_CHUNK)
+                .flat_map_iter(ed25519_chunk)
+                .collect()
+        }))
+    }
+    fn sha256(&self, msgs: &[&[u8]]) -> Result<Vec<[u8; 32]>, String> {
+        let one = |m: &&[u8]| -> [u8; 32] { Sha256::digest(m).into() };
+        if msgs.len() < 2048 {
+            return Ok(msgs.iter().map(one).collect());
+        }
+        Ok(self
+            .pool
+            .install(|| msgs.par_iter().with_min_len(256).map(one).collect()))
+    }
+    fn merkle_root(&self, leaves: &[[u8; 32]]) -> Result<[u8; 32], String> {
+        Ok(self.hasher.merkle_root(leaves))
+    }
+    fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> Result<Vec<bool>, String> {
+        let keys = self
+            .privacy
+            .get()
+            .ok_or_else(|| "privacy keys are not loaded".to_string())?;
+        verify_privacy_batch(&self.pool, &keys.pvk, proofs)
+    }
+}
+
+/// Decodes (checked) and batch-verifies privacy transfers; a payload that does not decode
+/// is invalid.
+pub fn verify_privacy_batch(
+    pool: &rayon::ThreadPool,
+    pvk: &PreparedVerifyingKey<Bn254>,
+    proofs: &[ProofItem<'_>],
+) -> Result<Vec<bool>, String> {
+    let decoded: Vec<Option<zk_privacy::verify::ProofWithInputs>> = proofs
+        .iter()
+        .map(|p| {
+            zk_privacy::PrivacyTransfer::decode(p.payload)
+                .ok()
+                .map(|t| zk_privacy::verify::ProofWithInputs {
+                    proof: t.proof,
+                    inputs: t.public.to_field_elements(),
+                })
+        })
+        .collect();
+    let (idx, batch): (Vec<usize>, Vec<_>) = decoded
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.clone().map(|d| (i, d)))
+        .unzip();
+    let outcome = pool.install(|| zk_privacy::verify::batch_verify(pvk, &batch));
+    let mut ok: Vec<bool> = decoded.iter().map(|d| d.is_some()).collect();
+    for bad in outcome.invalid {
+        if let Some(&i) = idx.get(bad) {
+            ok[i] = false;
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,820 @@
+//! The block pipeline and the node around it.
+//!
+//! One block goes through:
+//! 1. **decode**: header checks (chain id, height = head + 1, parent hash = head hash) and
+//!    every transaction decoded (`vm_runtime::Transaction::decode`, checked);
+//! 2. **tx root**: transaction ids (`SHA-256` of each encoding) and their Merkle root,
+//!    routed, compared with the header; the gas limits must fit the block gas limit;
+//! 3. **signatures**: every Ed25519 signature, in one routed batch;
+//! 4. **proofs**: every privacy proof, in one routed batch (random linear combination);
+//! 5. **execute**: Block-STM over a snapshot of committed state (`vm_state`), through
+//!    [`NodeExecutor`] (WASM VM + privacy-pool rules);
+//! 6. **state root + commit**: the write set (plus the head record) is committed in one
+//!    atomic step; leaf hashes and the Merkle root go through [`RoutedHasher`] (routed);
+//! 7. **metrics**.
+//!
+//! Stages 1-4 of block N+1 read nothing that block N writes (the head they check is block
+//! N's header, known before N executes), so [`Node::import`] runs them on a second thread
+//! while block N executes and commits. A block that fails 1-4 is rejected with the reason
+//! and changes nothing; blocks before it stay committed.
+//!
+//! The node keeps two system entries in state, so they are committed atomically with the
+//! block: `h"genesis"` (the genesis hash) and `h"head"` (height `u64` LE || block hash).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Instant;
+
+use ark_bn254::Bn254;
+use ark_groth16::{PreparedVerifyingKey, ProvingKey};
+use parking_lot::Mutex;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use vm_runtime::tx::{Transaction, TxKind};
+use vm_runtime::{Vm, VmConfig};
+use vm_state::{
+    BlockEnv, CommitInfo, Hash32, ParallelExecutor, StateHasher, StateKey, StateStore, StateValue,
+    TxStatus, WriteSet,
+};
+use zk_privacy::pool::PrivacyPool;
+
+use crate::block::{Block, Genesis};
+use crate::config::NodeConfig;
+use crate::error::{NodeError, Result};
+use crate::exec::NodeExecutor;
+use crate::metrics as m;
+use crate::scheduler::{HybridScheduler, ProofItem, Route, SigItem};
+
+/// Recent roots the node's privacy pool accepts (a chain parameter).
+pub const PRIVACY_RECENT_ROOTS: usize = 4096;
+
+/// Key of the head record.
+pub fn head_key() -> StateKey {
+    StateKey(b"hhead".to_vec())
+}
+/// Key of the genesis hash.
+pub fn genesis_key() -> StateKey {
+    StateKey(b"hgenesis".to_vec())
+}
+
+fn head_value(height: u64, hash: &[u8; 32]) -> StateValue {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&height.to_le_bytes());
+    v.extend_from_slice(hash);
+    StateValue::from(v)
+}
+
+/// The transaction root of encoded transactions, on the CPU (`docs/BLOCK_FORMAT.md`).
+pub fn tx_root_cpu(txs: &[Vec<u8>]) -> [u8; 32] {
+    let ids: Vec<Hash32> = txs.iter().map(|t| Sha256::digest(t).into()).collect();
+    vm_state::root::merkle_root(&ids)
+}
+
+/// A [`StateHasher`] that routes through the scheduler and records where it ran.
+pub struct RoutedHasher {
+    sched: Arc<HybridScheduler>,
+    nanos: AtomicU64,
+    routes: Mutex<Vec<Route>>,
+}
+
+impl RoutedHasher {
+    pub fn new(sched: Arc<HybridScheduler>) -> Self {
+        Self {
+            sched,
+            nanos: AtomicU64::new(0),
+            routes: Mutex::new(Vec::new()),
+        }
+    }
+    /// Time spent hashing and the routes taken since the last call.
+    pub fn take(&self) -> (u64, Vec<Route>) {
+        (
+            self.nanos.swap(0, Ordering::Relaxed),
+            std::mem::take(&mut *self.routes.lock()),
+        )
+    }
+}
+
+impl StateHasher for RoutedHasher {
+    fn leaf_hashes(&self, entries: &[(&[u8], &[u8])]) -> Vec<Hash32> {
+        let t = Instant::now();
+        let msgs: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|(k, v)| {
+                let mut m = Vec::with_capacity(4 + k.len() + v.len());
+                m.extend_from_slice(&u32::try_from(k.len()).unwrap_or(u32::MAX).to_le_bytes());
+                m.extend_from_slice(k);
+                m.extend_from_slice(v);
+                m
+            })
+            .collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let out = match self.sched.sha256_batch(&refs) {
+            Ok((h, rep)) => {
+                self.routes.lock().push(rep.route);
+                h
+            }
+            Err(e) => {
+                tracing::error!("leaf hashing failed on every route ({e}); using the reference");
+                entries
+                    .iter()
+                    .map(|(k, v)| vm_state::root::leaf_hash(k, v))
+                    .collect()
+            }
+        };
+        self.nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+
+    fn merkle_root(&self, leaves: &[Hash32]) -> Hash32 {
+        let t = Instant::now();
+        let out = match self.sched.merkle_root(leaves) {
+            Ok((r, rep)) => {
+                self.routes.lock().push(rep.route);
+                r
+            }
+            Err(e) => {
+                tracing::error!("Merkle root failed on every route ({e}); using the reference");
+                vm_state::root::merkle_root(leaves)
+            }
+        };
+        self.nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+/// Groth16 keys of the confidential-transfer circuit.
+pub struct PrivacyKeys {
+    /// Present for dev parameters and when `privacy.proving_key` is set.
+    pub pk: Option<Arc<ProvingKey<Bn254>>>,
+    pub pvk: Arc<PreparedVerifyingKey<Bn254>>,
+}
+
+/// Loads or creates the privacy keys per `[privacy]`. Dev parameters are created once and
+/// cached under `data_dir` (proving key and verifying key in separate files, so a node that
+/// only verifies loads the small one). `need_pk`: the caller proves (dev workload).
+pub fn load_privacy_keys(cfg: &NodeConfig, need_pk: bool) -> Result<PrivacyKeys> {
+    use zk_privacy::setup;
+    let p = &cfg.privacy;
+    let zk = |e: zk_privacy::ZkError| NodeError::Execution(format!("privacy parameters: {e}"));
+    let prepared =
+        |vk: &ark_groth16::VerifyingKey<Bn254>| Arc::new(zk_privacy::verify::prepare(vk));
+    if !p.proving_key.as_os_str().is_empty() || !p.verifying_key.as_os_str().is_empty() {
+        let pk = if need_pk || p.verifying_key.as_os_str().is_empty() {
+            if p.proving_key.as_os_str().is_empty() {
+                return Err(NodeError::ConfigValue {
+                    key: "privacy.proving_key".into(),
+                    message: "needed to prove privacy transfers".into(),
+                });
+            }
+            Some(setup::load_proving_key(&p.proving_key).map_err(zk)?)
+        } else {
+            None
+        };
+        let vk = if p.verifying_key.as_os_str().is_empty() {
+            pk.as_ref().map(|pk| pk.vk.clone())
+        } else {
+            Some(setup::load_verifying_key(&p.verifying_key).map_err(zk)?)
+        };
+        let vk = vk.ok_or_else(|| NodeError::ConfigValue {
+            key: "privacy.verifying_key".into(),
+            message: "no verifying key".into(),
+        })?;
+        return Ok(PrivacyKeys {
+            pk: pk.map(Arc::new),
+            pvk: prepared(&vk),
+        });
+    }
+    let depth = p.tree_depth;
+    let base = cfg
+        .node
+        .data_dir
+        .join(format!("privacy-dev-d{depth}-s{}", p.dev_seed));
+    let pk_path = base.with_extension("pk");
+    let vk_path = base.with_extension("vk");
+    if !need_pk {
+        if let Ok(vk) = setup::load_verifying_key(&vk_path) {
+            return Ok(PrivacyKeys {
+                pk: None,
+                pvk: prepared(&vk),
+            });
+        }
+    }
+    let pk = match setup::load_proving_key(&pk_path) {
+        Ok(pk) => pk,
+        Err(_) => {
+            tracing::info!(
+                depth,
+                "creating dev privacy parameters (UNSAFE for production)"
+            );
+            let seed = format!("supervm-dev-{}", p.dev_seed);
+            let pk = setup::dev_setup(
+                zk_privacy::circuit::TransferCircuit::blank(depth),
+                seed.as_bytes(),
+            )
+            .map_err(zk)?;
+            if std::fs::create_dir_all(&cfg.node.data_dir).is_ok() {
+                if let Err(e) = setup::save_proving_key(&pk, &pk_path)
+                    .and_then(|_| setup::save_verifying_key(&pk.vk, &vk_path))
+                {
+                    tracing::warn!("cannot cache dev privacy parameters: {e}");
+                }
+            }
+            pk
+        }
+    };
+    let pvk = prepared(&pk.vk);
+    Ok(PrivacyKeys {
+        pk: Some(Arc::new(pk)),
+        pvk,
+    })
+}
+
+/// Time and route of one stage.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub ms: f64,
+    /// `cpu`, `gpu`, `split` or `-` (nothing to do).
+    pub route: String,
+}
+
+/// What happened to one committed block.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BlockReport {
+    pub height: u64,
+    pub txs: usize,
+    pub privacy_txs: usize,
+    /// Transactions whose receipt is not `Success`.
+    pub failed_txs: usize,
+    pub state_root: [u8; 32],
+    pub stages: Vec<StageTime>,
+    /// Wall time of the block end to end (verification + execution + commit).
+    pub total_ms: f64,
+    pub tps: f64,
+    pub aborts: u64,
+    pub re_executions: u64,
+    pub sequential_fallback: bool,
+    pub committed_bytes: u64,
+}
+
+impl BlockReport {
+    /// One line for the console.
+    pub fn line(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.1}ms@{}", s.stage, s.ms, s.route))
+            .collect();
+        format!(
+            "#{} txs={} ({} privacy, {} failed) tps={:.0} total={:.1}ms | {} | root={}",
+            self.height,
+            self.txs,
+            self.privacy_txs,
+            self.failed_txs,
+            self.tps,
+            self.total_ms,
+            stages.join(" "),
+            &hex::encode(self.state_root)[..16]
+        )
+    }
+}
+
+/// A block that passed stages 1-4.
+pub struct VerifiedBlock {
+    pub block: Block,
+    pub hash: [u8; 32],
+    pub txs: Vec<Transaction>,
+    pub stages: Vec<StageTime>,
+    pub privacy_txs: usize,
+    verify_ns: u64,
+}
+
+fn route_name(routes: &[Route]) -> String {
+    let mut names: Vec<&str> = routes.iter().map(|r| r.name()).collect();
+    names.dedup();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join("+")
+    }
+}
+
+/// The WASM VM per `[execution]`.
+pub fn build_vm(cfg: &NodeConfig) -> Result<Arc<Vm>> {
+    let vm_cfg = VmConfig {
+        memory_limit_bytes: usize::try_from(cfg.execution.wasm_memory_limit).unwrap_or(usize::MAX),
+        ..VmConfig::default()
+    };
+    Vm::new(vm_cfg)
+        .map(Arc::new)
+        .map_err(|e| NodeError::Execution(e.to_string()))
+}
+
+/// The node: committed state, scheduler, executor.
+pub struct Node {
+    cfg: NodeConfig,
+    store: Arc<dyn StateStore>,
+    sched: Arc<HybridScheduler>,
+    executor: ParallelExecutor,
+    exec: NodeExecutor,
+    hasher: RoutedHasher,
+    pool: Arc<rayon::ThreadPool>,
+    privacy: Arc<OnceLock<PrivacyKeys>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("scheduler", &self.sched)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node over `store`, with a scheduler built by the caller (see
+    /// [`crate::build_scheduler`]) on `pool`.
+    pub fn new(
+        cfg: NodeConfig,
+        store: Arc<dyn StateStore>,
+        sched: Arc<HybridScheduler>,
+        pool: Arc<rayon::ThreadPool>,
+        privacy: Arc<OnceLock<PrivacyKeys>>,
+        vm: Arc<Vm>,
+    ) -> Result<Self> {
+        let ppool = PrivacyPool::new(cfg.privacy.tree_depth, PRIVACY_RECENT_ROOTS)
+            .map_err(|e| NodeError::Execution(e.to_string()))?;
+        let threads = pool.current_num_threads();
+        Ok(Self {
+            hasher: RoutedHasher::new(sched.clone()),
+            executor: ParallelExecutor::with_pool(pool.clone(), threads),
+            exec: NodeExecutor::new(vm, ppool),
+            cfg,
+            store,
+            sched,
+            pool,
+            privacy,
+        })
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+    pub fn scheduler(&self) -> &Arc<HybridScheduler> {
+        &self.sched
+    }
+    pub fn executor(&self) -> &NodeExecutor {
+        &self.exec
+    }
+
+    /// The privacy keys with the proving key (for the dev workload); replaces verify-only
+    /// keys loaded before.
+    pub fn privacy_proving_key(&self) -> Result<Arc<ProvingKey<Bn254>>> {
+        if let Some(pk) = self.privacy.get().and_then(|k| k.pk.clone()) {
+            return Ok(pk);
+        }
+        let k = load_privacy_keys(&self.cfg, true)?;
+        let pk =
+            k.pk.clone()
+                .ok_or_else(|| NodeError::Execution("no proving key".into()))?;
+        let _ = self.privacy.set(k);
+        Ok(pk)
+    }
+
+    /// The privacy keys, loaded or created on first use.
+    pub fn privacy_keys(&self) -> Result<&PrivacyKeys> {
+        if let Some(k) = self.privacy.get() {
+            return Ok(k);
+        }
+        let k = load_privacy_keys(&self.cfg, false)?;
+        let _ = self.privacy.set(k);
+        self.privacy
+            .get()
+            .ok_or_else(|| NodeError::Execution("privacy keys not set".into()))
+    }
+
+    fn store_err(e: vm_state::VmStateError) -> NodeError {
+        NodeError::Store(e.to_string())
+    }
+
+    /// The last committed block: height, block hash and state root; `None` before genesis.
+    pub fn head(&self) -> Result<Option<(u64, [u8; 32], [u8; 32])>> {
+        let Some(CommitInfo { height, state_root }) =
+            self.store.latest().map_err(Self::store_err)?
+        else {
+            return Ok(None);
+        };
+        let v = self
+            .store
+            .get(&head_key())
+            .map_err(Self::store_err)?
+            .ok_or_else(|| NodeError::Store("committed state has no head record".into()))?;
+        if v.len() != 40 {
+            return Err(NodeError::Store(format!(
+                "head record of {} bytes",
+                v.len()
+            )));
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&v[8..]);
+        let mut hb = [0u8; 8];
+        hb.copy_from_slice(&v[..8]);
+        let recorded = u64::from_le_bytes(hb);
+        if recorded != height {
+            return Err(NodeError::Store(format!(
+                "head record says height {recorded}, store says {height}"
+            )));
+        }
+        Ok(Some((height, hash, state_root)))
+    }
+
+    /// Commits `genesis` as block 0 on a fresh store; on a store that has it already, checks
+    /// it is the same genesis. Returns the head.
+    pub fn init_genesis(&self, genesis: &Genesis) -> Result<(u64, [u8; 32], [u8; 32])> {
+        let ghash = genesis.hash();
+        if genesis.chain_id != self.cfg.node.chain_id {
+            return Err(NodeError::BlockRejected {
+                height: 0,
+                reason: format!(
+                    "genesis is for chain {}, node is chain {}",
+                    genesis.chain_id, self.cfg.node.chain_id
+                ),
+            });
+        }
+        if let Some(head) = self.head()? {
+            let stored = self
+                .store
+                .get(&genesis_key())
+                .map_err(Self::store_err)?
+                .map(|v| v.to_vec());
+            if stored.as_deref() != Some(&ghash[..]) {
+                return Err(NodeError::BlockRejected {
+                    height: 0,
+                    reason: "the data directory holds a different genesis".into(),
+                });
+            }
+            return Ok(head);
+        }
+        let mut ws = WriteSet::new();
+        for (k, v) in &genesis.entries {
+            if k.first() == Some(&b'h') {
+                return Err(NodeError::BlockRejected {
+                    height: 0,
+                    reason: "genesis writes a reserved system key (tag 'h')".into(),
+                });
+            }
+            ws.insert(StateKey(k.clone()), Some(StateValue::from(v.as_slice())));
+        }
+        ws.insert(genesis_key(), Some(StateValue::from(&ghash[..])));
+        ws.insert(head_key(), Some(head_value(0, &ghash)));
+        let info = self
+            .store
+            .commit_block(0, &ws, &self.hasher)
+            .map_err(Self::store_err)?;
+        self.hasher.take();
+        metrics::gauge!(m::HEIGHT).set(0.0);
+        Ok((0, ghash, info.state_root))
+    }
+
+    fn reject(height: u64, reason: String) -> NodeError {
+        metrics::counter!(m::BLOCKS_REJECTED).increment(1);
+        NodeError::BlockRejected { height, reason }
+    }
+
+    /// Stages 1-4 against the expected parent (`height`, `hash`).
+    pub fn verify(&self, block: Block, parent: (u64, [u8; 32])) -> Result<VerifiedBlock> {
+        let t0 = Instant::now();
+        let h = &block.header;
+        let height = h.height;
+        if h.chain_id != self.cfg.node.chain_id {
+            return Err(Self::reject(
+                height,
+                format!(
+                    "chain id {} (node is {})",
+                    h.chain_id, self.cfg.node.chain_id
+                ),
+            ));
+        }
+        if height != parent.0 + 1 {
+            return Err(Self::reject(
+                height,
+                format!("height {height}, expected {}", parent.0 + 1),
+            ));
+        }
+        if h.parent_hash != parent.1 {
+            return Err(Self::reject(
+                height,
+                format!(
+                    "parent hash {} is not the head's {}",
+                    hex::encode(h.parent_hash),
+                    hex::encode(parent.1)
+                ),
+            ));
+        }
+        let txs: Vec<Transaction> = self.pool.install(|| {
+            block
+                .txs
+                .par_iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    Transaction::decode(b).map_err(|e| {
+                        Self::reject(height, format!("transaction {i} is malformed: {e}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut stages = vec![StageTime {
+            stage: "decode",
+            ms: t0.elapsed().as_secs_f64() * 1e3,
+            route: "cpu".into(),
+        }];
+        // Stage 2: tx root (routed hashing).
+        let t = Instant::now();
+        let refs: Vec<&[u8]> = block.txs.iter().map(|t| t.as_slice()).collect();
+        let (ids, r1) = self.sched.sha256_batch(&refs)?;
+        let (root, r2) = self.sched.merkle_root(&ids)?;
+        if root != h.tx_root {
+            return Err(Self::reject(
+                height,
+                format!(
+                    "transaction root {} does not match the header's {}",
+                    hex::encode(root),
+                    hex::encode(h.tx_root)
+                ),
+            ));
+        }
+        let gas: u128 = txs.iter().map(|t| u128::from(t.gas_limit)).sum();
+        if gas > u128::from(self.cfg.execution.block_gas_limit) {
+            return Err(Self::reject(
+                height,
+                format!(
+                    "gas limits add up to {gas}, over the block gas limit {}",
+                    self.cfg.execution.block_gas_limit
+                ),
+            ));
+        }
+        stages.push(StageTime {
+            stage: "txroot",
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            route: route_name(&[r1.route, r2.route]),
+        });
+        // Stage 3: signatures (routed batch).
+        let t = Instant::now();
+        let hashes: Vec<[u8; 32]> = self
+            .pool
+            .install(|| txs.par_iter().map(|t| t.signing_hash()).collect());
+        let items: Vec<SigItem<'_>> = txs
+            .iter()
+            .zip(&hashes)
+            .map(|(t, h)| SigItem {
+                public_key: t.sender,
+                signature: t.signature,
+                message: h,
+            })
+            .collect();
+        let (ok, rep) = self.sched.verify_signatures(&items)?;
+        if let Some(i) = ok.iter().position(|v| !v) {
+            return Err(Self::reject(
+                height,
+                format!("transaction {i} has an invalid signature"),
+            ));
+        }
+        stages.push(StageTime {
+            stage: "signatures",
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            route: if items.is_empty() {
+                "-".into()
+            } else {
+                rep.route.name().into()
+            },
+        });
+        // Stage 4: privacy proofs (routed batch).
+        let t = Instant::now();
+        let (idx, proofs): (Vec<usize>, Vec<ProofItem<'_>>) = txs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match &t.kind {
+                TxKind::Privacy(p) => Some((i, ProofItem { payload: p })),
+                _ => None,
+            })
+            .unzip();
+        let mut proof_route = "-".to_string();
+        if !proofs.is_empty() {
+            self.privacy_keys()?;
+            let (ok, rep) = self.sched.verify_proofs(&proofs)?;
+            if let Some(j) = ok.iter().position(|v| !v) {
+                return Err(Self::reject(
+                    height,
+                    format!("transaction {} has an invalid privacy proof", idx[j]),
+                ));
+            }
+            proof_route = rep.route.name().into();
+        }
+        stages.push(StageTime {
+            stage: "proofs",
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            route: proof_route,
+        });
+        let hash = block.header.hash();
+        Ok(VerifiedBlock {
+            privacy_txs: proofs.len(),
+            block,
+            hash,
+            txs,
+            stages,
+            verify_ns: t0.elapsed().as_nanos() as u64,
+        })
+    }
+
+    /// Stages 5-7: executes and commits a verified block (which must follow the head).
+    pub fn execute_commit(&self, v: VerifiedBlock) -> Result<BlockReport> {
+        let height = v.block.header.height;
+        let t = Instant::now();
+        let snapshot = self.store.snapshot().map_err(Self::store_err)?;
+        let env = BlockEnv {
+            number: height,
+            timestamp: v.block.header.timestamp,
+            chain_id: self.cfg.node.chain_id,
+        };
+        let out = self
+            .executor
+            .execute_block(&self.exec, &v.txs, &env, snapshot.as_ref())
+            .map_err(|e| NodeError::Execution(e.to_string()))?;
+        let exec_ns = t.elapsed().as_nanos() as u64;
+        self.sched
+            .count_task(engine_api::TaskType::Transaction, v.txs.len(), exec_ns);
+        let mut stages = v.stages;
+        stages.push(StageTime {
+            stage: "execute",
+            ms: exec_ns as f64 / 1e6,
+            route: format!("cpu/{}t", self.executor.threads()),
+        });
+        let mut ws = out.write_set;
+        ws.insert(head_key(), Some(head_value(height, &v.hash)));
+        let committed_bytes: u64 = ws
+            .iter()
+            .map(|(k, v)| (k.0.len() + v.as_ref().map_or(0, |v| v.len())) as u64)
+            .sum();
+        let t = Instant::now();
+        self.hasher.take();
+        let info = self
+            .store
+            .commit_block(height, &ws, &self.hasher)
+            .map_err(Self::store_err)?;
+        let commit_ns = t.elapsed().as_nanos() as u64;
+        let (root_ns, routes) = self.hasher.take();
+        stages.push(StageTime {
+            stage: "stateroot",
+            ms: root_ns as f64 / 1e6,
+            route: route_name(&routes),
+        });
+        stages.push(StageTime {
+            stage: "commit",
+            ms: commit_ns.saturating_sub(root_ns) as f64 / 1e6,
+            route: "cpu".into(),
+        });
+        let total_ns = v.verify_ns + exec_ns + commit_ns;
+        let txs = v.txs.len();
+        let tps = if total_ns > 0 {
+            txs as f64 / (total_ns as f64 / 1e9)
+        } else {
+            0.0
+        };
+        let failed = out
+            .receipts
+            .iter()
+            .filter(|r| r.status != TxStatus::Success)
+            .count();
+        for s in &stages {
+            m::stage(s.stage, s.ms * 1e3);
+        }
+        m::stage("block", total_ns as f64 / 1e3);
+        metrics::gauge!(m::HEIGHT).set(height as f64);
+        metrics::gauge!(m::TPS).set(tps);
+        metrics::counter!(m::BLOCKS).increment(1);
+        metrics::counter!(m::TXS).increment(txs as u64);
+        metrics::counter!(m::REEXECUTIONS).increment(out.stats.re_executions());
+        metrics::counter!(m::ABORTS).increment(out.stats.aborts);
+        if out.stats.sequential_fallback {
+            metrics::counter!(m::SEQUENTIAL_FALLBACKS).increment(1);
+        }
+        metrics::counter!(m::COMMITTED_BYTES).increment(committed_bytes);
+        Ok(BlockReport {
+            height,
+            txs,
+            privacy_txs: v.privacy_txs,
+            failed_txs: failed,
+            state_root: info.state_root,
+            stages,
+            total_ms: total_ns as f64 / 1e6,
+            tps,
+            aborts: out.stats.aborts,
+            re_executions: out.stats.re_executions(),
+            sequential_fallback: out.stats.sequential_fallback,
+            committed_bytes,
+        })
+    }
+
+    /// Verifies, executes and commits one block after the head.
+    pub fn import_block(&self, block: Block) -> Result<BlockReport> {
+        let (h, hash, _) = self
+            .head()?
+            .ok_or_else(|| NodeError::Store("no genesis committed".into()))?;
+        let v = self.verify(block, (h, hash))?;
+        self.execute_commit(v)
+    }
+
+    /// Imports a stream of blocks, verifying block N+1 on a second thread while block N
+    /// executes and commits. Stops at the end of the stream, at the first bad block (its
+    /// error is returned after every block before it is committed), or when `stop` is set.
+    /// `on_block` sees each committed block's report. Returns the number committed.
+    pub fn import<I>(
+        &self,
+        blocks: I,
+        stop: &AtomicBool,
+        mut on_block: impl FnMut(&BlockReport),
+    ) -> Result<u64>
+    where
+        I: Iterator<Item = Result<Block>> + Send,
+    {
+        let (h, hash, _) = self
+            .head()?
+            .ok_or_else(|| NodeError::Store("no genesis committed".into()))?;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
+            s.spawn(move || {
+                let mut parent = (h, hash);
+                for b in blocks {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let v = b.and_then(|b| self.verify(b, parent));
+                    let failed = match &v {
+                        Ok(v) => {
+                            parent = (v.block.header.height, v.hash);
+                            false
+                        }
+                        Err(_) => true,
+                    };
+                    if tx.send(v).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut committed = 0;
+            for v in rx {
+                let rep = self.execute_commit(v?)?;
+                committed += 1;
+                on_block(&rep);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            Ok(committed)
+        })
+    }
+
+    /// Nonces of `addrs` in committed state.
+    pub fn nonces(&self, addrs: &[vm_state::Address]) -> Result<Vec<u64>> {
+        addrs
+            .iter()
+            .map(|a| {
+                Ok(
+                    match self
+                        .store
+                        .get(&StateKey::nonce(a))
+                        .map_err(Self::store_err)?
+                    {
+                        Some(v) if v.len() == 8 => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&v);
+                            u64::from_le_bytes(b)
+                        }
+                        _ => 0,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The privacy pool's current root in committed state.
+    pub fn privacy_root(&self) -> Result<ark_bn254::Fr> {
+        struct View<'a>(&'a dyn StateStore);
+        impl zk_privacy::pool::PrivacyState for View<'_> {
+            type Error = vm_state::VmStateError;
+            fn read(&mut self, k: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
+                Ok(self.0.get(&StateKey::privacy(k))?.map(|v| v.to_vec()))
+            }
+            fn write(&mut self, _k: Vec<u8>, _v: Option<Vec<u8>>) {}
+        }
+        self.exec
+            .privacy_pool()
+            .current_root(&mut View(self.store.as_ref()))
+            .map_err(Self::store_err)?
+            .map_err(|r| NodeError::Store(r.to_string()))
+    }
+}

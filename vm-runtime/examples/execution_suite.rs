@@ -1,0 +1,35 @@
+//! Runs the execution benchmark suite and prints a table (and JSON records with `--json`).
+//!
+//! ```text
+//! cargo run --release -p vm-runtime --example execution_suite [-- --quick] [--json FILE]
+//! ```
+//! `--quick`: 2,000-transaction blocks and 3 repeats (for small machines).
+//! `SUPERVM_BENCH_THREADS=1,2,4` overrides the thread counts.
+
+use vm_runtime::bench::{execution_suite, format_report, ExecutionBenchOptions};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut opts = ExecutionBenchOptions::default();
+    if args.iter().any(|a| a == "--quick") {
+        opts.block_size = 2_000;
+        opts.repeats = 3;
+        opts.latency_iters = 5_000;
+    }
+    if let Ok(t) = std::env::var("SUPERVM_BENCH_THREADS") {
+        opts.threads = t.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    }
+    let records = execution_suite(&opts)?;
+    println!("{}", format_report(&records));
+    if let Some(i) = args.iter().position(|a| a == "--json") {
+        let path = args
+            .get(i + 1)
+            .ok_or_else(|| anyhow::anyhow!("--json needs a file name"))?;
+        let lines: Vec<String> = records
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()?;
+        std::fs::write(path, lines.join("\n") + "\n")?;
+    }
+    Ok(())
+}

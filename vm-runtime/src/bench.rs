@@ -1,0 +1,427 @@
+//! The execution benchmark suite (`supervm bench execution`, `cargo run --release -p
+//! vm-runtime --example execution_suite`, and the criterion bench `benches/execution.rs`).
+//!
+//! Blocks of token-contract transfers and of native transfers over a fixed number of
+//! accounts, executed with vm-state's sequential executor (the baseline) and its Block-STM
+//! parallel executor at several thread counts; plus the latency of one contract call on a
+//! fresh instance and on a reused (reset) instance. Every parallel result is checked against
+//! the sequential one before it is reported.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine_api::BenchRecord;
+use serde::{Deserialize, Serialize};
+use vm_state::{
+    execute_block_sequential, Address, BlockEnv, ParallelExecutor, StateKey, StateValue,
+};
+
+use crate::contracts;
+use crate::instance::{CallRequest, VmWorker};
+use crate::tx::{address_of, contract_address, Transaction, TxKind};
+use crate::vm::Vm;
+use crate::{VmConfig, VmError, VmExecutor};
+
+/// What a block is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Workload {
+    /// `transfer(to, 1)` calls of the token contract.
+    Token,
+    /// Native transfers of 1 unit.
+    Native,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Token => "token",
+            Workload::Native => "native",
+        }
+    }
+}
+
+/// Options of [`execution_suite`]; the defaults are the issue's benchmark.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutionBenchOptions {
+    /// Transactions per block. Default: 10,000.
+    pub block_size: usize,
+    /// Account counts (the conflict level: 2 is nearly serial). Default: 2, 100, 10,000.
+    pub accounts: Vec<usize>,
+    /// Thread counts of the parallel executor, capped at the available cores.
+    /// Default: 1, 2, 4, 8, 16.
+    pub threads: Vec<usize>,
+    /// Workloads. Default: token and native.
+    pub workloads: Vec<Workload>,
+    /// Timed runs per configuration (the median is reported). Default: 5.
+    pub repeats: usize,
+    /// Calls per latency measurement. Default: 20,000.
+    pub latency_iters: usize,
+}
+
+impl Default for ExecutionBenchOptions {
+    fn default() -> Self {
+        Self {
+            block_size: 10_000,
+            accounts: vec![2, 100, 10_000],
+            threads: vec![1, 2, 4, 8, 16],
+            workloads: vec![Workload::Token, Workload::Native],
+            repeats: 5,
+            latency_iters: 20_000,
+        }
+    }
+}
+
+/// Errors of the suite.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error("block execution failed: {0}")]
+    Block(String),
+    #[error("parallel result differs from sequential ({0})")]
+    Mismatch(String),
+}
+
+/// A prepared benchmark block: genesis state, transactions and the executor.
+pub struct BenchBlock {
+    pub exec: VmExecutor,
+    pub state: BTreeMap<StateKey, StateValue>,
+    pub env: BlockEnv,
+    pub txs: Vec<Transaction>,
+}
+
+const CHAIN_ID: u64 = 1;
+
+fn bench_pubkey(i: usize) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    k[31] = 0xb5;
+    k
+}
+
+/// Builds a block of `block_size` transfers of `workload` among `accounts` accounts (sender
+/// `i % accounts`, recipient a pseudo-random other account, fixed by `i`), with genesis
+/// balances for all of them. The
+/// token is deployed at `contract_address([0; 20], 0)` by writing its code to genesis state.
+pub fn prepare_block(
+    vm: &Arc<Vm>,
+    workload: Workload,
+    accounts: usize,
+    block_size: usize,
+) -> Result<BenchBlock, BenchError> {
+    let accounts = accounts.max(1);
+    let exec = VmExecutor::new(Arc::clone(vm));
+    let mut state = BTreeMap::new();
+    let code = contracts::token_wasm();
+    let contract = vm.compile(&code)?;
+    let token: Address = contract_address(&[0; 20], 0);
+    let hash = contract.code_hash();
+    state.insert(StateKey::code(&token), StateValue::from(&hash[..]));
+    state.insert(StateKey::code_blob(&hash), StateValue::from(&code[..]));
+    let pubkeys: Vec<[u8; 32]> = (0..accounts).map(bench_pubkey).collect();
+    let addrs: Vec<Address> = pubkeys.iter().map(address_of).collect();
+    for a in &addrs {
+        state.insert(
+            StateKey::balance(a),
+            StateValue::from(&(u128::from(u64::MAX)).to_le_bytes()[..]),
+        );
+        state.insert(
+            StateKey::storage(&token, &contracts::token_balance_key(a)),
+            StateValue::from(&1_000_000_000u128.to_le_bytes()[..]),
+        );
+    }
+    let mut nonces = vec![0u64; accounts];
+    let txs = (0..block_size)
+        .map(|i| {
+            let from = i % accounts;
+            let to = if accounts > 1 {
+                let r = (splitmix64(i as u64) % (accounts as u64 - 1)) as usize;
+                addrs[(from + 1 + r) % accounts]
+            } else {
+                addrs[from]
+            };
+            let kind = match workload {
+                Workload::Token => TxKind::Call {
+                    contract: token,
+                    input: contracts::token_transfer_input(&to, 1),
+                    value: 0,
+                },
+                Workload::Native => TxKind::Transfer { to, amount: 1 },
+            };
+            let nonce = nonces[from];
+            nonces[from] += 1;
+            Transaction::new_unsigned(CHAIN_ID, pubkeys[from], nonce, 100_000, 1, kind)
+        })
+        .collect();
+    Ok(BenchBlock {
+        exec,
+        state,
+        env: BlockEnv {
+            number: 1,
+            timestamp: 1_700_000_000,
+            chain_id: CHAIN_ID,
+        },
+        txs,
+    })
+}
+
+/// SplitMix64: a fixed pseudo-random sequence, so every run benchmarks the same block.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The CPU model, from `/proc/cpuinfo` where there is one.
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn record(case: String, batch: usize, time: Duration, threads: usize, device: &str) -> BenchRecord {
+    let secs = time.as_secs_f64().max(1e-12);
+    BenchRecord {
+        suite: "execution".into(),
+        case,
+        backend: "cpu".into(),
+        device: device.to_string(),
+        batch: batch as u64,
+        items_per_sec: batch as f64 / secs,
+        median_ms: secs * 1e3,
+        cpu_threads: threads,
+    }
+}
+
+/// Runs the suite. Block cases are named `{token|native}-{N}acct-seq` (sequential
+/// baseline, `cpu_threads` 1) and `{token|native}-{N}acct-par` (Block-STM, `cpu_threads`
+/// threads); latency cases are `call-trivial-fresh-instance`, `call-trivial-reused-instance`
+/// and `call-token-transfer-reused-instance` (`median_ms` per call). [`speedups`] derives
+/// the parallel speed-ups.
+pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>, BenchError> {
+    let vm = Arc::new(Vm::new(VmConfig::default())?);
+    let device = cpu_name();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads: Vec<usize> = opts.threads.iter().map(|&t| t.clamp(1, cores)).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let repeats = opts.repeats.max(1);
+    let executors: Vec<ParallelExecutor> = threads
+        .iter()
+        .map(|&t| ParallelExecutor::new(t).map_err(|e| BenchError::Block(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for &workload in &opts.workloads {
+        for &accounts in &opts.accounts {
+            let b = prepare_block(&vm, workload, accounts, opts.block_size)?;
+            let name = format!("{}-{accounts}acct", workload.name());
+            let run_seq = || {
+                execute_block_sequential(&b.exec, &b.txs, &b.env, &b.state)
+                    .map_err(|e| BenchError::Block(e.to_string()))
+            };
+            let reference = run_seq()?;
+            let mut times = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                let t = Instant::now();
+                run_seq()?;
+                times.push(t.elapsed());
+            }
+            out.push(record(
+                format!("{name}-seq"),
+                b.txs.len(),
+                median(times),
+                1,
+                &device,
+            ));
+            for par in &executors {
+                let run = || {
+                    par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
+                        .map_err(|e| BenchError::Block(e.to_string()))
+                };
+                let first = run()?;
+                if first.receipts != reference.receipts || first.write_set != reference.write_set {
+                    return Err(BenchError::Mismatch(format!(
+                        "{name}, {} threads",
+                        par.threads()
+                    )));
+                }
+                let mut times = Vec::with_capacity(repeats);
+                for _ in 0..repeats {
+                    let t = Instant::now();
+                    run()?;
+                    times.push(t.elapsed());
+                }
+                out.push(record(
+                    format!("{name}-par"),
+                    b.txs.len(),
+                    median(times),
+                    par.threads(),
+                    &device,
+                ));
+            }
+        }
+    }
+    out.extend(call_latency(
+        &vm,
+        opts.latency_iters.max(1),
+        repeats,
+        &device,
+    )?);
+    Ok(out)
+}
+
+/// A contract whose `call` does nothing: measures the VM's fixed cost per call.
+pub const TRIVIAL_WAT: &str = r#"(module (memory (export "memory") 1) (func (export "call")))"#;
+
+fn call_latency(
+    vm: &Arc<Vm>,
+    iters: usize,
+    repeats: usize,
+    device: &str,
+) -> Result<Vec<BenchRecord>, BenchError> {
+    let trivial = contracts::wat(TRIVIAL_WAT).map_err(VmError::InvalidModule)?;
+    let trivial = vm.compile(&trivial)?;
+    let token = vm.compile(&contracts::token_wasm())?;
+    let this: Address = [7; 20];
+    let holder: Address = [1; 20];
+    let mut state = BTreeMap::new();
+    state.insert(
+        StateKey::storage(&this, &contracts::token_balance_key(&holder)),
+        StateValue::from(&u128::MAX.to_le_bytes()[..]),
+    );
+    let mut view = ReadOnlyView(&state);
+    let transfer = contracts::token_transfer_input(&[2; 20], 1);
+    let req = |input: &'static [u8]| CallRequest {
+        caller: holder,
+        contract: this,
+        value: 0,
+        input,
+        gas_limit: 1_000_000,
+        block_number: 1,
+        timestamp: 0,
+    };
+    let mut out = Vec::new();
+    let block_err = |e: vm_state::ReadError| BenchError::Block(e.to_string());
+
+    // Fresh store + instance (from the cached InstancePre) + call, every time.
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let mut w = VmWorker::new();
+            w.run(vm, &trivial, &req(&[]), &mut view)
+                .map_err(block_err)?;
+        }
+        times.push(t.elapsed() / iters as u32);
+    }
+    out.push(record(
+        "call-trivial-fresh-instance".into(),
+        1,
+        median(times),
+        1,
+        device,
+    ));
+
+    for (case, contract, input) in [
+        ("call-trivial-reused-instance", &trivial, &[][..]),
+        ("call-token-transfer-reused-instance", &token, &transfer[..]),
+    ] {
+        let mut w = VmWorker::new();
+        let req = CallRequest { input, ..req(&[]) };
+        w.run(vm, contract, &req, &mut view).map_err(block_err)?;
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            for _ in 0..iters {
+                w.run(vm, contract, &req, &mut view).map_err(block_err)?;
+            }
+            times.push(t.elapsed() / iters as u32);
+        }
+        out.push(record(case.into(), 1, median(times), 1, device));
+    }
+    Ok(out)
+}
+
+struct ReadOnlyView<'a>(&'a BTreeMap<StateKey, StateValue>);
+
+impl vm_state::StateView for ReadOnlyView<'_> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, vm_state::ReadError> {
+        Ok(self.0.get(key).cloned())
+    }
+    fn write(&mut self, _key: StateKey, _value: Option<StateValue>) {}
+}
+
+/// A parallel block case compared with its sequential baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeedupRow {
+    /// `{workload}-{N}acct`.
+    pub case: String,
+    pub threads: usize,
+    pub tps: f64,
+    /// Parallel TPS / sequential TPS.
+    pub speedup: f64,
+}
+
+/// The speed-up of every `-par` record over its `-seq` record.
+pub fn speedups(records: &[BenchRecord]) -> Vec<SpeedupRow> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let base = r.case.strip_suffix("-par")?;
+            let seq = records
+                .iter()
+                .find(|s| s.case.strip_suffix("-seq") == Some(base))?;
+            Some(SpeedupRow {
+                case: base.to_string(),
+                threads: r.cpu_threads,
+                tps: r.items_per_sec,
+                speedup: r.items_per_sec / seq.items_per_sec,
+            })
+        })
+        .collect()
+}
+
+/// A plain-text table of the records and speed-ups.
+pub fn format_report(records: &[BenchRecord]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<40} {:>7} {:>14} {:>12}",
+        "case", "threads", "items/s", "median ms"
+    );
+    for r in records {
+        let _ = writeln!(
+            s,
+            "{:<40} {:>7} {:>14.0} {:>12.4}",
+            r.case, r.cpu_threads, r.items_per_sec, r.median_ms
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<24} {:>7} {:>14} {:>9}",
+        "block", "threads", "TPS", "speed-up"
+    );
+    for row in speedups(records) {
+        let _ = writeln!(
+            s,
+            "{:<24} {:>7} {:>14.0} {:>8.2}x",
+            row.case, row.threads, row.tps, row.speedup
+        );
+    }
+    s
+}

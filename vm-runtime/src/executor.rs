@@ -1,0 +1,433 @@
+//! [`VmExecutor`]: executes one transaction over a [`StateView`]; the Block-STM parallel
+//! executor and the sequential executor of `vm-state` are generic over it.
+//!
+//! Rules (also in `docs/TRANSACTIONS.md`), in order:
+//! 1. `chain_id` must equal the block's, the nonce must equal the sender's stored nonce, the
+//!    gas limit must cover the intrinsic gas, and the sender's balance must cover
+//!    `gas_limit * gas_price`; otherwise `Rejected` (nothing written, nothing charged).
+//!    Privacy transactions are `Rejected` here: the node's privacy pipeline executes them.
+//! 2. Otherwise the nonce is incremented and `fee = gas_used * gas_price` is burned from the
+//!    sender, whatever the outcome.
+//! 3. Transfer: fixed gas; the amount moves unless the balance left after the fee is short
+//!    (`Revert`).
+//! 4. Deploy: the module is validated and compiled (cached by hash); its address is
+//!    `contract_address(sender, nonce)`; `init` runs if exported; on success the code hash is
+//!    stored under `StateKey::code(addr)` and the module under `StateKey::code_blob(hash)`,
+//!    and the return data is the 20-byte address.
+//! 5. Call: `value` moves to the contract, then `call` runs with the gas left.
+//!    Anything but success keeps only the nonce and fee writes.
+//!
+//! Signatures are not checked here (the node verifies them before execution, in batches).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use vm_state::{
+    Address, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor, TxStatus,
+};
+
+use crate::host::CallContext;
+use crate::instance::{CallOutcome, CallResult, Entry, VmWorker};
+use crate::tx::{contract_address, Transaction, TxKind};
+use crate::vm::Vm;
+
+/// Message of the `Rejected` status of privacy transactions.
+pub const PRIVACY_REJECTED: &str = "privacy transactions are executed by the node pipeline";
+
+/// The WASM transaction executor.
+#[derive(Clone, Debug)]
+pub struct VmExecutor {
+    vm: Arc<Vm>,
+}
+
+impl VmExecutor {
+    pub fn new(vm: Arc<Vm>) -> Self {
+        Self { vm }
+    }
+
+    /// The VM (engine and module cache) behind this executor.
+    pub fn vm(&self) -> &Arc<Vm> {
+        &self.vm
+    }
+
+    /// Gas charged before any execution, or `None` for kinds this executor does not run.
+    pub fn intrinsic_gas(&self, tx: &Transaction) -> Option<u64> {
+        let g = &self.vm.config().gas;
+        Some(match &tx.kind {
+            TxKind::Transfer { .. } => g.transfer,
+            TxKind::Deploy { code } => g
+                .tx_base
+                .saturating_add(g.deploy_per_byte.saturating_mul(code.len() as u64)),
+            TxKind::Call { input, .. } => g
+                .tx_base
+                .saturating_add(g.input_per_byte.saturating_mul(input.len() as u64)),
+            TxKind::Privacy(_) => return None,
+        })
+    }
+}
+
+fn rejected(msg: String) -> Receipt {
+    Receipt {
+        status: TxStatus::Rejected(msg),
+        gas_used: 0,
+        fee: 0,
+        return_data: Vec::new(),
+        events: Vec::new(),
+    }
+}
+
+fn read_u64(view: &mut dyn StateView, key: &StateKey) -> Result<u64, ReadError> {
+    match view.read(key)? {
+        None => Ok(0),
+        Some(v) => <[u8; 8]>::try_from(&v[..])
+            .map(u64::from_le_bytes)
+            .map_err(|_| {
+                ReadError::Storage(format!("malformed u64 at key {}", hex::encode(&key.0)))
+            }),
+    }
+}
+
+fn read_u128(view: &mut dyn StateView, key: &StateKey) -> Result<u128, ReadError> {
+    match view.read(key)? {
+        None => Ok(0),
+        Some(v) => <[u8; 16]>::try_from(&v[..])
+            .map(u128::from_le_bytes)
+            .map_err(|_| {
+                ReadError::Storage(format!("malformed u128 at key {}", hex::encode(&key.0)))
+            }),
+    }
+}
+
+fn u128_value(v: u128) -> StateValue {
+    StateValue::from(&v.to_le_bytes()[..])
+}
+
+/// Native balance changes of one transaction, read through the view once per account.
+struct Balances {
+    map: BTreeMap<Address, u128>,
+}
+
+impl Balances {
+    fn new() -> Self {
+        Self {
+            map: BTreeMap::new(),
+        }
+    }
+    fn get(&mut self, view: &mut dyn StateView, a: &Address) -> Result<u128, ReadError> {
+        if let Some(v) = self.map.get(a) {
+            return Ok(*v);
+        }
+        let v = read_u128(view, &StateKey::balance(a))?;
+        self.map.insert(*a, v);
+        Ok(v)
+    }
+    fn set(&mut self, a: Address, v: u128) {
+        self.map.insert(a, v);
+    }
+    fn write(self, view: &mut dyn StateView) {
+        for (a, v) in self.map {
+            view.write(StateKey::balance(&a), Some(u128_value(v)));
+        }
+    }
+}
+
+impl TxExecutor for VmExecutor {
+    type Tx = Transaction;
+    type Worker = VmWorker;
+
+    fn new_worker(&self) -> VmWorker {
+        VmWorker::new()
+    }
+
+    fn execute(
+        &self,
+        worker: &mut VmWorker,
+        tx: &Transaction,
+        env: &BlockEnv,
+        view: &mut dyn StateView,
+    ) -> Result<Receipt, ReadError> {
+        let cfg = self.vm.config();
+        if tx.chain_id != env.chain_id {
+            return Ok(rejected(format!(
+                "wrong chain id {} (block is {})",
+                tx.chain_id, env.chain_id
+            )));
+        }
+        let Some(intrinsic) = self.intrinsic_gas(tx) else {
+            return Ok(rejected(PRIVACY_REJECTED.into()));
+        };
+        match &tx.kind {
+            TxKind::Deploy { code } if code.len() > cfg.max_code_bytes => {
+                return Ok(rejected(format!(
+                    "code of {} bytes exceeds {}",
+                    code.len(),
+                    cfg.max_code_bytes
+                )))
+            }
+            TxKind::Call { input, .. } if input.len() > cfg.max_input_bytes => {
+                return Ok(rejected(format!(
+                    "input of {} bytes exceeds {}",
+                    input.len(),
+                    cfg.max_input_bytes
+                )))
+            }
+            _ => {}
+        }
+        let sender = tx.sender_address();
+        let nonce_key = StateKey::nonce(&sender);
+        let nonce = read_u64(view, &nonce_key)?;
+        if nonce != tx.nonce {
+            return Ok(rejected(format!(
+                "bad nonce: expected {nonce}, got {}",
+                tx.nonce
+            )));
+        }
+        if tx.gas_limit < intrinsic {
+            return Ok(rejected(format!(
+                "gas limit {} below intrinsic gas {intrinsic}",
+                tx.gas_limit
+            )));
+        }
+        let Some(new_nonce) = nonce.checked_add(1) else {
+            return Ok(rejected("nonce exhausted".into()));
+        };
+        let mut balances = Balances::new();
+        let balance = balances.get(view, &sender)?;
+        let max_fee = u128::from(tx.gas_limit) * u128::from(tx.gas_price);
+        if balance < max_fee {
+            return Ok(rejected(format!(
+                "balance {balance} cannot pay the maximum fee {max_fee}"
+            )));
+        }
+
+        // From here on the transaction is included: nonce and fee are always written.
+        let (status, gas_used, return_data, events, writes) = match &tx.kind {
+            TxKind::Transfer { to, amount } => {
+                let gas_used = intrinsic;
+                let fee = u128::from(gas_used) * u128::from(tx.gas_price);
+                let after_fee = balance - fee;
+                let status = if after_fee < *amount {
+                    TxStatus::Revert
+                } else {
+                    balances.set(sender, balance - amount);
+                    let to_balance = balances.get(view, to)?;
+                    match to_balance.checked_add(*amount) {
+                        Some(v) => {
+                            balances.set(*to, v);
+                            TxStatus::Success
+                        }
+                        None => TxStatus::Revert,
+                    }
+                };
+                if status != TxStatus::Success {
+                    balances = Balances::new();
+                    balances.set(sender, balance);
+                }
+                (status, gas_used, Vec::new(), Vec::new(), BTreeMap::new())
+            }
+            TxKind::Deploy { code } => {
+                self.deploy(worker, tx, env, view, &sender, code, intrinsic)?
+            }
+            TxKind::Call {
+                contract,
+                input,
+                value,
+            } => self.call(
+                worker,
+                tx,
+                env,
+                view,
+                &sender,
+                contract,
+                input,
+                *value,
+                intrinsic,
+                balance,
+                max_fee,
+                &mut balances,
+            )?,
+            TxKind::Privacy(_) => return Ok(rejected(PRIVACY_REJECTED.into())),
+        };
+        let gas_used = gas_used.min(tx.gas_limit);
+        let fee = u128::from(gas_used) * u128::from(tx.gas_price);
+        if status != TxStatus::Success {
+            // Roll back every balance change; only the fee stays.
+            balances = Balances::new();
+            balances.set(sender, balance);
+        }
+        let sender_now = balances.get(view, &sender)?;
+        // `sender_now >= fee` holds: the affordability check covers the maximum fee and
+        // value transfers leave at least the maximum fee.
+        balances.set(sender, sender_now.saturating_sub(fee));
+        for (k, v) in writes {
+            view.write(k, v);
+        }
+        balances.write(view);
+        view.write(
+            nonce_key,
+            Some(StateValue::from(&new_nonce.to_le_bytes()[..])),
+        );
+        Ok(Receipt {
+            status,
+            gas_used,
+            fee,
+            return_data,
+            events,
+        })
+    }
+}
+
+type Executed = (
+    TxStatus,
+    u64,
+    Vec<u8>,
+    Vec<vm_state::Log>,
+    BTreeMap<StateKey, Option<StateValue>>,
+);
+
+impl VmExecutor {
+    #[allow(clippy::too_many_arguments)]
+    fn deploy(
+        &self,
+        worker: &mut VmWorker,
+        tx: &Transaction,
+        env: &BlockEnv,
+        view: &mut dyn StateView,
+        sender: &Address,
+        code: &[u8],
+        intrinsic: u64,
+    ) -> Result<Executed, ReadError> {
+        let failed =
+            |status: TxStatus, gas: u64| (status, gas, Vec::new(), Vec::new(), BTreeMap::new());
+        let contract = match self.vm.compile(code) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(failed(
+                    TxStatus::Trap(format!("invalid code: {e}")),
+                    intrinsic,
+                ))
+            }
+        };
+        let addr = contract_address(sender, tx.nonce);
+        if view.read(&StateKey::code(&addr))?.is_some() {
+            return Ok(failed(
+                TxStatus::Trap("contract address already in use".into()),
+                intrinsic,
+            ));
+        }
+        let ctx = CallContext {
+            caller: *sender,
+            this: addr,
+            value: 0,
+            block_number: env.number,
+            timestamp: env.timestamp,
+        };
+        let r = worker.call(
+            &self.vm,
+            &contract,
+            Entry::Init,
+            ctx,
+            &[],
+            tx.gas_limit - intrinsic,
+            view,
+        )?;
+        let gas_used = intrinsic.saturating_add(r.gas_used);
+        let CallResult {
+            outcome,
+            return_data,
+            events,
+            mut writes,
+            ..
+        } = r;
+        if outcome != CallOutcome::Success {
+            return Ok((
+                outcome.into_status(),
+                gas_used,
+                return_data,
+                Vec::new(),
+                BTreeMap::new(),
+            ));
+        }
+        let hash = contract.code_hash();
+        writes.insert(StateKey::code(&addr), Some(StateValue::from(&hash[..])));
+        writes.insert(StateKey::code_blob(&hash), Some(StateValue::from(code)));
+        Ok((TxStatus::Success, gas_used, addr.to_vec(), events, writes))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        worker: &mut VmWorker,
+        tx: &Transaction,
+        env: &BlockEnv,
+        view: &mut dyn StateView,
+        sender: &Address,
+        contract_addr: &Address,
+        input: &[u8],
+        value: u128,
+        intrinsic: u64,
+        balance: u128,
+        max_fee: u128,
+        balances: &mut Balances,
+    ) -> Result<Executed, ReadError> {
+        let failed =
+            |status: TxStatus, gas: u64| (status, gas, Vec::new(), Vec::new(), BTreeMap::new());
+        let Some(hash) = view.read(&StateKey::code(contract_addr))? else {
+            return Ok(failed(
+                TxStatus::Trap("no contract at address".into()),
+                intrinsic,
+            ));
+        };
+        let hash: [u8; 32] = <[u8; 32]>::try_from(&hash[..])
+            .map_err(|_| ReadError::Storage("malformed code hash".into()))?;
+        let contract = match self.vm.cached(&hash) {
+            Some(c) => c,
+            None => {
+                // Not compiled in this process yet (e.g. after a restart): load and compile.
+                // The blob is immutable (content-addressed), so skipping this read when the
+                // cache is warm cannot change the result.
+                let code = view
+                    .read(&StateKey::code_blob(&hash))?
+                    .ok_or_else(|| ReadError::Storage("code blob missing".into()))?;
+                self.vm.compile(&code).map_err(|e| {
+                    ReadError::Storage(format!("stored contract does not compile: {e}"))
+                })?
+            }
+        };
+        if balance - max_fee < value {
+            return Ok(failed(TxStatus::Revert, intrinsic));
+        }
+        if value > 0 {
+            balances.set(*sender, balance - value);
+            let cb = balances.get(view, contract_addr)?;
+            match cb.checked_add(value) {
+                Some(v) => balances.set(*contract_addr, v),
+                None => return Ok(failed(TxStatus::Revert, intrinsic)),
+            }
+        }
+        let ctx = CallContext {
+            caller: *sender,
+            this: *contract_addr,
+            value,
+            block_number: env.number,
+            timestamp: env.timestamp,
+        };
+        let r = worker.call(
+            &self.vm,
+            &contract,
+            Entry::Call,
+            ctx,
+            input,
+            tx.gas_limit - intrinsic,
+            view,
+        )?;
+        let gas_used = intrinsic.saturating_add(r.gas_used);
+        Ok((
+            r.outcome.into_status(),
+            gas_used,
+            r.return_data,
+            r.events,
+            r.writes,
+        ))
+    }
+}

@@ -1,0 +1,133 @@
+//! Block-STM: parallel execution of a block whose result is exactly that of executing its
+//! transactions one after another in the block's order.
+//!
+//! # The idea
+//!
+//! The block's order is fixed before execution (the "preset order"). Workers execute
+//! transactions optimistically and in parallel, each against a *multi-version memory* that
+//! holds, for every key, the value written by each transaction of the block. A transaction
+//! reads, for each key, the value written by the highest transaction below it, or committed
+//! state if none wrote it. If that read later turns out stale (a lower transaction was re-run
+//! and wrote something else), the reader is re-executed. When nothing is left to execute or
+//! validate, the multi-version memory holds exactly the sequential result.
+//!
+//! # Incarnations
+//!
+//! Each execution of a transaction is an *incarnation* `(TxIndex, Incarnation)`; incarnation
+//! `i + 1` starts only after incarnation `i` is aborted. An incarnation runs the transaction
+//! executor (the WASM VM) with a [`StateView`](crate::types::StateView) that records every
+//! read with the *version* it saw (`(writer, writer's incarnation)`, or "from storage") and
+//! buffers writes. When the executor returns, the incarnation's write set becomes versions in
+//! multi-version memory (and any key the previous incarnation wrote but this one did not is
+//! removed), and its read set is kept for validation.
+//!
+//! # ESTIMATE markers
+//!
+//! When an incarnation is aborted, its writes are not deleted but replaced by ESTIMATE
+//! markers: the re-execution will most likely write the same keys. A transaction that reads
+//! an ESTIMATE stops at once (`ReadError::Dependency(blocker)`), is parked on the blocker's
+//! wait list and resumed (as its next incarnation) when the blocker finishes executing. This
+//! turns a likely cascade of aborts into one wait.
+//!
+//! # Validation and validation waves
+//!
+//! Validating an incarnation re-reads its read set: every key must still resolve to the very
+//! version read, and no ESTIMATE may be in the way. A failed validation aborts the incarnation
+//! (only the first failing validation of an incarnation wins), marks its writes ESTIMATE and
+//! schedules its re-execution. The scheduler's `validation_idx` moves forward over the block;
+//! it is pulled back (a new *wave*) to `txn + 1` when `txn` is aborted, and to `txn` when a
+//! re-execution of `txn` writes a key its previous incarnation did not write (every higher
+//! transaction might have read that key from below). A re-execution that writes only keys it
+//! wrote before needs only its own validation: readers of those keys hit the ESTIMATEs, or will
+//! be validated when their turn comes.
+//!
+//! # The collaborative scheduler
+//!
+//! There is no dispatcher thread. Each worker asks the scheduler for a task: validation if
+//! `validation_idx < execution_idx`, else execution. Finishing a task may hand the same worker
+//! its follow-up directly (an execution's own validation, an aborted transaction's
+//! re-execution). The block is done when both indices passed the end, no task is in flight,
+//! and no index was pulled back meanwhile (a counter of decreases makes this check lock-free).
+//!
+//! # Failure handling
+//!
+//! Every status transition and every dependency the executor reports is checked. A broken
+//! invariant (or a panic inside the transaction executor, which an incarnation with an
+//! inconsistent read set could trigger) stops all workers; [`ParallelExecutor::execute_block`]
+//! then re-runs the block with [`execute_block_sequential`], sets `stats.sequential_fallback`
+//! and counts it ([`ParallelExecutor::sequential_fallbacks`], [`global_sequential_fallbacks`]).
+//!
+//! # Where each part lives
+//!
+//! - `memory.rs`: [`MvMemory`], the multi-version memory (sharded key map, per-key version
+//!   maps with ESTIMATE markers, per-key cache of the committed value, per-transaction read and
+//!   write sets, validation of a read set).
+//! - `scheduler.rs`: [`Scheduler`], execution/validation indices, incarnation status,
+//!   dependency wait lists, completion detection.
+//! - `view.rs`: the state views of an incarnation (recording reads, buffering writes) and of
+//!   sequential execution.
+//! - `executor.rs`: [`ParallelExecutor`] (worker loop on an explicit rayon pool, one
+//!   `TxExecutor::Worker` per worker per block, assembly of receipts and the write set,
+//!   sequential fallback) and [`execute_block_sequential`], the oracle.
+//!
+//! The design follows "Block-STM: Scaling Blockchain Execution by Turning Ordering Curse to a
+//! Performance Blessing" (Gelashvili et al., 2022) and its implementation in aptos-core
+//! (`aptos-move/block-executor`, `aptos-move/mvhashmap`).
+
+mod executor;
+pub mod memory;
+pub mod scheduler;
+mod view;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use executor::{execute_block_sequential, global_sequential_fallbacks, ParallelExecutor};
+pub use memory::MvMemory;
+pub use scheduler::Scheduler;
+
+use crate::types::{Receipt, StateKey, StateValue};
+
+/// Counters of one block's execution.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStats {
+    /// Transactions in the block.
+    pub txs: usize,
+    /// Workers that ran the block.
+    pub workers: usize,
+    /// Executions started (incarnations, including those stopped by a dependency).
+    pub executions: u64,
+    /// Incarnations aborted by a failed validation.
+    pub aborts: u64,
+    /// Validations run.
+    pub validations: u64,
+    /// Executions stopped because they read an ESTIMATE.
+    pub dependency_waits: u64,
+    /// The parallel path failed and these results come from sequential execution.
+    pub sequential_fallback: bool,
+}
+
+impl ExecStats {
+    /// Executions beyond the first of each transaction.
+    pub fn re_executions(&self) -> u64 {
+        self.executions.saturating_sub(self.txs as u64)
+    }
+
+    fn add(&mut self, o: &ExecStats) {
+        self.executions += o.executions;
+        self.aborts += o.aborts;
+        self.validations += o.validations;
+        self.dependency_waits += o.dependency_waits;
+    }
+}
+
+/// The result of executing a block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// One receipt per transaction, in block order.
+    pub receipts: Vec<Receipt>,
+    /// Every key the block wrote, with its final value (`None`: deleted).
+    pub write_set: BTreeMap<StateKey, Option<StateValue>>,
+    pub stats: ExecStats,
+}

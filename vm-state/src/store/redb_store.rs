@@ -1,0 +1,254 @@
+//! [`RedbStore`]: committed state in a redb 2 database file.
+//!
+//! Tables: `state` (key -> value), `leaves` (key -> 32-byte leaf hash of the entry) and
+//! `meta` (`height` -> u64 LE, `root` -> 32 bytes). A block is ONE redb write transaction
+//! holding its writes, its leaf-hash updates, the new height and the new root; redb commits it
+//! atomically and durably (copy-on-write B-trees, fsync'd commit slot), so a process killed at
+//! any point reopens at the last committed block with nothing half-written. Reopening the file
+//! is the restart path.
+//!
+//! Reads for execution go through [`RedbStore::snapshot`]: one redb read transaction (an MVCC
+//! snapshot) shared by all workers of a block, unaffected by concurrent commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
+
+use super::{
+    check_height, leaf_updates, merge_leaves, CommitInfo, StateReader, StateStore, WriteSet,
+};
+use crate::error::{Result, VmStateError};
+use crate::root::{Hash32, StateHasher};
+use crate::types::{StateKey, StateValue};
+
+const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+const LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leaves");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_HEIGHT: &str = "height";
+const META_ROOT: &str = "root";
+
+/// [`StateStore`] on an embedded redb database.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn to_hash(bytes: &[u8], what: &str) -> Result<Hash32> {
+    bytes.try_into().map_err(|_| {
+        VmStateError::Corrupt(format!("{what}: expected 32 bytes, found {}", bytes.len()))
+    })
+}
+
+fn read_latest<T: ReadableTable<&'static str, &'static [u8]>>(
+    meta: &T,
+) -> Result<Option<CommitInfo>> {
+    let height = match meta.get(META_HEIGHT)? {
+        None => return Ok(None),
+        Some(h) => {
+            let b: [u8; 8] = h
+                .value()
+                .try_into()
+                .map_err(|_| VmStateError::Corrupt("height is not 8 bytes".into()))?;
+            u64::from_le_bytes(b)
+        }
+    };
+    let root = match meta.get(META_ROOT)? {
+        None => {
+            return Err(VmStateError::Corrupt(
+                "height stored without a state root".into(),
+            ))
+        }
+        Some(r) => to_hash(r.value(), "state root")?,
+    };
+    Ok(Some(CommitInfo {
+        height,
+        state_root: root,
+    }))
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path`. Opening an existing file is the restart
+    /// path: the store is at its last committed block.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path)?;
+        // Create the tables once so read transactions always find them.
+        let wtx = db.begin_write()?;
+        {
+            wtx.open_table(STATE)?;
+            wtx.open_table(LEAVES)?;
+            wtx.open_table(META)?;
+        }
+        wtx.commit()?;
+        Ok(Self { db, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent snapshot of the latest committed state (concrete type of
+    /// [`StateStore::snapshot`]).
+    pub fn redb_snapshot(&self) -> Result<RedbSnapshot> {
+        let rtx = self.db.begin_read()?;
+        Ok(RedbSnapshot {
+            table: rtx.open_table(STATE)?,
+        })
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        Ok(self.db.begin_read()?.open_table(STATE)?.len()?)
+    }
+
+    /// Whether the state is empty.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    fn commit_inner(
+        &self,
+        height: u64,
+        write_set: &WriteSet,
+        hasher: &dyn StateHasher,
+        crash_before_commit: bool,
+    ) -> Result<CommitInfo> {
+        let wtx = self.db.begin_write()?;
+        let info = {
+            let mut meta = wtx.open_table(META)?;
+            check_height(read_latest(&meta)?, height)?;
+            let updates = leaf_updates(write_set, hasher)?;
+            let mut state = wtx.open_table(STATE)?;
+            let mut leaves = wtx.open_table(LEAVES)?;
+            for ((key, value), (_, leaf)) in write_set.iter().zip(&updates) {
+                match (value, leaf) {
+                    (Some(v), Some(h)) => {
+                        state.insert(key.as_bytes(), &v[..])?;
+                        leaves.insert(key.as_bytes(), &h[..])?;
+                    }
+                    _ => {
+                        state.remove(key.as_bytes())?;
+                        leaves.remove(key.as_bytes())?;
+                    }
+                }
+            }
+            let mut all = Vec::with_capacity(leaves.len().map(|n| n as usize).unwrap_or(0));
+            for item in leaves.iter()? {
+                let (_, h) = item?;
+                all.push(to_hash(h.value(), "leaf hash")?);
+            }
+            let info = CommitInfo {
+                height,
+                state_root: hasher.merkle_root(&all),
+            };
+            meta.insert(META_HEIGHT, &height.to_le_bytes()[..])?;
+            meta.insert(META_ROOT, &info.state_root[..])?;
+            info
+        };
+        if crash_before_commit {
+            // Everything is written into the transaction; dropping it here is what a crash
+            // before the commit point does: redb discards it.
+            drop(wtx);
+            return Err(VmStateError::Database(
+                "simulated crash before commit".into(),
+            ));
+        }
+        wtx.commit()?;
+        Ok(info)
+    }
+
+    /// Test hook: performs every step of [`StateStore::commit_block`] but drops the write
+    /// transaction instead of committing it (a crash just before the commit point). Always
+    /// returns an error; the store stays at the previous block.
+    #[doc(hidden)]
+    pub fn simulate_crash_before_commit(
+        &self,
+        height: u64,
+        write_set: &WriteSet,
+        hasher: &dyn StateHasher,
+    ) -> Result<CommitInfo> {
+        self.commit_inner(height, write_set, hasher, true)
+    }
+}
+
+use redb::ReadableTableMetadata as _;
+
+impl StateReader for RedbStore {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>> {
+        self.redb_snapshot()?.get(key)
+    }
+}
+
+impl StateStore for RedbStore {
+    fn latest(&self) -> Result<Option<CommitInfo>> {
+        let rtx = self.db.begin_read()?;
+        read_latest(&rtx.open_table(META)?)
+    }
+
+    fn snapshot(&self) -> Result<Arc<dyn StateReader>> {
+        Ok(Arc::new(self.redb_snapshot()?))
+    }
+
+    fn preview_root(&self, write_set: &WriteSet, hasher: &dyn StateHasher) -> Result<Hash32> {
+        let rtx = self.db.begin_read()?;
+        let leaves = rtx.open_table(LEAVES)?;
+        let updates = leaf_updates(write_set, hasher)?;
+        let existing = leaves.iter()?.map(|item| {
+            let (k, h) = item?;
+            Ok((k.value().to_vec(), to_hash(h.value(), "leaf hash")?))
+        });
+        let all = merge_leaves(existing, &updates)?;
+        Ok(hasher.merkle_root(&all))
+    }
+
+    fn commit_block(
+        &self,
+        height: u64,
+        write_set: &WriteSet,
+        hasher: &dyn StateHasher,
+    ) -> Result<CommitInfo> {
+        self.commit_inner(height, write_set, hasher, false)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(StateKey, StateValue)>> {
+        let rtx = self.db.begin_read()?;
+        let state = rtx.open_table(STATE)?;
+        let mut out = Vec::new();
+        for item in state.range::<&[u8]>(prefix..)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((StateKey(k.value().to_vec()), Arc::from(v.value())));
+        }
+        Ok(out)
+    }
+}
+
+/// A read-only snapshot of a [`RedbStore`] (one redb read transaction).
+pub struct RedbSnapshot {
+    table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl StateReader for RedbSnapshot {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>> {
+        Ok(self
+            .table
+            .get(key.as_bytes())?
+            .map(|v| Arc::from(v.value())))
+    }
+}

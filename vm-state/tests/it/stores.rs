@@ -1,0 +1,173 @@
+//! MemoryStore and RedbStore behave the same; roots follow docs/MERKLE.md.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use vm_state::{
+    root, CommitInfo, CpuStateHasher, MemoryStore, RedbStore, StateKey, StateReader, StateStore,
+    StateValue, VmStateError, WriteSet, EMPTY_ROOT,
+};
+
+use crate::stress;
+
+fn k(i: u8) -> StateKey {
+    StateKey(vec![b's', i % 4, i])
+}
+
+fn write_set() -> impl Strategy<Value = WriteSet> {
+    proptest::collection::btree_map(
+        (0u8..40).prop_map(k),
+        proptest::option::weighted(
+            0.75,
+            proptest::collection::vec(any::<u8>(), 0..12).prop_map(Arc::<[u8]>::from),
+        ),
+        0..15,
+    )
+}
+
+fn model_root(model: &BTreeMap<StateKey, StateValue>) -> [u8; 32] {
+    root::state_root_of(model.iter().map(|(k, v)| (k.as_bytes(), &v[..])))
+}
+
+fn assert_same_state(
+    a: &dyn StateStore,
+    b: &dyn StateStore,
+    model: &BTreeMap<StateKey, StateValue>,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.latest().expect("latest"), b.latest().expect("latest"));
+    for i in 0..40u8 {
+        let want = model.get(&k(i)).cloned();
+        prop_assert_eq!(a.get(&k(i)).expect("get"), want.clone());
+        prop_assert_eq!(b.get(&k(i)).expect("get"), want);
+    }
+    for p in 0..4u8 {
+        let pa = a.scan_prefix(&[b's', p], 100).expect("scan");
+        let pb = b.scan_prefix(&[b's', p], 100).expect("scan");
+        let pm: Vec<(StateKey, StateValue)> = model
+            .iter()
+            .filter(|(key, _)| key.0[1] == p)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(&pa, &pm);
+        prop_assert_eq!(&pb, &pm);
+        prop_assert_eq!(
+            a.scan_prefix(&[b's', p], 2).expect("scan").len(),
+            pm.len().min(2)
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24 * stress()))]
+    #[test]
+    fn memory_and_redb_stores_agree(blocks in proptest::collection::vec(write_set(), 1..8)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let redb = RedbStore::open(dir.path().join("state.redb")).expect("open");
+        let mem = MemoryStore::new();
+        let hasher = CpuStateHasher::new();
+        let mut model = BTreeMap::new();
+        prop_assert_eq!(mem.next_height().expect("h"), 0);
+        prop_assert_eq!(redb.next_height().expect("h"), 0);
+        for (h, ws) in blocks.iter().enumerate() {
+            let h = h as u64;
+            let snap_mem = mem.snapshot().expect("snapshot");
+            let snap_redb = redb.snapshot().expect("snapshot");
+            let before = model.clone();
+            let preview = mem.preview_root(ws, &hasher).expect("preview");
+            prop_assert_eq!(redb.preview_root(ws, &hasher).expect("preview"), preview);
+            let a = mem.commit_block(h, ws, &hasher).expect("commit");
+            let b = redb.commit_block(h, ws, &hasher).expect("commit");
+            for (key, v) in ws {
+                match v {
+                    Some(v) => { model.insert(key.clone(), v.clone()); }
+                    None => { model.remove(key); }
+                }
+            }
+            let want = CommitInfo { height: h, state_root: model_root(&model) };
+            prop_assert_eq!(a, want);
+            prop_assert_eq!(b, want);
+            prop_assert_eq!(preview, want.state_root);
+            assert_same_state(&mem, &redb, &model)?;
+            // Snapshots taken before the commit still see the state before it.
+            for i in 0..40u8 {
+                prop_assert_eq!(snap_mem.get(&k(i)).expect("get"), before.get(&k(i)).cloned());
+                prop_assert_eq!(snap_redb.get(&k(i)).expect("get"), before.get(&k(i)).cloned());
+            }
+        }
+        // Reopen = restart.
+        drop(redb);
+        let redb = RedbStore::open(dir.path().join("state.redb")).expect("reopen");
+        assert_same_state(&mem, &redb, &model)?;
+    }
+}
+
+#[test]
+fn wrong_height_is_rejected_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = RedbStore::open(dir.path().join("s.redb")).expect("open");
+    let mem = MemoryStore::new();
+    let hasher = CpuStateHasher::new();
+    let mut ws = WriteSet::new();
+    ws.insert(k(1), Some(Arc::from(&b"one"[..])));
+    for store in [&redb as &dyn StateStore, &mem] {
+        assert_eq!(store.latest().expect("latest"), None);
+        assert_eq!(
+            store.commit_block(1, &ws, &hasher),
+            Err(VmStateError::WrongHeight {
+                expected: 0,
+                got: 1
+            })
+        );
+        assert_eq!(store.get(&k(1)).expect("get"), None);
+        let c0 = store.commit_block(0, &ws, &hasher).expect("genesis");
+        assert_ne!(c0.state_root, EMPTY_ROOT);
+        for bad in [0u64, 2, 7] {
+            assert_eq!(
+                store.commit_block(bad, &WriteSet::new(), &hasher),
+                Err(VmStateError::WrongHeight {
+                    expected: 1,
+                    got: bad
+                })
+            );
+        }
+        assert_eq!(store.latest().expect("latest"), Some(c0));
+        // Deleting everything brings the root back to the empty root.
+        let mut del = WriteSet::new();
+        del.insert(k(1), None);
+        assert_eq!(
+            store
+                .commit_block(1, &del, &hasher)
+                .expect("commit")
+                .state_root,
+            EMPTY_ROOT
+        );
+    }
+}
+
+#[test]
+fn pooled_hasher_gives_the_same_roots() {
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool"),
+    );
+    let pooled = CpuStateHasher::with_pool(pool);
+    let plain = CpuStateHasher::new();
+    let a = MemoryStore::new();
+    let b = MemoryStore::new();
+    let ws: WriteSet = (0..10_000u32)
+        .map(|i| {
+            (
+                StateKey(i.to_be_bytes().to_vec()),
+                Some(Arc::<[u8]>::from(i.to_le_bytes().to_vec())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        a.commit_block(0, &ws, &pooled).expect("a"),
+        b.commit_block(0, &ws, &plain).expect("b")
+    );
+}

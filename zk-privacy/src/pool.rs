@@ -1,0 +1,325 @@
+//! The privacy pool's state rules, over an abstract key-value view.
+//!
+//! The node stores the pool under `StateKey::privacy(sub_key)`; this module only sees the
+//! sub-keys through [`PrivacyState`], so it does not depend on `vm-state`. Keys:
+//!
+//! | sub-key | value |
+//! |---|---|
+//! | `"meta"` | `leaf_count: u64 LE` ‖ `root_seq: u64 LE` (absent: empty tree, seq 0) |
+//! | `"frontier" ‖ level: u8` | 32-byte Fr, the tree frontier at that height |
+//! | `"root" ‖ seq: u64 LE` | 32-byte Fr, the root with that sequence number |
+//! | `"rootseq" ‖ root (32 B)` | `seq: u64 LE`, the latest sequence number of that root |
+//! | `"nf" ‖ nullifier (32 B)` | `[1]`: the nullifier has been spent |
+//!
+//! Roots get sequence numbers 0 (the empty tree), 1, 2, ... as transfers append
+//! commitments. A root is *recent* while its sequence number is among the last
+//! `recent_roots` (K) ones; older root entries are deleted as new ones arrive.
+//!
+//! [`PrivacyPool::apply_transfer`] reads everything it needs first, checks, and only then
+//! writes, so a rejected transfer writes nothing and a view that does not show a
+//! transaction its own writes (MVCC) is fine. Two transfers spending the same note, in one
+//! block or in two, reveal the same nullifier: the later one (in block order) is rejected
+//! with [`Rejection::NullifierSpent`].
+
+use ark_bn254::Fr;
+
+use crate::error::{Result, ZkError};
+use crate::transfer::{decode_fr, encode_fr, TransferPublicInputs};
+use crate::tree::{check_depth, empty_roots, Frontier, DEFAULT_DEPTH};
+
+/// The node's view of the privacy sub-keyspace (implemented on top of its `StateView`).
+pub trait PrivacyState {
+    /// The view's read error (e.g. a Block-STM dependency); passed through unchanged.
+    type Error;
+    /// Reads a sub-key.
+    fn read(&mut self, sub_key: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error>;
+    /// Writes (`Some`) or deletes (`None`) a sub-key.
+    fn write(&mut self, sub_key: Vec<u8>, value: Option<Vec<u8>>);
+}
+
+/// Why a transfer was rejected by the state rules (proof validity is checked before).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("root is not one of the last {0} roots of the note-commitment tree")]
+    UnknownRoot(usize),
+    #[error("nullifier {0} has already been spent")]
+    NullifierSpent(String),
+    #[error("the transfer reveals the same nullifier twice")]
+    DuplicateNullifier,
+    #[error("the note-commitment tree of depth {0} is full")]
+    TreeFull(usize),
+    #[error("corrupt privacy-pool state: {0}")]
+    CorruptState(String),
+}
+
+/// What an accepted transfer changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedTransfer {
+    /// Leaf positions of the two new commitments.
+    pub positions: [u64; 2],
+    /// The tree root after the append (now the most recent root).
+    pub new_root: Fr,
+    /// Its sequence number.
+    pub root_seq: u64,
+}
+
+/// Pool parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivacyPool {
+    depth: usize,
+    recent_roots: usize,
+    zeros: Vec<Fr>,
+}
+
+/// Default number of recent roots accepted (K).
+pub const DEFAULT_RECENT_ROOTS: usize = 100;
+
+impl Default for PrivacyPool {
+    fn default() -> Self {
+        Self {
+            depth: DEFAULT_DEPTH,
+            recent_roots: DEFAULT_RECENT_ROOTS,
+            zeros: empty_roots(DEFAULT_DEPTH),
+        }
+    }
+}
+
+fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + rest.len());
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// Sub-key of a spent nullifier.
+pub fn nullifier_key(nf: &Fr) -> Vec<u8> {
+    key(b"nf", &encode_fr(nf))
+}
+fn root_key(seq: u64) -> Vec<u8> {
+    key(b"root", &seq.to_le_bytes())
+}
+fn root_seq_key(root: &Fr) -> Vec<u8> {
+    key(b"rootseq", &encode_fr(root))
+}
+fn frontier_key(level: usize) -> Vec<u8> {
+    key(b"frontier", &[level as u8])
+}
+const META_KEY: &[u8] = b"meta";
+
+fn corrupt(what: impl ToString) -> Rejection {
+    Rejection::CorruptState(what.to_string())
+}
+
+fn read_u64(bytes: &[u8], what: &str) -> std::result::Result<u64, Rejection> {
+    let b: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt(format!("{what}: {} bytes", bytes.len())))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+impl PrivacyPool {
+    /// A pool with a tree of `depth` accepting the last `recent_roots` roots.
+    pub fn new(depth: usize, recent_roots: usize) -> Result<Self> {
+        check_depth(depth)?;
+        if recent_roots == 0 {
+            return Err(ZkError::Config("recent_roots must be at least 1".into()));
+        }
+        Ok(Self {
+            depth,
+            recent_roots,
+            zeros: empty_roots(depth),
+        })
+    }
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+    pub fn recent_roots(&self) -> usize {
+        self.recent_roots
+    }
+
+    fn read_meta<S: PrivacyState>(
+        &self,
+        state: &mut S,
+    ) -> std::result::Result<std::result::Result<(u64, u64), Rejection>, S::Error> {
+        Ok(match state.read(META_KEY)? {
+            None => Ok((0, 0)),
+            Some(v) if v.len() == 16 => Ok((
+                u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(v[8..].try_into().unwrap_or([0; 8])),
+            )),
+            Some(v) => Err(corrupt(format!("meta of {} bytes", v.len()))),
+        })
+    }
+
+    /// The current root (the empty tree's root before any transfer).
+    pub fn current_root<S: PrivacyState>(
+        &self,
+        state: &mut S,
+    ) -> std::result::Result<std::result::Result<Fr, Rejection>, S::Error> {
+        let (_, seq) = match self.read_meta(state)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        if seq == 0 {
+            return Ok(Ok(self.zeros[self.depth]));
+        }
+        Ok(match state.read(&root_key(seq))? {
+            Some(b) => decode_fr(&b, "root").map_err(corrupt),
+            None => Err(corrupt(format!("missing root #{seq}"))),
+        })
+    }
+
+    /// Whether `root` is among the last K roots.
+    pub fn is_recent_root<S: PrivacyState>(
+        &self,
+        state: &mut S,
+        root: &Fr,
+    ) -> std::result::Result<std::result::Result<bool, Rejection>, S::Error> {
+        let (_, current) = match self.read_meta(state)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        let seq = if *root == self.zeros[self.depth] && state.read(&root_seq_key(root))?.is_none() {
+            Some(0)
+        } else {
+            match state.read(&root_seq_key(root))? {
+                Some(b) => match read_u64(&b, "root sequence") {
+                    Ok(s) => Some(s),
+                    Err(r) => return Ok(Err(r)),
+                },
+                None => None,
+            }
+        };
+        Ok(Ok(match seq {
+            Some(s) => s <= current && current - s < self.recent_roots as u64,
+            None => false,
+        }))
+    }
+
+    /// Whether a nullifier has been spent.
+    pub fn is_spent<S: PrivacyState>(
+        &self,
+        state: &mut S,
+        nf: &Fr,
+    ) -> std::result::Result<bool, S::Error> {
+        Ok(state.read(&nullifier_key(nf))?.is_some())
+    }
+
+    /// Checks a transfer against the state and, if it passes, records its nullifiers,
+    /// appends its commitments and records the new root. The proof must have been
+    /// verified before. The outer `Result` carries the view's read errors; the inner one
+    /// the rule outcome.
+    pub fn apply_transfer<S: PrivacyState>(
+        &self,
+        state: &mut S,
+        public: &TransferPublicInputs,
+    ) -> std::result::Result<std::result::Result<AppliedTransfer, Rejection>, S::Error> {
+        // ---- reads and checks (no writes) ----
+        if public.nullifiers[0] == public.nullifiers[1] {
+            return Ok(Err(Rejection::DuplicateNullifier));
+        }
+        match self.is_recent_root(state, &public.root)? {
+            Ok(true) => {}
+            Ok(false) => return Ok(Err(Rejection::UnknownRoot(self.recent_roots))),
+            Err(r) => return Ok(Err(r)),
+        }
+        for nf in &public.nullifiers {
+            if self.is_spent(state, nf)? {
+                return Ok(Err(Rejection::NullifierSpent(hex::encode(encode_fr(nf)))));
+            }
+        }
+        let (count, seq) = match self.read_meta(state)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        if count + 2 > 1u64 << self.depth.min(63) {
+            return Ok(Err(Rejection::TreeFull(self.depth)));
+        }
+        let mut frontier = Frontier {
+            depth: self.depth,
+            count,
+            filled: Vec::with_capacity(self.depth),
+        };
+        for level in 0..self.depth {
+            match state.read(&frontier_key(level))? {
+                Some(b) => match decode_fr(&b, "frontier") {
+                    Ok(x) => frontier.filled.push(x),
+                    Err(e) => return Ok(Err(corrupt(e))),
+                },
+                None => frontier.filled.push(self.zeros[level]),
+            }
+        }
+        let old_seq_to_drop = (seq + 1).checked_sub(self.recent_roots as u64);
+        let old_root = match old_seq_to_drop {
+            Some(s) if s > 0 => state.read(&root_key(s))?,
+            _ => None,
+        };
+
+        // ---- compute ----
+        let before = frontier.filled.clone();
+        let mut new_root = Fr::from(0u64);
+        for cm in &public.commitments {
+            new_root = match frontier.append(*cm, &self.zeros) {
+                Ok(r) => r,
+                Err(_) => return Ok(Err(Rejection::TreeFull(self.depth))),
+            };
+        }
+        let new_seq = seq + 1;
+
+        // ---- writes ----
+        for nf in &public.nullifiers {
+            state.write(nullifier_key(nf), Some(vec![1]));
+        }
+        for (level, (old, new)) in before.iter().zip(&frontier.filled).enumerate() {
+            if old != new {
+                state.write(frontier_key(level), Some(encode_fr(new).to_vec()));
+            }
+        }
+        let mut meta = Vec::with_capacity(16);
+        meta.extend_from_slice(&frontier.count.to_le_bytes());
+        meta.extend_from_slice(&new_seq.to_le_bytes());
+        state.write(META_KEY.to_vec(), Some(meta));
+        state.write(root_key(new_seq), Some(encode_fr(&new_root).to_vec()));
+        if let (Some(s), Some(old)) = (old_seq_to_drop, old_root) {
+            // The root with sequence `s` leaves the window of recent roots.
+            state.write(root_key(s), None);
+            if let Ok(r) = decode_fr(&old, "root") {
+                if r != new_root {
+                    state.write(root_seq_key(&r), None);
+                }
+            }
+        }
+        state.write(
+            root_seq_key(&new_root),
+            Some(new_seq.to_le_bytes().to_vec()),
+        );
+        Ok(Ok(AppliedTransfer {
+            positions: [count, count + 1],
+            new_root,
+            root_seq: new_seq,
+        }))
+    }
+}
+
+/// An in-memory [`PrivacyState`] (tests, tools, the node's reference model).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryPrivacyState {
+    pub map: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl PrivacyState for MemoryPrivacyState {
+    type Error = std::convert::Infallible;
+    fn read(&mut self, sub_key: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.map.get(sub_key).cloned())
+    }
+    fn write(&mut self, sub_key: Vec<u8>, value: Option<Vec<u8>>) {
+        match value {
+            Some(v) => {
+                self.map.insert(sub_key, v);
+            }
+            None => {
+                self.map.remove(&sub_key);
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! zk-privacy integration tests (one binary).
+
+mod common;
+mod privacy;
+mod prover;
+mod service;
