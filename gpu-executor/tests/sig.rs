@@ -852,3 +852,62 @@ fn fallback_and_all_or_nothing() {
         assert!(g.verify_ed25519(&[]).is_empty());
     }
 }
+
+/// Several devices: the batch is split into chunks spread over them (here the same device
+/// opened twice), and the results come back in order.
+#[test]
+fn several_devices_split_the_batch() {
+    let Some(first) = devices().first() else {
+        eprintln!("sig tests: no device present, skipping the several-devices test");
+        return;
+    };
+    let info = first.info().clone();
+    let second = match open_device(info.backend, info.index, 1) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "sig tests: cannot open {} a second time, skipping: {e}",
+                info.backend
+            );
+            return;
+        }
+    };
+    let exec = SigExecutor::with_devices(
+        vec![first.clone(), second],
+        pool(),
+        SigConfig {
+            chunk_items: 5,
+            ..SigConfig::always_gpu()
+        },
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut data = random_ed25519(&mut rng, 23, 300);
+    for (i, d) in data.iter_mut().enumerate() {
+        if i % 4 == 1 {
+            d.2[40] ^= 4;
+        }
+    }
+    let items: Vec<Ed25519Item<'_>> = data
+        .iter()
+        .map(|(pk, m, s)| Ed25519Item {
+            public_key: *pk,
+            message: m,
+            signature: *s,
+        })
+        .collect();
+    let expected: Vec<bool> = (0..items.len()).map(|i| i % 4 != 1).collect();
+    assert_eq!(exec.try_gpu_ed25519(&items).expect("two devices"), expected);
+    let mut verify = Vec::new();
+    let mut recover = Vec::new();
+    for i in 0..13u64 {
+        let (v, r) = ec_signed(&ec_key(i), [i as u8; 32], i % 2 == 0, false);
+        verify.push(v);
+        recover.push(r);
+    }
+    assert_eq!(
+        exec.try_gpu_secp256k1(&verify).expect("two devices"),
+        vec![true; 13]
+    );
+    let cpu = cpu_exec(SigConfig::default()).ecrecover(&recover);
+    assert_eq!(exec.try_gpu_ecrecover(&recover).expect("two devices"), cpu);
+}

@@ -195,9 +195,10 @@ fn run(cfg: NodeConfig, dev: bool, blocks: Option<u64>, strategy: Option<Strateg
     let node = open_node(&cfg, store, strategy)?;
     describe(&node);
     let mut workload = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+    // In dev mode the genesis is the workload's (checked against a non-empty database).
     let (height, hash, root) = match node.head()? {
+        _ if dev => node.init_genesis(&workload.genesis())?,
         Some(h) => h,
-        None if dev => node.init_genesis(&workload.genesis())?,
         None => {
             eprintln!("no genesis committed: import a block file or use --dev");
             (0, [0; 32], [0; 32])
@@ -225,6 +226,9 @@ fn run(cfg: NodeConfig, dev: bool, blocks: Option<u64>, strategy: Option<Strateg
     let root_cell = Arc::new(parking_lot::Mutex::new(node.privacy_root()?));
     if want_privacy > 0 {
         {
+            eprintln!(
+                "preparing privacy parameters (created and cached in the data dir on first run)"
+            );
             let pk = node.privacy_proving_key()?;
             let prover = PrivacyProver {
                 pk,

@@ -312,6 +312,9 @@ pub fn build_vm(cfg: &NodeConfig) -> Result<Arc<Vm>> {
         .map_err(|e| NodeError::Execution(e.to_string()))
 }
 
+/// The head of the chain: height, block hash, state root.
+pub type Head = (u64, [u8; 32], [u8; 32]);
+
 /// The node: committed state, scheduler, executor.
 pub struct Node {
     cfg: NodeConfig,
@@ -402,7 +405,7 @@ impl Node {
     }
 
     /// The last committed block: height, block hash and state root; `None` before genesis.
-    pub fn head(&self) -> Result<Option<(u64, [u8; 32], [u8; 32])>> {
+    pub fn head(&self) -> Result<Option<Head>> {
         let Some(CommitInfo { height, state_root }) =
             self.store.latest().map_err(Self::store_err)?
         else {
@@ -434,7 +437,7 @@ impl Node {
 
     /// Commits `genesis` as block 0 on a fresh store; on a store that has it already, checks
     /// it is the same genesis. Returns the head.
-    pub fn init_genesis(&self, genesis: &Genesis) -> Result<(u64, [u8; 32], [u8; 32])> {
+    pub fn init_genesis(&self, genesis: &Genesis) -> Result<Head> {
         let ghash = genesis.hash();
         if genesis.chain_id != self.cfg.node.chain_id {
             return Err(NodeError::BlockRejected {

@@ -200,6 +200,10 @@ pub trait BatchKernels: Send + Sync {
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String>;
 }
 
+/// A kernel call on one backend, as [`HybridScheduler`] routes it.
+type KernelFn<'a, T, R> =
+    dyn Fn(&dyn BatchKernels, &[T]) -> std::result::Result<Vec<R>, String> + Sync + 'a;
+
 /// One Ed25519 check.
 #[derive(Clone, Copy, Debug)]
 pub struct SigItem<'a> {
@@ -433,7 +437,7 @@ impl HybridScheduler {
                 };
                 let d = st.decisions.entry(class_of(n)).or_insert(0);
                 *d += 1;
-                let probe = *d % REPROBE_EVERY == 0;
+                let probe = d.is_multiple_of(REPROBE_EVERY);
                 let gpu_wins = g < c;
                 let close = if gpu_wins { c < 2.0 * g } else { g < 2.0 * c };
                 if gpu_wins != (probe && close) {
@@ -530,7 +534,7 @@ impl HybridScheduler {
         &self,
         kernel: Kernel,
         items: &[T],
-        cpu: &(dyn Fn(&dyn BatchKernels, &[T]) -> std::result::Result<Vec<R>, String> + Sync),
+        cpu: &KernelFn<'_, T, R>,
     ) -> Result<(Vec<R>, BatchReport)> {
         let n = items.len();
         let start = Instant::now();
@@ -873,7 +877,7 @@ impl engine_api::ExecutionEngine for HybridScheduler {
                 Ok(batch_result(h.concat()))
             }
             TaskType::MerkleTreeBuild => {
-                if input.len() % 32 != 0 {
+                if !input.len().is_multiple_of(32) {
                     return Err(E::InvalidInput(format!(
                         "{} bytes is not a whole number of 32-byte leaves",
                         input.len()
@@ -1009,7 +1013,7 @@ mod tests {
     impl FlakyGpu {
         fn tick(&self) -> std::result::Result<(), String> {
             let c = self.calls.fetch_add(1, Ordering::Relaxed);
-            if self.fail_every > 0 && c % self.fail_every == 0 {
+            if self.fail_every > 0 && c.is_multiple_of(self.fail_every) {
                 Err("injected device fault".into())
             } else {
                 Ok(())

@@ -45,19 +45,31 @@ impl ProverBackend for Timed {
 }
 
 fn main() -> anyhow::Result<()> {
-    let depth: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let depth: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let circuit = zk_privacy::bench::sample_transfer(depth)?;
     let t = Instant::now();
     let pk = zk_privacy::setup::dev_setup(TransferCircuit::blank(depth), b"profile")?;
     println!("setup: {:?}", t.elapsed());
     let t = Instant::now();
     let w = synthesize(circuit.clone(), None)?;
-    println!("synthesize (with matrices): {:?}, {} constraints", t.elapsed(), w.num_constraints);
+    println!(
+        "synthesize (with matrices): {:?}, {} constraints",
+        t.elapsed(),
+        w.num_constraints
+    );
     let t = Instant::now();
     let w2 = synthesize(circuit, Some(w.matrices.clone()))?;
     println!("synthesize (shared matrices): {:?}", t.elapsed());
     let t = Instant::now();
-    let h = witness_map(&CpuProverBackend, &w2.matrices, w2.num_inputs, &w2.assignment)?;
+    let h = witness_map(
+        &CpuProverBackend,
+        &w2.matrices,
+        w2.num_inputs,
+        &w2.assignment,
+    )?;
     println!("witness map (7 NTTs of {}): {:?}", h.len(), t.elapsed());
     let t = Instant::now();
     let _ = create_proof(&Timed, &pk, Fr::from(1u64), Fr::from(2u64), &w2)?;

@@ -216,32 +216,41 @@ pub fn create_proof<B: ProverBackend + ?Sized>(
     if h.len() < pk.h_query.len() {
         return Err(key_mismatch("h_query", pk.h_query.len(), h.len()));
     }
-    let h_acc = backend.msm_g1(&pk.h_query, &h[..pk.h_query.len()])?;
-    drop(h);
-    let l_aux_acc = backend.msm_g1(&pk.l_query, &full[num_inputs..])?;
     let assignment = &full[1..];
-
-    // A = alpha + sum a_i(x) w_i + r delta
-    let g_a = pk.delta_g1 * r
-        + pk.a_query[0]
-        + backend.msm_g1(&pk.a_query[1..], assignment)?
-        + pk.vk.alpha_g1;
-    // B in G1 (only needed for C when r != 0)
-    let g1_b = if r.is_zero() {
-        G1Projective::zero()
-    } else {
-        pk.delta_g1 * s
-            + pk.b_g1_query[0]
-            + backend.msm_g1(&pk.b_g1_query[1..], assignment)?
-            + pk.beta_g1
-    };
-    // B in G2
-    let g2_b = pk.vk.delta_g2 * s
-        + pk.b_g2_query[0]
-        + backend.msm_g2(&pk.b_g2_query[1..], assignment)?
-        + pk.vk.beta_g2;
-    // C = s A + r B1 - r s delta + L + H
-    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_aux_acc + h_acc;
+    // B in G2 is independent of the G1 terms: on a GPU backend it runs on the CPU while the
+    // G1 MSMs run on the device.
+    let (g1_terms, g2_b) = rayon::join(
+        || -> Result<(G1Projective, G1Projective, G1Projective)> {
+            let h_acc = backend.msm_g1(&pk.h_query, &h[..pk.h_query.len()])?;
+            let l_aux_acc = backend.msm_g1(&pk.l_query, &full[num_inputs..])?;
+            // A = alpha + sum a_i(x) w_i + r delta
+            let g_a = pk.delta_g1 * r
+                + pk.a_query[0]
+                + backend.msm_g1(&pk.a_query[1..], assignment)?
+                + pk.vk.alpha_g1;
+            // B in G1 (only needed for C when r != 0)
+            let g1_b = if r.is_zero() {
+                G1Projective::zero()
+            } else {
+                pk.delta_g1 * s
+                    + pk.b_g1_query[0]
+                    + backend.msm_g1(&pk.b_g1_query[1..], assignment)?
+                    + pk.beta_g1
+            };
+            // C = s A + r B1 - r s delta + L + H
+            let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_aux_acc + h_acc;
+            Ok((g_a, g1_b, g_c))
+        },
+        || -> Result<ark_bn254::G2Projective> {
+            // B in G2
+            Ok(pk.vk.delta_g2 * s
+                + pk.b_g2_query[0]
+                + backend.msm_g2(&pk.b_g2_query[1..], assignment)?
+                + pk.vk.beta_g2)
+        },
+    );
+    let (g_a, _g1_b, g_c) = g1_terms?;
+    let g2_b = g2_b?;
     Ok(Proof {
         a: g_a.into_affine(),
         b: g2_b.into_affine(),

@@ -108,3 +108,53 @@ pub fn ecrecover_batch(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sig::Sec1PublicKey;
+
+    #[test]
+    fn parity_of_v() {
+        assert_eq!(ecrecover_parity(27), Some(false));
+        assert_eq!(ecrecover_parity(28), Some(true));
+        assert_eq!(ecrecover_parity(0), Some(false));
+        assert_eq!(ecrecover_parity(1), Some(true));
+        for v in [2u8, 3, 26, 29, 35, 36, 255] {
+            assert_eq!(ecrecover_parity(v), None, "v = {v}");
+        }
+    }
+
+    #[test]
+    fn sec1_lengths() {
+        assert!(matches!(
+            Sec1PublicKey::from_slice(&[2u8; 33]),
+            Some(Sec1PublicKey::Compressed(_))
+        ));
+        assert!(matches!(
+            Sec1PublicKey::from_slice(&[4u8; 65]),
+            Some(Sec1PublicKey::Uncompressed(_))
+        ));
+        for len in [0usize, 1, 32, 34, 64, 66] {
+            assert!(Sec1PublicKey::from_slice(&vec![4u8; len]).is_none());
+        }
+    }
+
+    #[test]
+    fn address_of_a_known_key() {
+        // private key 1: the generator; its address is well known
+        let g = k256::ecdsa::SigningKey::from_bytes(&{
+            let mut k = [0u8; 32];
+            k[31] = 1;
+            k.into()
+        })
+        .expect("key 1");
+        let point = g.verifying_key().to_encoded_point(false);
+        let mut pk = [0u8; 64];
+        pk.copy_from_slice(&point.as_bytes()[1..]);
+        assert_eq!(
+            hex::encode(eth_address(&pk)),
+            "7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+        );
+    }
+}

@@ -292,14 +292,14 @@ impl SigExecutor {
     /// Ed25519 on the device(s) only: no fallback (tests, benchmarks).
     pub fn try_gpu_ed25519(&self, items: &[Ed25519Item<'_>]) -> Result<Vec<bool>> {
         let chunks = gpu::GpuSig::ed25519_chunks(items, self.config.chunk_items);
-        self.run_chunks(&chunks, |g, a, b| g.ed25519(&items[a..b]))
+        self.run_chunks(&chunks, |g, a, b| g.ed25519(&self.pool, &items[a..b]))
     }
 
     /// secp256k1 ECDSA on the device(s) only: no fallback.
     pub fn try_gpu_secp256k1(&self, items: &[Secp256k1Item]) -> Result<Vec<bool>> {
         let low_s = self.config.require_low_s;
         self.run_chunks(&self.uniform_chunks(items.len()), |g, a, b| {
-            g.secp256k1(&items[a..b], low_s)
+            g.secp256k1(&self.pool, &items[a..b], low_s)
         })
     }
 
@@ -307,7 +307,7 @@ impl SigExecutor {
     pub fn try_gpu_ecrecover(&self, items: &[EcrecoverItem]) -> Result<Vec<Option<RecoveredKey>>> {
         let low_s = self.config.require_low_s;
         self.run_chunks(&self.uniform_chunks(items.len()), |g, a, b| {
-            g.ecrecover(&items[a..b], low_s)
+            g.ecrecover(&self.pool, &items[a..b], low_s)
         })
     }
 

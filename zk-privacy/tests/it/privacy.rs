@@ -245,23 +245,6 @@ fn value_imbalance_and_range_violation_are_unprovable() {
 }
 
 #[test]
-fn default_depth_circuit_is_satisfied() {
-    // The node runs depth 20: check the witness generation and constraint system there
-    // (proving at depth 20 is covered by `supervm bench groth16` / the ignored test below).
-    let s = scenario(zk_privacy::tree::DEFAULT_DEPTH);
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    transfer_circuit(&s, [100, 15], 5)
-        .generate_constraints(cs.clone())
-        .unwrap();
-    assert!(cs.is_satisfied().unwrap());
-    eprintln!(
-        "transfer circuit, depth 20: {} constraints",
-        cs.num_constraints()
-    );
-    assert!(cs.num_constraints() < 1 << 14);
-}
-
-#[test]
 fn default_depth_transfer_proves_verifies_and_applies() {
     // Full flow at the node's depth (20): dev set-up, proof, 296-byte payload, verification,
     // state rules.
