@@ -359,6 +359,7 @@ fn import(cfg: NodeConfig, file: &Path, strategy: Option<Strategy>) -> Result<()
         hex::encode(hash),
         hex::encode(root)
     );
+    print_routes(&node);
     result?;
     Ok(())
 }

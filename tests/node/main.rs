@@ -191,10 +191,30 @@ fn every_strategy_gives_the_same_state_root() {
     let file = env.path("blocks.svm");
     generate(&env, &file, 2, env_usize("SUPERVM_TEST_TXS", 40));
     let mut roots = Vec::new();
+    // With the `opencl` feature the GPU routes run on an OpenCL device (PoCL's CPU device
+    // in CI); `gpu.backend = "auto"` would skip a CPU-type OpenCL device.
+    let gpu = if cfg!(feature = "opencl") {
+        "[gpu]\nbackend = \"opencl\"\n"
+    } else {
+        eprintln!("GPU routes not exercised: built without the `opencl` feature");
+        ""
+    };
     for strategy in ["cpu_only", "gpu_only", "auto", "load_balance"] {
-        let e = Env::new(&format!("[scheduler]\nstrategy = \"{strategy}\"\n"));
+        let e = Env::new(&format!(
+            "[scheduler]\nstrategy = \"{strategy}\"\ncalibration = {}\n{gpu}",
+            strategy == "auto"
+        ));
         let out = import(&e, &file, None);
         assert!(out.status.success(), "{strategy}: {}", stderr(&out));
+        let err = stderr(&out);
+        if strategy == "gpu_only" {
+            if err.contains("gpu=[none]") {
+                eprintln!("gpu_only ran on the CPU: no GPU device opened");
+            } else {
+                assert!(err.contains("HashCompute/gpu"), "{err}");
+                assert!(err.contains("MerkleTreeBuild/gpu"), "{err}");
+            }
+        }
         roots.push((strategy, e.head()));
     }
     for (s, r) in &roots[1..] {

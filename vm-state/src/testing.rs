@@ -94,7 +94,7 @@ pub fn generate_block(seed: u64, universe: u32, len: usize, transfer_pct: u32) -
                     to: (next() % u) as u32,
                     amount: next() % 1000,
                 }
-            } else if r % 4 != 0 {
+            } else if !r.is_multiple_of(4) {
                 let reads = (0..next() % 5).map(|_| (next() % u) as u32).collect();
                 let writes = (0..1 + next() % 3).map(|_| (next() % u) as u32).collect();
                 SynthTx::Mix {
@@ -219,7 +219,7 @@ impl TxExecutor for SyntheticExecutor {
             }
             SynthTx::Toggle { key: k } => {
                 let b = balance_of(view.read(&key(*k))?);
-                if b % 2 == 0 {
+                if b.is_multiple_of(2) {
                     view.write(key(*k), None);
                 } else {
                     view.write(key(*k), Some(value(b + 1)));

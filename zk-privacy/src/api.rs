@@ -271,6 +271,14 @@ fn parse_transfer(v: &Value) -> Result<TransferCircuit> {
     Ok(c)
 }
 
+/// The dev proving key of the transfer circuit at `depth` exactly as `supervm prove
+/// transfer` derives it from `seed` (so the node verifies the tool's proofs with
+/// `prepare(&key.vk)`). UNSAFE for production (see [`crate::setup`]).
+pub fn dev_transfer_key(depth: usize, seed: &str) -> Result<ProvingKey<Bn254>> {
+    crate::tree::check_depth(depth)?;
+    BuiltinCircuit::Transfer(Box::new(TransferCircuit::blank(depth))).dev_setup(seed)
+}
+
 /// `supervm prove`: reads the JSON inputs of built-in circuit `circuit` from `inputs`,
 /// proves on `backend`, optionally exports snarkjs JSON.
 pub fn prove_file_with_backend<B: ProverBackend + ?Sized>(

@@ -4,6 +4,8 @@ use ark_bn254::Fr;
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::eq::EqGadget;
 use ark_r1cs_std::fields::fp::FpVar;
+use ark_r1cs_std::fields::FieldVar;
+use ark_r1cs_std::R1CSVar;
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 
 /// `y = f^n(x)` with `f(t) = t^2 + t + 5`: public inputs `[x, y]`, `n` multiplication
@@ -36,9 +38,12 @@ impl ConstraintSynthesizer<Fr> for SquareChainCircuit {
         let mut t = x;
         let five = Fr::from(5u64);
         for _ in 0..self.steps {
-            // t' = t*t + t + 5: one multiplication constraint per step.
-            let sq = &t * &t;
-            t = sq + &t + five;
+            // t' = t*t + t + 5 as a fresh witness and one constraint t * t = t' - t - 5, so
+            // linear combinations do not nest across steps.
+            let next_value = t.value().map(|v| v * v + v + five);
+            let next = FpVar::new_witness(cs.clone(), || next_value)?;
+            t.mul_equals(&t, &(&next - &t - five))?;
+            t = next;
         }
         t.enforce_equal(&y)
     }

@@ -2,7 +2,8 @@
 //!
 //! How the parts fit:
 //! - [`backend`]: the [`ProverBackend`] trait (G1/G2 MSM, NTT, inverse and coset NTT) with the
-//!   arkworks CPU implementation; a GPU implementation plugs in here.
+//!   arkworks CPU implementation and `GpuProverBackend` over `gpu_executor::zk` (CUDA/OpenCL
+//!   G1 MSM and NTTs, proving-key bases resident on the device).
 //! - [`prover`]: a Groth16 prover (arkworks R1CS in, `ark-groth16` proof out) whose heavy
 //!   steps go through a backend; bit-for-bit equal to `ark-groth16` for the same `(r, s)`.
 //! - [`setup`]: deterministic dev parameters from a seed (UNSAFE for production) and checked
@@ -41,7 +42,9 @@ pub mod transfer;
 pub mod tree;
 pub mod verify;
 
-pub use backend::{CpuProverBackend, ProverBackend};
+pub use backend::{CpuProverBackend, GpuProverBackend, ProverBackend};
 pub use error::{Result, ZkError};
+pub use pool::{PrivacyPool, PrivacyState, Rejection};
 pub use prover::Groth16Prover;
 pub use transfer::{PrivacyTransfer, TransferPublicInputs};
+pub use verify::{batch_verify, verify_proof, BatchOutcome, ProofWithInputs};

@@ -301,7 +301,7 @@ impl<E: TxExecutor> Block<'_, E> {
                     let (reads, writes) = view.finish();
                     let wrote_new_path =
                         self.mem
-                            .record(v.txn, v.incarnation, reads, writes, receipt);
+                            .record(v.txn, v.incarnation, reads, writes, receipt)?;
                     return self.scheduler.finish_execution(v, wrote_new_path);
                 }
                 Err(ReadError::Dependency(d)) => {
@@ -324,11 +324,11 @@ impl<E: TxExecutor> Block<'_, E> {
 
     fn validate(&self, v: Version, stats: &mut ExecStats) -> Result<Option<Task>> {
         stats.validations += 1;
-        let valid = self.mem.validate_read_set(v.txn);
+        let valid = self.mem.validate_read_set(v.txn)?;
         let aborted = !valid && self.scheduler.try_validation_abort(v)?;
         if aborted {
             stats.aborts += 1;
-            self.mem.convert_writes_to_estimates(v.txn);
+            self.mem.convert_writes_to_estimates(v.txn)?;
         }
         self.scheduler.finish_validation(v.txn, aborted)
     }

@@ -7,13 +7,14 @@
 //!   per-block random seed; the shard comes from the middle bits of that hash); a key's cell is created on its first read
 //!   or write in the block and never removed until the block ends, so read sets and write
 //!   sets hold `Arc<KeyCell>`s and validation never hashes a key again;
-//! - each [`KeyCell`] has its own small lock over a `BTreeMap<TxIndex, Entry>` and a
+//! - each [`KeyCell`] has its own small lock over a vector of `(TxIndex, Entry)` sorted by
+//!   transaction (writes land near its end, so inserts are cheap) and a
 //!   once-filled cache of the committed (pre-block) value, so each key is read from the
 //!   committed store at most once per block however often incarnations re-read it;
 //! - per transaction, the output of its latest recorded incarnation ([`TxSlot`]): the read set
 //!   with the version each read saw (or "from storage"), the written cells and the receipt.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
@@ -23,6 +24,7 @@ use hashbrown::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
+use crate::error::VmStateError;
 use crate::types::{Incarnation, Receipt, StateKey, StateValue, TxIndex};
 
 /// Number of shards of the key map (a power of two).
@@ -260,7 +262,7 @@ impl MvMemory {
         reads: Vec<ReadRecord>,
         writes: Vec<(Arc<KeyCell>, Option<StateValue>)>,
         receipt: Receipt,
-    ) -> bool {
+    ) -> Result<bool, VmStateError> {
         for (cell, value) in &writes {
             cell.set(
                 txn,
@@ -270,7 +272,7 @@ impl MvMemory {
                 },
             );
         }
-        let mut slot = self.slots[txn].lock();
+        let mut slot = self.slot(txn)?.lock();
         let wrote_new_path = if slot.writes.is_empty() {
             !writes.is_empty()
         } else if slot.writes.len() * writes.len() <= 64 {
@@ -297,22 +299,30 @@ impl MvMemory {
         slot.reads = reads;
         slot.writes = writes;
         slot.receipt = Some(receipt);
-        wrote_new_path
+        Ok(wrote_new_path)
     }
 
     /// Turns all writes of `txn`'s latest recorded incarnation into ESTIMATEs.
-    pub(crate) fn convert_writes_to_estimates(&self, txn: TxIndex) {
-        let slot = self.slots[txn].lock();
+    pub(crate) fn convert_writes_to_estimates(&self, txn: TxIndex) -> Result<(), VmStateError> {
+        let slot = self.slot(txn)?.lock();
         for (cell, _) in &slot.writes {
             cell.mark_estimate(txn);
         }
+        Ok(())
+    }
+
+    fn slot(&self, txn: TxIndex) -> Result<&Mutex<TxSlot>, VmStateError> {
+        self.slots.get(txn).map(|s| &**s).ok_or_else(|| {
+            VmStateError::Invariant(format!("no transaction {txn} in multi-version memory"))
+        })
     }
 
     /// Whether every read of `txn`'s latest recorded incarnation would read the same version
     /// now.
-    pub(crate) fn validate_read_set(&self, txn: TxIndex) -> bool {
-        let slot = self.slots[txn].lock();
-        slot.reads
+    pub(crate) fn validate_read_set(&self, txn: TxIndex) -> Result<bool, VmStateError> {
+        let slot = self.slot(txn)?.lock();
+        Ok(slot
+            .reads
             .iter()
             .all(|r| match (r.cell.read_below(txn), r.origin) {
                 (MvRead::Storage, ReadOrigin::Storage) => true,
@@ -325,7 +335,7 @@ impl MvMemory {
                     ReadOrigin::Version(t0, i0),
                 ) => t == t0 && i == i0,
                 _ => false,
-            })
+            }))
     }
 
     /// The final value of every key written in the block (the entry of its highest writer),
@@ -374,6 +384,7 @@ impl MvMemory {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -423,8 +434,7 @@ mod tests {
                     Op::Read(k, t) => {
                         let expect = model
                             .iter()
-                            .filter(|((mk, mt), _)| *mk == k && *mt < t)
-                            .last()
+                            .rfind(|((mk, mt), _)| *mk == k && *mt < t)
                             .map(|((_, mt), e)| match e {
                                 Entry::Estimate => MvRead::Estimate(*mt),
                                 Entry::Written { incarnation, value } => MvRead::Version { txn: *mt, incarnation: *incarnation, value: value.clone() },
@@ -448,9 +458,15 @@ mod tests {
             return_data: vec![],
             events: vec![],
         };
-        assert!(mem.record(1, 0, vec![], vec![(a.clone(), None)], r.clone()));
-        assert!(!mem.record(1, 1, vec![], vec![(a.clone(), None)], r.clone()));
-        assert!(mem.record(1, 2, vec![], vec![(b.clone(), None)], r.clone()));
+        assert!(mem
+            .record(1, 0, vec![], vec![(a.clone(), None)], r.clone())
+            .unwrap());
+        assert!(!mem
+            .record(1, 1, vec![], vec![(a.clone(), None)], r.clone())
+            .unwrap());
+        assert!(mem
+            .record(1, 2, vec![], vec![(b.clone(), None)], r.clone())
+            .unwrap());
         assert_eq!(mem.read(&key(1), 2), MvRead::Storage);
         assert_eq!(
             mem.read(&key(2), 2),
@@ -460,7 +476,7 @@ mod tests {
                 value: None
             }
         );
-        mem.convert_writes_to_estimates(1);
+        mem.convert_writes_to_estimates(1).unwrap();
         assert_eq!(mem.read(&key(2), 2), MvRead::Estimate(1));
     }
 }

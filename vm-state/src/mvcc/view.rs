@@ -108,15 +108,28 @@ impl<'a> ParallelView<'a> {
 
     /// The read set and the write set (as cells of multi-version memory).
     #[allow(clippy::type_complexity)]
-    pub(crate) fn finish(self) -> (Vec<ReadRecord>, Vec<(Arc<KeyCell>, Option<StateValue>)>) {
-        let mem = self.mem;
-        let writes = self
-            .writes
-            .into_entries()
+    pub(crate) fn finish(mut self) -> (Vec<ReadRecord>, Vec<(Arc<KeyCell>, Option<StateValue>)>) {
+        let entries = std::mem::take(&mut self.writes).into_entries();
+        // A key read before it was written (the common read-modify-write) already has its
+        // cell in the read set: no second hash-table lookup. (`collect` reuses the buffer.)
+        let writes = entries
             .into_iter()
-            .map(|(k, v)| (mem.cell(&k), v))
+            .map(|(k, v)| {
+                let cell = match self.read_position(&k) {
+                    Some(i) => self.reads[i].cell.clone(),
+                    None => self.mem.cell(&k),
+                };
+                (cell, v)
+            })
             .collect();
         (self.reads, writes)
+    }
+
+    fn read_position(&self, key: &StateKey) -> Option<usize> {
+        match &self.read_index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.reads.iter().position(|r| r.cell.key() == key),
+        }
     }
 }
 
@@ -125,11 +138,7 @@ impl StateView for ParallelView<'_> {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        let earlier = match &self.read_index {
-            Some(ix) => ix.get(key).copied(),
-            None => self.reads.iter().position(|r| r.cell.key() == key),
-        };
-        if let Some(i) = earlier {
+        if let Some(i) = self.read_position(key) {
             return Ok(self.reads[i].value.clone());
         }
         let cell = self.mem.cell(key);

@@ -15,7 +15,7 @@ fn block(h: u64) -> WriteSet {
     (0..8u64)
         .map(|i| {
             let key = StateKey(format!("k{:03}", (h * 13 + i * 5) % 60).into_bytes());
-            let value = if (h + i) % 7 == 0 {
+            let value = if (h + i).is_multiple_of(7) {
                 None
             } else {
                 Some(Arc::<[u8]>::from(format!("v{h}.{i}").into_bytes()))

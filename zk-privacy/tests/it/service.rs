@@ -164,6 +164,9 @@ fn prove_file_entry_point_for_builtin_circuits() {
     std::fs::write(&inputs, tjson.to_string()).unwrap();
     let out = prove_file("transfer", &inputs, &ProveOptions::default()).unwrap();
     assert_eq!(out.circuit_id, "transfer-d4");
+    // The node derives the same key as the tool.
+    let node_key = zk_privacy::api::dev_transfer_key(4, zk_privacy::api::DEFAULT_SEED).unwrap();
+    assert_eq!(node_key.vk, out.verifying_key);
     let t = out.transfer.clone().unwrap();
     assert_eq!(PrivacyTransfer::decode(&t.encode()).unwrap(), t);
     assert!(verify_proof(
