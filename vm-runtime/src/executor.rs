@@ -103,29 +103,36 @@ fn u128_value(v: u128) -> StateValue {
 }
 
 /// Native balance changes of one transaction, read through the view once per account.
+/// The native balances a transaction touches (sender, recipient or called contract: at most
+/// a few), kept in a small vector: no tree nodes to allocate on the per-transaction path.
 struct Balances {
-    map: BTreeMap<Address, u128>,
+    entries: Vec<(Address, u128)>,
 }
 
 impl Balances {
     fn new() -> Self {
         Self {
-            map: BTreeMap::new(),
+            entries: Vec::with_capacity(2),
         }
     }
     fn get(&mut self, view: &mut dyn StateView, a: &Address) -> Result<u128, ReadError> {
-        if let Some(v) = self.map.get(a) {
+        if let Some((_, v)) = self.entries.iter().find(|(k, _)| k == a) {
             return Ok(*v);
         }
         let v = read_u128(view, &StateKey::balance(a))?;
-        self.map.insert(*a, v);
+        self.entries.push((*a, v));
         Ok(v)
     }
     fn set(&mut self, a: Address, v: u128) {
-        self.map.insert(a, v);
+        match self.entries.iter_mut().find(|(k, _)| *k == a) {
+            Some((_, old)) => *old = v,
+            None => self.entries.push((a, v)),
+        }
     }
-    fn write(self, view: &mut dyn StateView) {
-        for (a, v) in self.map {
+    /// Writes every touched balance, in address order.
+    fn write(mut self, view: &mut dyn StateView) {
+        self.entries.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        for (a, v) in self.entries {
             view.write(StateKey::balance(&a), Some(u128_value(v)));
         }
     }

@@ -16,7 +16,9 @@
 //! ...), so a reused instance behaves exactly like a fresh one: the outcome of a call depends
 //! only on the module, the call and the state it reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use vm_state::{Address, Log, ReadError, StateKey, StateValue, StateView, TxStatus};
@@ -328,19 +330,20 @@ impl VmWorker {
 /// Granularity of the memory reset.
 const RESET_CHUNK: usize = 4096;
 
-/// Whether every byte is zero: an OR over 64-byte blocks with independent lanes, which the
-/// compiler turns into wide vector loads (reads only `bytes`, writes nothing).
+/// Whether every byte is zero: a byte-wise OR over 64-byte blocks into a 64-byte
+/// accumulator, which the compiler turns into full-width vector loads and ORs (reads only
+/// `bytes`, writes nothing).
 fn is_zero(bytes: &[u8]) -> bool {
     let mut blocks = bytes.chunks_exact(64);
-    let mut acc = [0u64; 8];
+    let mut acc = [0u8; 64];
     for block in &mut blocks {
-        for (a, w) in acc.iter_mut().zip(block.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            *a |= u64::from_ne_bytes(word);
+        if let Ok(block) = <&[u8; 64]>::try_from(block) {
+            for (a, b) in acc.iter_mut().zip(block) {
+                *a |= *b;
+            }
         }
     }
-    acc.iter().all(|&a| a == 0) && blocks.remainder().iter().all(|&b| b == 0)
+    acc == [0u8; 64] && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 /// A contract's initial linear memory, with which chunks are all zero.

@@ -5,7 +5,7 @@
 //! module bytes). A contract is validated and compiled once; every later call, on any thread,
 //! instantiates from the cached `InstancePre` (see `instance.rs` for the per-worker instances).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;

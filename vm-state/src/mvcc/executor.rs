@@ -2,10 +2,13 @@
 //! [`execute_block_sequential`], the oracle it must always agree with.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_utils::Backoff;
 use parking_lot::Mutex;
@@ -100,7 +103,7 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
     ) -> Result<BlockOutput> {
-        match self.execute_block_parallel(exec, txs, env, base) {
+        match self.execute_block_adaptive(exec, txs, env, base) {
             Ok(out) => Ok(out),
             Err(e @ (VmStateError::Invariant(_) | VmStateError::ExecutorPanic { .. })) => {
                 tracing::warn!(error = %e, txs = txs.len(), "parallel execution failed; re-running the block sequentially");
@@ -112,6 +115,94 @@ impl ParallelExecutor {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Chooses how to run the block; the result is the sequential result either way.
+    /// - One worker: Block-STM cannot overlap anything, so the block runs sequentially
+    ///   (no multi-version bookkeeping; the same choice Aptos makes at concurrency 1).
+    /// - Small blocks (up to two probes): Block-STM.
+    /// - Otherwise a probe of the first transactions runs with Block-STM. If it saw few
+    ///   conflicts (aborts + dependency waits under 10% of the probe) and more than
+    ///   [`FEW_WORKERS`] workers ran it, the rest runs with Block-STM too. If not, the next
+    ///   probe runs sequentially on top of the first; the
+    ///   rest then runs in whichever mode was faster per transaction (a block that is one
+    ///   long dependency chain, e.g. transfers among 2 accounts, is faster sequentially).
+    ///
+    /// Every segment starts from committed state plus the write sets of the segments before
+    /// it, so segment boundaries cannot change any result; only timing picks the mode.
+    fn execute_block_adaptive<E: TxExecutor>(
+        &self,
+        exec: &E,
+        txs: &[E::Tx],
+        env: &BlockEnv,
+        base: &dyn StateReader,
+    ) -> Result<BlockOutput> {
+        let workers = self.threads.min(txs.len());
+        if workers <= 1 {
+            return execute_block_sequential(exec, txs, env, base);
+        }
+        let probe = (PROBE_PER_WORKER * workers).max(PROBE_MIN);
+        self.execute_block_probed(exec, txs, env, base, probe, None)
+    }
+
+    /// The probing part of [`Self::execute_block_adaptive`]; `force` fixes the mode of the
+    /// rest of the block instead of measuring (tests).
+    fn execute_block_probed<E: TxExecutor>(
+        &self,
+        exec: &E,
+        txs: &[E::Tx],
+        env: &BlockEnv,
+        base: &dyn StateReader,
+        probe: usize,
+        force: Option<bool>,
+    ) -> Result<BlockOutput> {
+        let n = txs.len();
+        let workers = self.threads.min(n);
+        if n <= 2 * probe {
+            return self.execute_block_parallel(exec, txs, env, base);
+        }
+        let start = Instant::now();
+        let mut out = self.execute_block_parallel(exec, &txs[..probe], env, base)?;
+        let par_time = start.elapsed();
+        let conflicts = out.stats.aborts + out.stats.dependency_waits;
+        let mut done = probe;
+        // With few workers a sequential probe is cheap, and a conflict count says little
+        // (workers that happen to run one after another hardly conflict): always measure.
+        let rest_parallel = if workers > FEW_WORKERS && conflicts * 10 <= probe as u64 {
+            true
+        } else {
+            let start = Instant::now();
+            let layered = Layered {
+                writes: &out.write_set,
+                base,
+            };
+            let next = execute_block_sequential(exec, &txs[done..done + probe], env, &layered)
+                .map_err(|e| offset_error(e, done))?;
+            let seq_time = start.elapsed();
+            append(&mut out, next);
+            done += probe;
+            par_time < seq_time
+        };
+        let rest_parallel = force.unwrap_or(rest_parallel);
+        let layered = Layered {
+            writes: &out.write_set,
+            base,
+        };
+        let next = if rest_parallel {
+            self.execute_block_parallel(exec, &txs[done..], env, &layered)
+        } else {
+            execute_block_sequential(exec, &txs[done..], env, &layered)
+        }
+        .map_err(|e| offset_error(e, done))?;
+        tracing::debug!(
+            txs = n,
+            probe,
+            conflicts,
+            rest_parallel,
+            "adaptive block execution"
+        );
+        append(&mut out, next);
+        Ok(out)
     }
 
     /// The sequential oracle (same as the free function).
@@ -206,6 +297,52 @@ impl ParallelExecutor {
             write_set,
             stats: stats.into_inner(),
         })
+    }
+}
+
+/// Size of the Block-STM probe per worker (see `execute_block_adaptive`), at least
+/// [`PROBE_MIN`] transactions.
+const PROBE_PER_WORKER: usize = 64;
+const PROBE_MIN: usize = 512;
+/// Up to this many workers the sequential probe always runs.
+const FEW_WORKERS: usize = 4;
+
+/// Committed state seen through the write set of the block's earlier segments.
+struct Layered<'a> {
+    writes: &'a BTreeMap<StateKey, Option<StateValue>>,
+    base: &'a dyn StateReader,
+}
+
+impl StateReader for Layered<'_> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
+/// Appends the output of the block's next segment.
+fn append(out: &mut BlockOutput, next: BlockOutput) {
+    out.receipts.extend(next.receipts);
+    out.write_set.extend(next.write_set);
+    out.stats.txs += next.stats.txs;
+    out.stats.workers = out.stats.workers.max(next.stats.workers);
+    out.stats.add(&next.stats);
+}
+
+/// Shifts transaction indices in an error of a segment starting at `offset`.
+fn offset_error(e: VmStateError, offset: usize) -> VmStateError {
+    match e {
+        VmStateError::ExecutorPanic { tx, message } => VmStateError::ExecutorPanic {
+            tx: tx + offset,
+            message,
+        },
+        VmStateError::SequentialDependency { tx, on } => VmStateError::SequentialDependency {
+            tx: tx + offset,
+            on,
+        },
+        other => other,
     }
 }
 
@@ -378,7 +515,7 @@ pub fn execute_block_sequential<E: TxExecutor>(
     let n = txs.len();
     Ok(BlockOutput {
         receipts,
-        write_set: overlay.into_iter().collect(),
+        write_set: sorted_write_set(overlay),
         stats: ExecStats {
             txs: n,
             workers: 1,
@@ -386,4 +523,52 @@ pub fn execute_block_sequential<E: TxExecutor>(
             ..ExecStats::default()
         },
     })
+}
+
+/// The block's write set from the sequential overlay: an unstable sort of the (distinct) keys,
+/// then a linear-time bulk build of the map.
+fn sorted_write_set(
+    overlay: HashMap<StateKey, Option<StateValue>>,
+) -> BTreeMap<StateKey, Option<StateValue>> {
+    let mut entries: Vec<(StateKey, Option<StateValue>)> = overlay.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{generate_block, genesis, SyntheticExecutor};
+
+    /// Segmented execution (a Block-STM probe, a sequential probe, the rest in either mode)
+    /// gives exactly the sequential result.
+    #[test]
+    fn probed_segments_equal_sequential() {
+        let exec = SyntheticExecutor::default();
+        let env = BlockEnv::default();
+        for (universe, pct) in [(2u32, 100u32), (10, 50), (1000, 70)] {
+            let base = genesis(universe, 1_000_000);
+            let txs = generate_block(u64::from(universe), universe, 300, pct);
+            let seq = execute_block_sequential(&exec, &txs, &env, &base).expect("seq");
+            for threads in [2, 3] {
+                let pe = ParallelExecutor::new(threads).expect("pool");
+                for force in [None, Some(true), Some(false)] {
+                    for probe in [40, 149, 150] {
+                        let out = pe
+                            .execute_block_probed(&exec, &txs, &env, &base, probe, force)
+                            .expect("probed");
+                        assert_eq!(out.receipts, seq.receipts, "{universe} {threads} {force:?}");
+                        assert_eq!(
+                            out.write_set, seq.write_set,
+                            "{universe} {threads} {force:?}"
+                        );
+                        assert_eq!(out.stats.txs, txs.len());
+                    }
+                }
+            }
+            let one = ParallelExecutor::new(1).expect("pool");
+            let out = one.execute_block(&exec, &txs, &env, &base).expect("one");
+            assert_eq!((out.receipts, out.write_set), (seq.receipts, seq.write_set));
+        }
+    }
 }

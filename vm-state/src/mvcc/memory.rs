@@ -14,8 +14,9 @@
 //! - per transaction, the output of its latest recorded incarnation ([`TxSlot`]): the read set
 //!   with the version each read saw (or "from storage"), the written cells and the receipt.
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
@@ -23,6 +24,7 @@ use hashbrown::DefaultHashBuilder;
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
+use smallvec::SmallVec;
 
 use crate::error::VmStateError;
 use crate::types::{Incarnation, Receipt, StateKey, StateValue, TxIndex};
@@ -69,8 +71,13 @@ pub enum ReadOrigin {
 pub struct KeyCell {
     key: StateKey,
     hash: u64,
-    /// Sorted by transaction index (a small vector: mostly appended near its end).
-    versions: Mutex<Vec<(TxIndex, Entry)>>,
+    /// Sorted by transaction index (inline up to two versions; mostly appended near its end).
+    versions: Mutex<SmallVec<[(TxIndex, Entry); 2]>>,
+    /// The lowest transaction that ever wrote here in this block (`usize::MAX`: none). Only
+    /// goes down. A reader at or below it has nothing below it and reads committed state
+    /// without taking the lock: keys every transaction reads but none writes (a contract's
+    /// code hash) stay free of lock traffic between cores.
+    lowest_writer: AtomicUsize,
     base: OnceLock<Option<StateValue>>,
 }
 
@@ -79,7 +86,8 @@ impl KeyCell {
         Self {
             key,
             hash,
-            versions: Mutex::new(Vec::new()),
+            versions: Mutex::new(SmallVec::new()),
+            lowest_writer: AtomicUsize::new(usize::MAX),
             base: OnceLock::new(),
         }
     }
@@ -88,6 +96,11 @@ impl KeyCell {
     }
     /// The latest entry strictly below `txn`.
     pub fn read_below(&self, txn: TxIndex) -> MvRead {
+        // A write that races with this load is not complete yet: reading committed state is
+        // then a valid order (validation re-reads after the writer has finished).
+        if txn <= self.lowest_writer.load(Ordering::Acquire) {
+            return MvRead::Storage;
+        }
         let versions = self.versions.lock();
         let below = versions.partition_point(|(t, _)| *t < txn);
         match below.checked_sub(1).map(|i| &versions[i]) {
@@ -111,6 +124,7 @@ impl KeyCell {
     }
     fn set(&self, txn: TxIndex, entry: Entry) {
         let mut versions = self.versions.lock();
+        self.lowest_writer.fetch_min(txn, Ordering::AcqRel);
         match versions.binary_search_by_key(&txn, |(t, _)| *t) {
             Ok(i) => versions[i].1 = entry,
             Err(i) => versions.insert(i, (txn, entry)),

@@ -6,7 +6,7 @@
 //! already wrote returns that write and is not recorded), and repeat reads of a key return the
 //! value of the first read, so one incarnation always sees one consistent value per key.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::mvcc::memory::{KeyCell, MvMemory, MvRead, ReadOrigin, ReadRecord};
