@@ -103,7 +103,7 @@ fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Resul
 pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<BenchRecord>> {
     let mut cfg = cfg.clone();
     cfg.dev.accounts = opts.accounts.max(2);
-    cfg.dev.transfer_weight = 80u32.saturating_sub(opts.privacy_percent.saturating_sub(5));
+    cfg.dev.transfer_weight = 85u32.saturating_sub(opts.privacy_percent);
     cfg.dev.token_call_weight = 15;
     cfg.dev.deploy_weight = 0;
     cfg.dev.privacy_weight = opts.privacy_percent;
@@ -202,8 +202,10 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         records.push(BenchRecord {
             suite: "node".into(),
             case: format!(
-                "mixed-{}tx-80transfer-15token-{}privacy",
-                opts.txs, opts.privacy_percent
+                "mixed-{}tx-{}transfer-15token-{}privacy",
+                opts.txs,
+                85u32.saturating_sub(opts.privacy_percent),
+                opts.privacy_percent
             ),
             backend: strategy.name().into(),
             device,

@@ -127,6 +127,9 @@ enum Cmd {
         /// `node` suite: transactions per block.
         #[arg(long, default_value_t = 10_000)]
         txs: usize,
+        /// `node` suite: percent of privacy transfers (token calls stay 15%).
+        #[arg(long, default_value_t = 5)]
+        privacy_percent: u32,
     },
 }
 
@@ -516,7 +519,14 @@ fn write_records(records: &[engine_api::BenchRecord], json: Option<&Path>) -> Re
     Ok(())
 }
 
-fn bench(suite: &str, json: Option<&Path>, cfg: NodeConfig, blocks: u64, txs: usize) -> Result<()> {
+fn bench(
+    suite: &str,
+    json: Option<&Path>,
+    cfg: NodeConfig,
+    blocks: u64,
+    txs: usize,
+    privacy_percent: u32,
+) -> Result<()> {
     let records = match suite {
         "hash" => gpu_executor::bench::hash_suite(&Default::default())?,
         "merkle" => gpu_executor::bench::merkle_suite(&Default::default())?,
@@ -537,6 +547,7 @@ fn bench(suite: &str, json: Option<&Path>, cfg: NodeConfig, blocks: u64, txs: us
             &node_core::bench::NodeBenchOptions {
                 blocks,
                 txs,
+                privacy_percent,
                 ..Default::default()
             },
         )?,
@@ -644,6 +655,14 @@ fn real_main(cli: Cli) -> Result<()> {
             json,
             blocks,
             txs,
-        } => bench(&suite, json.as_deref(), load_config(&config)?, blocks, txs),
+            privacy_percent,
+        } => bench(
+            &suite,
+            json.as_deref(),
+            load_config(&config)?,
+            blocks,
+            txs,
+            privacy_percent,
+        ),
     }
 }

@@ -131,7 +131,7 @@ impl Balances {
     }
     /// Writes every touched balance, in address order.
     fn write(mut self, view: &mut dyn StateView) {
-        self.entries.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        self.entries.sort_unstable_by_key(|x| x.0);
         for (a, v) in self.entries {
             view.write(StateKey::balance(&a), Some(u128_value(v)));
         }
@@ -387,7 +387,10 @@ impl VmExecutor {
         };
         let hash: [u8; 32] = <[u8; 32]>::try_from(&hash[..])
             .map_err(|_| ReadError::Storage("malformed code hash".into()))?;
-        let contract = match self.vm.cached(&hash) {
+        let contract = match worker
+            .take_contract(&hash)
+            .or_else(|| self.vm.cached(&hash))
+        {
             Some(c) => c,
             None => {
                 // Not compiled in this process yet (e.g. after a restart): load and compile.
@@ -427,7 +430,9 @@ impl VmExecutor {
             input,
             tx.gas_limit - intrinsic,
             view,
-        )?;
+        );
+        worker.keep_contract(contract);
+        let r = r?;
         let gas_used = intrinsic.saturating_add(r.gas_used);
         Ok((
             r.outcome.into_status(),

@@ -168,6 +168,10 @@ impl CachedInstance {
 #[derive(Default)]
 pub struct VmWorker {
     instances: HashMap<[u8; 32], CachedInstance>,
+    /// Compiled contracts this worker called, by code hash: a call takes its contract from
+    /// here and puts it back, so the hot path touches neither the VM's shared cache lock nor
+    /// the shared reference count of the contract (cache lines every core would fight over).
+    contracts: HashMap<[u8; 32], Arc<CompiledContract>>,
 }
 
 impl std::fmt::Debug for VmWorker {
@@ -187,6 +191,20 @@ impl VmWorker {
     /// Number of cached instances.
     pub fn cached_instances(&self) -> usize {
         self.instances.len()
+    }
+
+    /// Takes this worker's copy of a compiled contract (give it back with
+    /// [`Self::keep_contract`]).
+    pub(crate) fn take_contract(&mut self, code_hash: &[u8; 32]) -> Option<Arc<CompiledContract>> {
+        self.contracts.remove(code_hash)
+    }
+
+    /// Keeps a compiled contract for this worker's next calls.
+    pub(crate) fn keep_contract(&mut self, contract: Arc<CompiledContract>) {
+        if self.contracts.len() >= MAX_INSTANCES_PER_WORKER {
+            self.contracts.clear();
+        }
+        self.contracts.insert(contract.code_hash, contract);
     }
 
     fn instance(
