@@ -164,6 +164,9 @@ pub(crate) fn open(index: usize, queues: usize) -> Result<GpuDevice> {
     })
 }
 
+/// Stack of the thread that runs NVRTC (see `compile`).
+const NVRTC_STACK_BYTES: usize = 512 << 20;
+
 type PtxCache = Mutex<HashMap<(u64, u32, u32), std::result::Result<String, String>>>;
 
 /// Process-wide NVRTC cache: (source hash, arch) -> PTX or the compiler log.
@@ -184,15 +187,32 @@ fn compile(src: &KernelSource, major: u32, minor: u32) -> Result<String> {
             ..Default::default()
         };
         let started = std::time::Instant::now();
-        let r = match catch_unwind(AssertUnwindSafe(|| {
-            cudarc::nvrtc::compile_ptx_with_opts(src.full_text(), opts)
-        })) {
-            Ok(Ok(ptx)) => Ok(ptx.to_src()),
-            Ok(Err(CompileError::CompileError { log, .. })) => {
-                Err(log.to_string_lossy().into_owned())
+        // NVRTC recurses deeply on large, heavily inlined kernels (the signature programs):
+        // on a default 2-8 MiB thread stack it overflowed and the process stalled on the
+        // H200 host. Compile on a dedicated thread with a large stack (virtual memory: only
+        // the pages NVRTC touches are committed).
+        let text = src.full_text();
+        let run = move || -> std::result::Result<String, String> {
+            match catch_unwind(AssertUnwindSafe(|| {
+                cudarc::nvrtc::compile_ptx_with_opts(text, opts)
+            })) {
+                Ok(Ok(ptx)) => Ok(ptx.to_src()),
+                Ok(Err(CompileError::CompileError { log, .. })) => {
+                    Err(log.to_string_lossy().into_owned())
+                }
+                Ok(Err(e)) => Err(format!("{e:?}")),
+                Err(_) => Err("NVRTC panicked".into()),
             }
-            Ok(Err(e)) => Err(format!("{e:?}")),
-            Err(_) => Err("NVRTC panicked".into()),
+        };
+        let r = match std::thread::Builder::new()
+            .name("nvrtc".into())
+            .stack_size(NVRTC_STACK_BYTES)
+            .spawn(run)
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err("NVRTC compile thread panicked".into())),
+            Err(e) => Err(format!("cannot start the NVRTC compile thread: {e}")),
         };
         tracing::debug!(
             "NVRTC compiled `{}` for compute_{major}{minor} in {:?}",

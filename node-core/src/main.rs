@@ -567,7 +567,11 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+                // arkworks' constraint-synthesis spans (target `r1cs`) record the whole
+                // constraint system with `Debug`: at debug level a Groth16 set-up or proof
+                // would format it on every gadget call, which never finishes in practice.
+                .add_directive("r1cs=off".parse().expect("static directive")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -98,6 +98,10 @@ impl Vm {
             .max_tables_per_module(1)
             .max_memory_size(cfg.memory_limit_bytes);
         let mut c = Config::new();
+        // Compile each module on the calling thread: wasmtime's parallel compilation joins on
+        // the caller's rayon pool, and a Block-STM worker (a long rayon job) that steals
+        // another worker job while it waits deadlocks the pool (seen with 16 threads).
+        c.parallel_compilation(false);
         c.consume_fuel(true)
             .cranelift_nan_canonicalization(true)
             .wasm_simd(false)
