@@ -30,7 +30,6 @@ pub const PRIVACY_GAS: u64 = 50_000;
 #[derive(Clone)]
 pub struct NodeExecutor {
     vm: VmExecutor,
-    wasm: Arc<Vm>,
     pool: Arc<PrivacyPool>,
 }
 
@@ -43,8 +42,7 @@ impl std::fmt::Debug for NodeExecutor {
 impl NodeExecutor {
     pub fn new(vm: Arc<Vm>, pool: PrivacyPool) -> Self {
         Self {
-            vm: VmExecutor::new(vm.clone()),
-            wasm: vm,
+            vm: VmExecutor::new(vm),
             pool: Arc::new(pool),
         }
     }
@@ -54,24 +52,6 @@ impl NodeExecutor {
     pub fn privacy_pool(&self) -> &PrivacyPool {
         &self.pool
     }
-}
-
-/// Compiles `code` into the VM's cache on a plain thread, outside the executor's rayon pool.
-///
-/// Wasmtime compiles a module's functions in parallel with rayon, in the pool of the calling
-/// thread. Called from a Block-STM worker (a long-running rayon job that spins while it waits
-/// for other transactions), the compile's `join` lets this thread steal and run another
-/// worker job on top of the unfinished transaction; that job then spins forever waiting for
-/// it, and with enough threads every worker ends up waiting: a deadlock. On a plain thread
-/// the compile uses the global rayon pool, which never runs Block-STM jobs.
-fn compile_outside_pool(vm: &Vm, code: &[u8]) {
-    if rayon::current_thread_index().is_none() {
-        return;
-    }
-    std::thread::scope(|s| {
-        // An error is reported again (and a panic raised) by the VM's own compile.
-        let _ = s.spawn(|| vm.compile(code)).join();
-    });
 }
 
 fn rejected(msg: String) -> Receipt {
@@ -123,23 +103,6 @@ impl TxExecutor for NodeExecutor {
         view: &mut dyn StateView,
     ) -> Result<Receipt, ReadError> {
         let TxKind::Privacy(payload) = &tx.kind else {
-            // Compile a module the VM is about to compile (a deploy, or a call into code not
-            // compiled in this process yet) off the rayon pool; the VM then finds it cached.
-            match &tx.kind {
-                TxKind::Deploy { code } => compile_outside_pool(&self.wasm, code),
-                TxKind::Call { contract, .. } => {
-                    if let Some(hash) = view.read(&StateKey::code(contract))? {
-                        if let Ok(hash) = <[u8; 32]>::try_from(&hash[..]) {
-                            if self.wasm.cached(&hash).is_none() {
-                                if let Some(code) = view.read(&StateKey::code_blob(&hash))? {
-                                    compile_outside_pool(&self.wasm, &code);
-                                }
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
             return self.vm.execute(worker, tx, env, view);
         };
         if tx.chain_id != env.chain_id {
