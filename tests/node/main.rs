@@ -373,7 +373,18 @@ fn dev_node_serves_metrics_and_stops_cleanly() {
     let mut text = String::new();
     while start.elapsed() < Duration::from_secs(180) {
         if let Some(t) = scrape(&addr) {
-            if t.contains("supervm_height") && t.contains("supervm_stage_latency_us_bucket") {
+            // Wait for every metric asserted below: a scrape can land between the first
+            // stages of the first block and its later ones.
+            let wanted = [
+                "supervm_height",
+                "supervm_stage_latency_us_bucket",
+                "supervm_txs_total",
+                "supervm_route_total",
+                "supervm_committed_bytes_total",
+                "stage=\"execute\"",
+                "stage=\"signatures\"",
+            ];
+            if wanted.iter().all(|w| t.contains(w)) {
                 text = t;
                 break;
             }
