@@ -4,9 +4,14 @@
 //! cargo run --release -p vm-runtime --example execution_suite [-- --quick] [--json FILE]
 //! ```
 //! `--quick`: 2,000-transaction blocks and 3 repeats (for small machines).
-//! `SUPERVM_BENCH_THREADS=1,2,4` overrides the thread counts.
+//! `SUPERVM_BENCH_THREADS=1,2,4`, `SUPERVM_BENCH_ACCOUNTS=2,10000`,
+//! `SUPERVM_BENCH_WORKLOADS=token,native` and `SUPERVM_BENCH_REPEATS=N` override the defaults.
 
-use vm_runtime::bench::{execution_suite, format_report, ExecutionBenchOptions};
+/// The allocator the `supervm` node runs with, so these figures match the node's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use vm_runtime::bench::{execution_suite, format_report, ExecutionBenchOptions, Workload};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -18,6 +23,22 @@ fn main() -> anyhow::Result<()> {
     }
     if let Ok(t) = std::env::var("SUPERVM_BENCH_THREADS") {
         opts.threads = t.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    }
+    if let Ok(a) = std::env::var("SUPERVM_BENCH_ACCOUNTS") {
+        opts.accounts = a.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    }
+    if let Ok(w) = std::env::var("SUPERVM_BENCH_WORKLOADS") {
+        opts.workloads = w
+            .split(',')
+            .filter_map(|x| match x.trim() {
+                "token" => Some(Workload::Token),
+                "native" => Some(Workload::Native),
+                _ => None,
+            })
+            .collect();
+    }
+    if let Ok(r) = std::env::var("SUPERVM_BENCH_REPEATS") {
+        opts.repeats = r.trim().parse().unwrap_or(opts.repeats);
     }
     let records = execution_suite(&opts)?;
     println!("{}", format_report(&records));

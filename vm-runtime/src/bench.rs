@@ -235,7 +235,13 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             };
             let reference = run_seq()?;
             let mut times = Vec::with_capacity(repeats);
-            for _ in 0..repeats {
+            // SUPERVM_BENCH_SEQ_REPEATS: timed sequential runs (default: `repeats`).
+            let seq_repeats = std::env::var("SUPERVM_BENCH_SEQ_REPEATS")
+                .ok()
+                .and_then(|r| r.trim().parse().ok())
+                .unwrap_or(repeats)
+                .max(1);
+            for _ in 0..seq_repeats {
                 let t = Instant::now();
                 run_seq()?;
                 times.push(t.elapsed());
@@ -248,9 +254,16 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                 &device,
             ));
             for par in &executors {
+                // SUPERVM_BENCH_FORCE_PARALLEL: Block-STM for the whole block, no adaptive probe
+                // (diagnosis; the reported figures use the adaptive executor).
+                let force = std::env::var_os("SUPERVM_BENCH_FORCE_PARALLEL").is_some();
                 let run = || {
-                    par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
-                        .map_err(|e| BenchError::Block(e.to_string()))
+                    if force {
+                        par.execute_block_parallel(&b.exec, &b.txs, &b.env, &b.state)
+                    } else {
+                        par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
+                    }
+                    .map_err(|e| BenchError::Block(e.to_string()))
                 };
                 let first = run()?;
                 if first.receipts != reference.receipts || first.write_set != reference.write_set {
@@ -260,10 +273,31 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                     )));
                 }
                 let mut times = Vec::with_capacity(repeats);
+                let phases = std::env::var_os("SUPERVM_BENCH_PHASES").is_some();
                 for _ in 0..repeats {
                     let t = Instant::now();
-                    run()?;
+                    let o = run()?;
                     times.push(t.elapsed());
+                    if phases {
+                        let s = &o.stats;
+                        let p = &s.profile;
+                        eprintln!(
+                            "{name} {} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}",
+                            par.threads(),
+                            t.elapsed().as_secs_f64() * 1e3,
+                            s.parallel_ns as f64 / 1e6,
+                            s.finish_ns as f64 / 1e6,
+                            s.sequential_ns as f64 / 1e6,
+                            s.executions,
+                            s.validations,
+                            s.aborts,
+                            s.dependency_waits,
+                            p.execute_ns as f64 / 1e6,
+                            p.record_ns as f64 / 1e6,
+                            p.validate_ns as f64 / 1e6,
+                            p.schedule_ns as f64 / 1e6,
+                        );
+                    }
                 }
                 out.push(record(
                     format!("{name}-par"),

@@ -34,15 +34,26 @@ use crate::vm::Vm;
 /// Message of the `Rejected` status of privacy transactions.
 pub const PRIVACY_REJECTED: &str = "privacy transactions are executed by the node pipeline";
 
-/// The WASM transaction executor.
+/// Most idle workers an executor keeps between blocks (each holds a few instances, i.e.
+/// slots of the pooling allocator).
+const MAX_IDLE_WORKERS: usize = 64;
+
+/// The WASM transaction executor. Clones share the VM and the idle workers.
 #[derive(Clone, Debug)]
 pub struct VmExecutor {
     vm: Arc<Vm>,
+    /// Workers handed back after a block, with their instances warm: creating a store and an
+    /// instance per worker per block (and dropping them, which resets their memory through
+    /// the kernel) cost more than a block's worth of transfers at 16 threads.
+    idle: Arc<parking_lot::Mutex<Vec<VmWorker>>>,
 }
 
 impl VmExecutor {
     pub fn new(vm: Arc<Vm>) -> Self {
-        Self { vm }
+        Self {
+            vm,
+            idle: Arc::default(),
+        }
     }
 
     /// The VM (engine and module cache) behind this executor.
@@ -143,7 +154,14 @@ impl TxExecutor for VmExecutor {
     type Worker = VmWorker;
 
     fn new_worker(&self) -> VmWorker {
-        VmWorker::new()
+        self.idle.lock().pop().unwrap_or_default()
+    }
+
+    fn recycle_worker(&self, worker: VmWorker) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE_WORKERS {
+            idle.push(worker);
+        }
     }
 
     fn execute(

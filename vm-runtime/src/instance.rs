@@ -289,10 +289,19 @@ impl VmWorker {
         view: &mut dyn StateView,
     ) -> Result<CallResult, ReadError> {
         let inst = self.instance(vm, contract)?;
+        // Borrow the function rather than clone it: a clone bumps a reference count of the
+        // engine's type registry that every worker thread shares.
+        let CachedInstance {
+            store,
+            call,
+            init,
+            dirty,
+            ..
+        } = inst;
         let func = match entry {
-            Entry::Call => inst.call.clone(),
-            Entry::Init => match inst.init.clone() {
-                Some(f) => f,
+            Entry::Call => &*call,
+            Entry::Init => match init {
+                Some(f) => &*f,
                 None => {
                     return Ok(CallResult {
                         outcome: CallOutcome::Success,
@@ -304,13 +313,13 @@ impl VmWorker {
                 }
             },
         };
-        inst.store.data_mut().reset_call(ctx, input);
-        inst.store.set_fuel(gas).map_err(node_error)?;
-        inst.dirty = true;
-        inst.store.data_mut().view.set(view);
-        let result = func.call(&mut inst.store, ());
-        inst.store.data_mut().view.clear();
-        let left = inst.store.get_fuel().unwrap_or(0);
+        store.data_mut().reset_call(ctx, input);
+        store.set_fuel(gas).map_err(node_error)?;
+        *dirty = true;
+        store.data_mut().view.set(view);
+        let result = func.call(&mut *store, ());
+        store.data_mut().view.clear();
+        let left = store.get_fuel().unwrap_or(0);
         let mut gas_used = gas.saturating_sub(left);
         let outcome = match result {
             Ok(()) => CallOutcome::Success,
@@ -322,7 +331,7 @@ impl VmWorker {
         if outcome == CallOutcome::OutOfGas {
             gas_used = gas;
         }
-        let st = inst.store.data_mut();
+        let st = store.data_mut();
         let return_data = match outcome {
             CallOutcome::Success | CallOutcome::Revert => std::mem::take(&mut st.return_data),
             _ => Vec::new(),

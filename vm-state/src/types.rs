@@ -136,12 +136,18 @@ pub struct Receipt {
 }
 
 /// Executes single transactions; the parallel and sequential block executors are generic
-/// over it. `Worker` is per-thread state (e.g. cached WASM instances), created once per
-/// worker thread per block and never shared.
+/// over it. `Worker` is per-thread state (e.g. cached WASM instances): a block's worker
+/// thread takes one with `new_worker`, uses it alone, and hands it back with
+/// `recycle_worker` when the block is done, so an executor can keep warm workers for the
+/// next block. A worker's state must never change a transaction's result.
 pub trait TxExecutor: Send + Sync {
     type Tx: Send + Sync;
     type Worker: Send;
     fn new_worker(&self) -> Self::Worker;
+    /// Takes a worker back after a block (default: drops it).
+    fn recycle_worker(&self, worker: Self::Worker) {
+        drop(worker);
+    }
     fn execute(
         &self,
         worker: &mut Self::Worker,

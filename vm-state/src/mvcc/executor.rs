@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use crossbeam_utils::Backoff;
 use parking_lot::Mutex;
 
 use crate::error::{Result, VmStateError};
-use crate::mvcc::memory::MvMemory;
+use crate::mvcc::memory::{sort_prefixed, CellCache, KeyPrefix, MvMemory};
 use crate::mvcc::scheduler::{Scheduler, Task, Version};
 use crate::mvcc::view::{ParallelView, SequentialView};
 use crate::mvcc::{BlockOutput, ExecStats};
@@ -22,6 +22,21 @@ use crate::store::StateReader;
 use crate::types::{BlockEnv, ReadError, Receipt, StateKey, StateValue, TxExecutor};
 
 static GLOBAL_SEQUENTIAL_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether workers measure where their time goes (`SUPERVM_EXEC_PROFILE` set).
+fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SUPERVM_EXEC_PROFILE").is_some())
+}
+
+/// A clock read when profiling, nothing otherwise.
+fn tick(on: bool) -> Option<Instant> {
+    on.then(Instant::now)
+}
+
+fn since(t: Option<Instant>) -> u64 {
+    t.map_or(0, |t| t.elapsed().as_nanos() as u64)
+}
 
 /// How many blocks, over all executors of this process, fell back to sequential execution
 /// after the parallel path found a broken invariant.
@@ -121,12 +136,18 @@ impl ParallelExecutor {
     /// - One worker: Block-STM cannot overlap anything, so the block runs sequentially
     ///   (no multi-version bookkeeping; the same choice Aptos makes at concurrency 1).
     /// - Small blocks (up to two probes): Block-STM.
-    /// - Otherwise a probe of the first transactions runs with Block-STM. If it saw few
-    ///   conflicts (aborts + dependency waits under 10% of the probe) and more than
-    ///   [`FEW_WORKERS`] workers ran it, the rest runs with Block-STM too. If not, the next
-    ///   probe runs sequentially on top of the first; the
-    ///   rest then runs in whichever mode was faster per transaction (a block that is one
-    ///   long dependency chain, e.g. transfers among 2 accounts, is faster sequentially).
+    /// - More than [`FEW_WORKERS`] workers: Block-STM over the whole block, watched: once the
+    ///   first [`PROBE_PER_WORKER`] transactions per worker were handed out, if conflicts
+    ///   (aborts + dependency waits) exceed a third of them (checked at every conflict, so a
+    ///   dependency chain stops early) the workers stop and the whole block runs
+    ///   sequentially instead (a block that is one long dependency chain, e.g. transfers
+    ///   among 2 accounts, is faster sequentially). A low-conflict block pays nothing for the
+    ///   check; a high-conflict one loses the little work done before it.
+    /// - A few workers: a probe of the first transactions runs with Block-STM, the next probe
+    ///   sequentially on top of it, and the rest in whichever mode was faster per transaction
+    ///   (with few workers the conflict count says little: workers that happen to run one
+    ///   after another hardly conflict, yet Block-STM's bookkeeping may cost more than two
+    ///   cores gain).
     ///
     /// Every segment starts from committed state plus the write sets of the segments before
     /// it, so segment boundaries cannot change any result; only timing picks the mode.
@@ -142,6 +163,23 @@ impl ParallelExecutor {
             return execute_block_sequential(exec, txs, env, base);
         }
         let probe = (PROBE_PER_WORKER * workers).max(PROBE_MIN);
+        if workers > FEW_WORKERS && txs.len() > 2 * probe {
+            let started = Instant::now();
+            return match self.run_block_stm(exec, txs, env, base, Some(probe))? {
+                Some(out) => Ok(out),
+                None => {
+                    let wasted = started.elapsed();
+                    let mut out = execute_block_sequential(exec, txs, env, base)?;
+                    out.stats.probe_bailouts += 1;
+                    tracing::debug!(
+                        txs = txs.len(),
+                        ?wasted,
+                        "high conflict: block ran sequentially"
+                    );
+                    Ok(out)
+                }
+            };
+        }
         self.execute_block_probed(exec, txs, env, base, probe, None)
     }
 
@@ -224,19 +262,38 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
     ) -> Result<BlockOutput> {
+        self.run_block_stm(exec, txs, env, base, None)?
+            .ok_or_else(|| VmStateError::Invariant("unwatched Block-STM run stopped".into()))
+    }
+
+    /// Block-STM; with `probe`, stops early (returns `None`) if conflicts exceed a third of
+    /// the first `probe` transactions handed out (see [`Self::execute_block_adaptive`]).
+    fn run_block_stm<E: TxExecutor>(
+        &self,
+        exec: &E,
+        txs: &[E::Tx],
+        env: &BlockEnv,
+        base: &dyn StateReader,
+        probe: Option<usize>,
+    ) -> Result<Option<BlockOutput>> {
         let n = txs.len();
         if n == 0 {
-            return Ok(BlockOutput::default());
+            return Ok(Some(BlockOutput::default()));
         }
         let workers = self.threads.min(n);
+        let started = Instant::now();
         let block = Block {
             exec,
             txs,
             env,
             base,
-            mem: MvMemory::new(n),
+            mem: MvMemory::with_workers(n, workers),
+            next_worker: AtomicUsize::new(0),
             scheduler: Scheduler::new(n),
             halt: AtomicBool::new(false),
+            probe,
+            conflicts: AtomicU64::new(0),
+            verdict: AtomicU8::new(UNDECIDED),
             error: Mutex::new(None),
             stats: Mutex::new(ExecStats {
                 txs: n,
@@ -249,54 +306,75 @@ impl ParallelExecutor {
                 s.spawn(|_| block.run_worker());
             }
         });
+        let parallel_ns = started.elapsed().as_nanos() as u64;
+        let finishing = Instant::now();
         let Block {
             mem,
             scheduler,
             error,
             stats,
+            verdict,
             ..
         } = block;
         if let Some(e) = error.into_inner() {
             return Err(e);
+        }
+        if verdict.into_inner() == BAIL {
+            self.pool.spawn(move || drop((mem, scheduler)));
+            return Ok(None);
         }
         if !scheduler.done() {
             return Err(VmStateError::Invariant(
                 "workers stopped before the block was done".into(),
             ));
         }
-        let incarnations = scheduler.final_incarnations()?;
-        let final_writes = self.pool.install(|| mem.final_writes()).map_err(|t| {
+        let (final_writes, rest) = self.pool.install(|| mem.into_final_writes()).map_err(|t| {
             VmStateError::Invariant(format!(
                 "block done but an ESTIMATE of transaction {t} is left"
             ))
         })?;
-        // Sorted input: the map is bulk-built in linear time.
-        let write_set: BTreeMap<StateKey, Option<StateValue>> = final_writes.into_iter().collect();
-        let mut receipts = Vec::with_capacity(n);
-        for (txn, ((recorded, receipt), inc)) in mem
-            .take_receipts()
-            .into_iter()
-            .zip(incarnations)
-            .enumerate()
-        {
-            let receipt = receipt.ok_or_else(|| {
-                VmStateError::Invariant(format!("transaction {txn} has no recorded output"))
-            })?;
-            if recorded != inc {
-                return Err(VmStateError::Invariant(format!(
-                    "transaction {txn}: recorded incarnation {recorded} but final incarnation {inc}"
-                )));
-            }
-            receipts.push(receipt);
-        }
-        // Freeing multi-version memory (every key cell, version map and read set) is off the
-        // critical path: a pool thread does it while the caller goes on with the block.
-        self.pool.spawn(move || drop((mem, scheduler)));
-        Ok(BlockOutput {
+        // The map is bulk-built from sorted input on one thread while the others collect
+        // and check the receipts.
+        let (write_set, receipts) = self.pool.install(|| {
+            rayon::join(
+                || final_writes.into_iter().collect::<BTreeMap<_, _>>(),
+                || {
+                    use rayon::prelude::*;
+                    (0..n)
+                        .into_par_iter()
+                        .map(|txn| {
+                            let inc = scheduler.final_incarnation(txn)?;
+                            let (recorded, receipt) = rest.take_receipt(txn).ok_or_else(|| {
+                                VmStateError::Invariant(format!("no slot for transaction {txn}"))
+                            })?;
+                            let receipt = receipt.ok_or_else(|| {
+                                VmStateError::Invariant(format!(
+                                    "transaction {txn} has no recorded output"
+                                ))
+                            })?;
+                            if recorded != inc {
+                                return Err(VmStateError::Invariant(format!(
+                                    "transaction {txn}: recorded incarnation {recorded} but final incarnation {inc}"
+                                )));
+                            }
+                            Ok(receipt)
+                        })
+                        .collect::<Result<Vec<Receipt>>>()
+                },
+            )
+        });
+        let receipts = receipts?;
+        // Freeing the rest of multi-version memory (read sets, write sets, cached values) is
+        // off the critical path: a pool thread does it while the caller goes on.
+        self.pool.spawn(move || drop((rest, scheduler)));
+        let mut stats = stats.into_inner();
+        stats.parallel_ns = parallel_ns;
+        stats.finish_ns = finishing.elapsed().as_nanos() as u64;
+        Ok(Some(BlockOutput {
             receipts,
             write_set,
-            stats: stats.into_inner(),
-        })
+            stats,
+        }))
     }
 }
 
@@ -325,10 +403,42 @@ impl StateReader for Layered<'_> {
 /// Appends the output of the block's next segment.
 fn append(out: &mut BlockOutput, next: BlockOutput) {
     out.receipts.extend(next.receipts);
-    out.write_set.extend(next.write_set);
+    out.write_set = merge_sorted(std::mem::take(&mut out.write_set), next.write_set);
     out.stats.txs += next.stats.txs;
     out.stats.workers = out.stats.workers.max(next.stats.workers);
     out.stats.add(&next.stats);
+}
+
+/// The union of two write sets, `later`'s value winning on a common key: a linear merge of
+/// the two sorted maps and a linear-time bulk build (inserting one by one would cost
+/// `O(n log n)` on the block's critical path).
+fn merge_sorted(
+    earlier: BTreeMap<StateKey, Option<StateValue>>,
+    later: BTreeMap<StateKey, Option<StateValue>>,
+) -> BTreeMap<StateKey, Option<StateValue>> {
+    if earlier.is_empty() {
+        return later;
+    }
+    let mut a = earlier.into_iter().peekable();
+    let mut b = later.into_iter().peekable();
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    b.next()
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out.into_iter().collect()
 }
 
 /// Shifts transaction indices in an error of a segment starting at `offset`.
@@ -355,9 +465,27 @@ struct Block<'a, E: TxExecutor> {
     mem: MvMemory,
     scheduler: Scheduler,
     halt: AtomicBool,
+    /// Hands out worker numbers (each worker's own cell arena).
+    next_worker: AtomicUsize,
+    /// Watched run: the number of first executions after which conflicts are judged.
+    probe: Option<usize>,
+    /// Aborts + dependency waits so far (watched runs only).
+    conflicts: AtomicU64,
+    /// [`UNDECIDED`], [`CONTINUE`] or [`BAIL`].
+    verdict: AtomicU8,
     error: Mutex<Option<VmStateError>>,
     stats: Mutex<ExecStats>,
 }
+
+/// A watched run stops once conflicts exceed `probe / CONFLICT_DIVISOR`. Measured on the
+/// 16-core host: token transfers among 100 accounts (about 20% aborts + waits) still run
+/// twice as fast as sequentially at 8-16 workers; among 2 accounts (about one conflict per
+/// transaction) Block-STM is a dependency chain and loses.
+const CONFLICT_DIVISOR: u64 = 3;
+
+const UNDECIDED: u8 = 0;
+const CONTINUE: u8 = 1;
+const BAIL: u8 = 2;
 
 impl<E: TxExecutor> Block<'_, E> {
     fn fail(&self, e: VmStateError) {
@@ -366,6 +494,42 @@ impl<E: TxExecutor> Block<'_, E> {
             *slot = Some(e);
         }
         self.halt.store(true, Ordering::SeqCst);
+    }
+
+    fn note_conflict(&self) {
+        let Some(probe) = self.probe else { return };
+        let c = self.conflicts.fetch_add(1, Ordering::Relaxed) + 1;
+        // Past the limit before the probe is through: no need to wait for the rest of it
+        // (in a dependency chain Block-STM crawls, so the probe would take long).
+        if c * CONFLICT_DIVISOR > probe as u64
+            && self
+                .verdict
+                .compare_exchange(UNDECIDED, BAIL, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.halt.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// In a watched run, once the probe's transactions were handed out: continue, or stop
+    /// every worker if conflicts exceed a third of the probe. One worker decides.
+    fn judge(&self) {
+        let Some(probe) = self.probe else { return };
+        if self.verdict.load(Ordering::Relaxed) != UNDECIDED
+            || self.scheduler.execution_progress() < probe
+        {
+            return;
+        }
+        let bail = self.conflicts.load(Ordering::Relaxed) * CONFLICT_DIVISOR > probe as u64;
+        let v = if bail { BAIL } else { CONTINUE };
+        if self
+            .verdict
+            .compare_exchange(UNDECIDED, v, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && bail
+        {
+            self.halt.store(true, Ordering::SeqCst);
+        }
     }
 
     fn run_worker(&self) {
@@ -384,30 +548,52 @@ impl<E: TxExecutor> Block<'_, E> {
 
     fn worker_loop(&self, stats: &mut ExecStats) -> Result<()> {
         let mut worker = self.exec.new_worker();
+        let mut cells = CellCache::new(self.next_worker.fetch_add(1, Ordering::Relaxed));
+        let prof = profiling();
         let backoff = Backoff::new();
         let mut task: Option<Task> = None;
         while !self.scheduler.done() && !self.halt.load(Ordering::Relaxed) {
-            task = match task {
-                Some(Task::Execute(v)) => self.try_execute(&mut worker, v, stats)?,
-                Some(Task::Validate(v)) => self.validate(v, stats)?,
-                None => match self.scheduler.next_task()? {
-                    Some(t) => {
-                        backoff.reset();
-                        Some(t)
-                    }
-                    None => {
-                        backoff.snooze();
-                        None
-                    }
-                },
+            let next = match task {
+                Some(Task::Execute(v)) => {
+                    let r = self.try_execute(&mut worker, &mut cells, v, stats);
+                    self.judge();
+                    r
+                }
+                Some(Task::Validate(v)) => {
+                    let t = tick(prof);
+                    let r = self.validate(v, stats);
+                    stats.profile.validate_ns += since(t);
+                    r
+                }
+                None => {
+                    let t = tick(prof);
+                    let r = self.scheduler.next_task().inspect(|t| {
+                        if t.is_some() {
+                            backoff.reset();
+                        } else {
+                            backoff.snooze();
+                        }
+                    });
+                    stats.profile.schedule_ns += since(t);
+                    r
+                }
+            };
+            task = match next {
+                Ok(t) => t,
+                Err(e) => {
+                    self.exec.recycle_worker(worker);
+                    return Err(e);
+                }
             };
         }
+        self.exec.recycle_worker(worker);
         Ok(())
     }
 
     fn try_execute(
         &self,
         worker: &mut E::Worker,
+        cells: &mut CellCache,
         v: Version,
         stats: &mut ExecStats,
     ) -> Result<Option<Task>> {
@@ -416,11 +602,13 @@ impl<E: TxExecutor> Block<'_, E> {
         })?;
         loop {
             stats.executions += 1;
-            let mut view = ParallelView::new(v.txn, &self.mem, self.base);
+            let mut view = ParallelView::new(v.txn, &self.mem, self.base, cells);
+            let t = tick(profiling());
             let result = catch_unwind(AssertUnwindSafe(|| {
                 self.exec.execute(worker, tx, self.env, &mut view)
-            }))
-            .map_err(|p| VmStateError::ExecutorPanic {
+            }));
+            stats.profile.execute_ns += since(t);
+            let result = result.map_err(|p| VmStateError::ExecutorPanic {
                 tx: v.txn,
                 message: panic_message(p),
             })?;
@@ -435,11 +623,14 @@ impl<E: TxExecutor> Block<'_, E> {
                             v.txn
                         )));
                     }
+                    let t = tick(profiling());
                     let (reads, writes) = view.finish();
                     let wrote_new_path =
                         self.mem
                             .record(v.txn, v.incarnation, reads, writes, receipt)?;
-                    return self.scheduler.finish_execution(v, wrote_new_path);
+                    let next = self.scheduler.finish_execution(v, wrote_new_path);
+                    stats.profile.record_ns += since(t);
+                    return next;
                 }
                 Err(ReadError::Dependency(d)) => {
                     if view.dependency != Some(d) {
@@ -449,6 +640,7 @@ impl<E: TxExecutor> Block<'_, E> {
                         )));
                     }
                     stats.dependency_waits += 1;
+                    self.note_conflict();
                     if self.scheduler.add_dependency(v.txn, d)? {
                         return Ok(None);
                     }
@@ -465,6 +657,7 @@ impl<E: TxExecutor> Block<'_, E> {
         let aborted = !valid && self.scheduler.try_validation_abort(v)?;
         if aborted {
             stats.aborts += 1;
+            self.note_conflict();
             self.mem.convert_writes_to_estimates(v.txn)?;
         }
         self.scheduler.finish_validation(v.txn, aborted)
@@ -484,6 +677,7 @@ pub fn execute_block_sequential<E: TxExecutor>(
             message: panic_message(p),
         }
     })?;
+    let started = Instant::now();
     let mut overlay: HashMap<StateKey, Option<StateValue>> = HashMap::new();
     let mut receipts: Vec<Receipt> = Vec::with_capacity(txs.len());
     for (txn, tx) in txs.iter().enumerate() {
@@ -512,6 +706,7 @@ pub fn execute_block_sequential<E: TxExecutor>(
             Err(ReadError::Storage(msg)) => return Err(VmStateError::Storage(msg)),
         }
     }
+    exec.recycle_worker(worker);
     let n = txs.len();
     Ok(BlockOutput {
         receipts,
@@ -520,6 +715,7 @@ pub fn execute_block_sequential<E: TxExecutor>(
             txs: n,
             workers: 1,
             executions: n as u64,
+            sequential_ns: started.elapsed().as_nanos() as u64,
             ..ExecStats::default()
         },
     })
@@ -530,9 +726,11 @@ pub fn execute_block_sequential<E: TxExecutor>(
 fn sorted_write_set(
     overlay: HashMap<StateKey, Option<StateValue>>,
 ) -> BTreeMap<StateKey, Option<StateValue>> {
-    let mut entries: Vec<(StateKey, Option<StateValue>)> = overlay.into_iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    entries.into_iter().collect()
+    let entries: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = overlay
+        .into_iter()
+        .map(|(k, v)| (KeyPrefix::of(&k), k, v))
+        .collect();
+    sort_prefixed(entries, false).into_iter().collect()
 }
 
 #[cfg(test)]
@@ -566,6 +764,29 @@ mod tests {
                     }
                 }
             }
+            // Watched whole-block runs (many workers): whether the probe bails out or not,
+            // the result is the sequential one.
+            let many = ParallelExecutor::new(6).expect("pool");
+            for probe in [16, 64, 100] {
+                for _ in 0..3 {
+                    let out = match many
+                        .run_block_stm(&exec, &txs, &env, &base, Some(probe))
+                        .expect("watched")
+                    {
+                        Some(out) => out,
+                        None => execute_block_sequential(&exec, &txs, &env, &base).expect("seq"),
+                    };
+                    assert_eq!(out.receipts, seq.receipts, "{universe} watched {probe}");
+                    assert_eq!(out.write_set, seq.write_set, "{universe} watched {probe}");
+                }
+            }
+            let out = many
+                .execute_block(&exec, &txs, &env, &base)
+                .expect("adaptive");
+            assert_eq!(
+                (&out.receipts, &out.write_set),
+                (&seq.receipts, &seq.write_set)
+            );
             let one = ParallelExecutor::new(1).expect("pool");
             let out = one.execute_block(&exec, &txs, &env, &base).expect("one");
             assert_eq!((out.receipts, out.write_set), (seq.receipts, seq.write_set));

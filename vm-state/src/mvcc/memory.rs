@@ -2,11 +2,18 @@
 //! transactions, each tagged with the version `(TxIndex, Incarnation)` that wrote it, or an
 //! ESTIMATE marker left where an aborted incarnation wrote.
 //!
-//! Layout, chosen for the hot path (no global lock):
-//! - a sharded hash table of `Arc<KeyCell>` (the key is hashed once per lookup, with a
-//!   per-block random seed; the shard comes from the middle bits of that hash); a key's cell is created on its first read
-//!   or write in the block and never removed until the block ends, so read sets and write
-//!   sets hold `Arc<KeyCell>`s and validation never hashes a key again;
+//! Layout, chosen for the hot path (no global lock, no shared counter touched per read):
+//! - a sharded hash table of [`KeyCell`]s (the key is hashed once per lookup, with a
+//!   per-block random seed; the shard comes from the middle bits of that hash) whose entries
+//!   name cells in append-only arenas (`boxcar`), one per worker (a worker creates cells
+//!   in its own arena, so creating cells takes no shared counter), so a cell never moves and
+//!   is never removed until the block ends, and read sets and write sets hold plain
+//!   [`CellRef`] indices (no reference count that every core would fight over on hot keys)
+//!   and validation never hashes a key again;
+//! - each worker keeps a small direct-mapped [`CellCache`] from key hash to cell, so keys that
+//!   every transaction reads (a contract's code hash) are found without taking a shard lock,
+//!   and keeps its own copy of such a key's committed value (a shared `Arc` would again be one
+//!   reference count for all cores);
 //! - each [`KeyCell`] has its own small lock over a vector of `(TxIndex, Entry)` sorted by
 //!   transaction (writes land near its end, so inserts are cheap) and a
 //!   once-filled cache of the committed (pre-block) value, so each key is read from the
@@ -17,7 +24,7 @@
 use hashbrown::HashSet;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use hashbrown::DefaultHashBuilder;
@@ -30,7 +37,7 @@ use crate::error::VmStateError;
 use crate::types::{Incarnation, Receipt, StateKey, StateValue, TxIndex};
 
 /// Number of shards of the key map (a power of two).
-const SHARDS: usize = 256;
+const SHARDS: usize = 1024;
 
 /// One version slot of a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +66,14 @@ pub enum MvRead {
     Storage,
 }
 
+/// What a read through a worker's cache saw ([`MvMemory::read_cached`]).
+#[derive(Clone, Debug)]
+pub(crate) enum CachedRead {
+    Version(TxIndex, Incarnation, Option<StateValue>),
+    Estimate(TxIndex),
+    Storage(Option<StateValue>),
+}
+
 /// Where a recorded read came from (what validation compares against).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOrigin {
@@ -71,6 +86,9 @@ pub enum ReadOrigin {
 pub struct KeyCell {
     key: StateKey,
     hash: u64,
+    /// The key's first 32 bytes as big-endian integers, computed while the key is in cache:
+    /// sorting the block's write set compares these and touches a key's bytes only on a tie.
+    prefix: KeyPrefix,
     /// Sorted by transaction index (inline up to two versions; mostly appended near its end).
     versions: Mutex<SmallVec<[(TxIndex, Entry); 2]>>,
     /// The lowest transaction that ever wrote here in this block (`usize::MAX`: none). Only
@@ -84,6 +102,7 @@ pub struct KeyCell {
 impl KeyCell {
     fn new(key: StateKey, hash: u64) -> Self {
         Self {
+            prefix: KeyPrefix::of(&key),
             key,
             hash,
             versions: Mutex::new(SmallVec::new()),
@@ -148,29 +167,136 @@ impl KeyCell {
     }
 }
 
+/// A key's first 32 bytes, zero-padded, as two big-endian integers: comparing prefixes and
+/// then (on a tie) the full keys orders keys exactly as their bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct KeyPrefix(u128, u128);
+
+impl KeyPrefix {
+    pub(crate) fn of(k: &StateKey) -> Self {
+        let mut b = [0u8; 32];
+        let n = k.0.len().min(32);
+        b[..n].copy_from_slice(&k.0[..n]);
+        let (hi, lo) = b.split_at(16);
+        let hi = <[u8; 16]>::try_from(hi).map_or(0, u128::from_be_bytes);
+        let lo = <[u8; 16]>::try_from(lo).map_or(0, u128::from_be_bytes);
+        Self(hi, lo)
+    }
+}
+
+/// Sorts entries with distinct keys by key, given each key's prefix (see [`KeyPrefix`]).
+/// `parallel`: sort on the current rayon pool.
+pub(crate) fn sort_prefixed<V: Send>(
+    mut keyed: Vec<(KeyPrefix, StateKey, V)>,
+    parallel: bool,
+) -> Vec<(StateKey, V)> {
+    use rayon::prelude::*;
+    let cmp = |a: &(KeyPrefix, StateKey, V), b: &(KeyPrefix, StateKey, V)| {
+        a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1))
+    };
+    if parallel {
+        keyed.par_sort_unstable_by(cmp);
+    } else {
+        keyed.sort_unstable_by(cmp);
+    }
+    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// A cell of one block's [`MvMemory`]: its arena and its index there.
+/// Only the `MvMemory` that made it can resolve it ([`MvMemory::at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CellRef {
+    arena: u32,
+    index: u32,
+}
+
 /// One recorded read of an incarnation.
 #[derive(Clone, Debug)]
-pub struct ReadRecord {
-    pub cell: Arc<KeyCell>,
-    pub origin: ReadOrigin,
+pub(crate) struct ReadRecord {
+    pub(crate) cell: CellRef,
+    pub(crate) origin: ReadOrigin,
     /// The value read (repeat reads in the same incarnation return it).
-    pub value: Option<StateValue>,
+    pub(crate) value: Option<StateValue>,
 }
 
 /// The recorded output of a transaction's latest incarnation.
 #[derive(Debug, Default)]
-pub struct TxSlot {
-    pub incarnation: Incarnation,
-    pub reads: Vec<ReadRecord>,
-    pub writes: Vec<(Arc<KeyCell>, Option<StateValue>)>,
-    pub receipt: Option<Receipt>,
+pub(crate) struct TxSlot {
+    pub(crate) incarnation: Incarnation,
+    pub(crate) reads: Vec<ReadRecord>,
+    pub(crate) writes: Vec<(CellRef, Option<StateValue>)>,
+    pub(crate) receipt: Option<Receipt>,
 }
 
-type Shard = CachePadded<RwLock<HashTable<Arc<KeyCell>>>>;
+/// Entries of a worker's [`CellCache`] (a power of two).
+const CELL_CACHE_SLOTS: usize = 512;
+
+/// A worker's direct-mapped cache of cells of one block, indexed by key hash: a hit costs one
+/// hash and one key comparison and touches no shared lock. A slot also holds the worker's own
+/// copy of the key's committed value once the worker read it twice from committed state, so
+/// hot read-only keys do not bounce one reference count between cores.
+pub(crate) struct CellCache {
+    slots: Box<[Option<CachedCell>]>,
+    /// The arena this worker creates cells in.
+    arena: u32,
+}
+
+struct CachedCell {
+    hash: u64,
+    cell: CellRef,
+    base: BaseCopy,
+}
+
+/// What a worker holds of a key's committed value.
+enum BaseCopy {
+    /// It has not read the key from committed state yet.
+    Unread,
+    /// It read it once (through the cell's shared copy).
+    ReadOnce,
+    /// Its private copy (made on its second read).
+    Own(Option<StateValue>),
+}
+
+impl CellCache {
+    /// The cache of worker `worker` (`0..workers` of [`MvMemory::with_workers`]; any other
+    /// value uses the shared arena).
+    pub(crate) fn new(worker: usize) -> Self {
+        Self {
+            slots: (0..CELL_CACHE_SLOTS).map(|_| None).collect(),
+            arena: u32::try_from(worker).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// One shard of the key map: cells by key hash.
+type Shard = CachePadded<RwLock<HashTable<CellRef>>>;
+
+/// Per cell: its cached committed value and its older versions (freed later).
+type Garbage = Vec<(Option<Option<StateValue>>, SmallVec<[(TxIndex, Entry); 2]>)>;
+
+/// What is left of a block's multi-version memory once its write set is out: the
+/// transactions' slots (receipts still to take; read and write sets) and values to free.
+/// Drop it off the critical path.
+pub(crate) struct Leftovers {
+    slots: Box<[CachePadded<Mutex<TxSlot>>]>,
+    #[allow(dead_code)] // held only to be dropped later
+    garbage: Vec<Garbage>,
+}
+
+impl Leftovers {
+    /// Takes the receipt of transaction `txn`'s latest recorded incarnation, with that
+    /// incarnation (`None`: no such transaction).
+    pub(crate) fn take_receipt(&self, txn: TxIndex) -> Option<(Incarnation, Option<Receipt>)> {
+        let mut s = self.slots.get(txn)?.lock();
+        Some((s.incarnation, s.receipt.take()))
+    }
+}
 
 /// Multi-version memory for one block of `num_txs` transactions.
 pub struct MvMemory {
     shards: Box<[Shard]>,
+    /// Cell arenas: one per worker, the last shared by everyone else.
+    arenas: Box<[CachePadded<boxcar::Vec<KeyCell>>]>,
     hasher: DefaultHashBuilder,
     slots: Box<[CachePadded<Mutex<TxSlot>>]>,
 }
@@ -185,11 +311,28 @@ impl std::fmt::Debug for MvMemory {
 
 impl MvMemory {
     pub fn new(num_txs: usize) -> Self {
-        // Room for about two keys per transaction before any shard grows.
-        let per_shard = (num_txs * 2).div_ceil(SHARDS);
+        Self::with_workers(num_txs, 0)
+    }
+
+    /// Multi-version memory for `num_txs` transactions run by `workers` workers, each with
+    /// its own cell arena.
+    pub fn with_workers(num_txs: usize, workers: usize) -> Self {
+        // Room for about four keys per transaction before any shard grows (a token transfer
+        // touches five, some shared).
+        let per_shard = (num_txs * 4).div_ceil(SHARDS);
+        let per_arena = (num_txs * 4).div_ceil(workers.max(1));
         Self {
             shards: (0..SHARDS)
                 .map(|_| CachePadded::new(RwLock::new(HashTable::with_capacity(per_shard))))
+                .collect(),
+            arenas: (0..=workers)
+                .map(|w| {
+                    CachePadded::new(boxcar::Vec::with_capacity(if w < workers {
+                        per_arena
+                    } else {
+                        0
+                    }))
+                })
                 .collect(),
             hasher: DefaultHashBuilder::default(),
             slots: (0..num_txs)
@@ -202,33 +345,124 @@ impl MvMemory {
         self.slots.len()
     }
 
-    fn locate(&self, key: &StateKey) -> (u64, &Shard) {
+    fn locate(&self, key: &StateKey) -> (u64, u32) {
         let h = self.hasher.hash_one(key);
         // hashbrown uses the low bits (bucket) and the top 7 bits (tag): shard on others.
-        (h, &self.shards[((h >> 32) as usize) & (SHARDS - 1)])
+        (h, ((h >> 32) as u32) & (SHARDS as u32 - 1))
+    }
+
+    /// The cell `r` names. `r` must come from this `MvMemory` (every `CellRef` does: they
+    /// are only made here and kept in this block's read and write sets and caches); anything
+    /// else is a broken invariant and panics, which the worker turns into a sequential re-run.
+    pub(crate) fn at(&self, r: CellRef) -> &KeyCell {
+        &self.arenas[r.arena as usize][r.index as usize]
     }
 
     /// The key's cell, created on first use.
-    pub fn cell(&self, key: &StateKey) -> Arc<KeyCell> {
+    pub fn cell(&self, key: &StateKey) -> &KeyCell {
         let (h, shard) = self.locate(key);
-        if let Some(c) = shard.read().find(h, |c| c.key == *key) {
-            return c.clone();
+        self.at(self.cell_in(key, h, shard, u32::MAX))
+    }
+
+    /// The cell of `key` (hash `h`, in `shard`), created in arena `arena` (the shared one if
+    /// out of range) if missing.
+    fn cell_in(&self, key: &StateKey, h: u64, shard: u32, arena: u32) -> CellRef {
+        let table = &self.shards[shard as usize];
+        let eq = |r: &CellRef| self.at(*r).key == *key;
+        if let Some(&r) = table.read().find(h, eq) {
+            return r;
         }
-        let mut table = shard.write();
-        match table.entry(h, |c| c.key == *key, |c| c.hash) {
-            TableEntry::Occupied(e) => e.get().clone(),
+        let mut table = table.write();
+        let hash_of = |r: &CellRef| self.at(*r).hash;
+        match table.entry(h, eq, hash_of) {
+            TableEntry::Occupied(e) => *e.get(),
             TableEntry::Vacant(v) => {
-                let cell = Arc::new(KeyCell::new(key.clone(), h));
-                v.insert(cell.clone());
-                cell
+                let last = self.arenas.len() - 1;
+                let a = (arena as usize).min(last);
+                let index = self.arenas[a].push(KeyCell::new(key.clone(), h));
+                let r = CellRef {
+                    arena: a as u32,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                };
+                v.insert(r);
+                r
             }
         }
     }
 
-    /// The key's cell if it exists.
-    pub fn existing_cell(&self, key: &StateKey) -> Option<Arc<KeyCell>> {
+    /// The key's cell through a worker's cache: a hit takes no shard lock.
+    pub(crate) fn cached_cell(&self, cache: &mut CellCache, key: &StateKey) -> CellRef {
+        self.cached_slot(cache, key).cell
+    }
+
+    fn cached_slot<'c>(&self, cache: &'c mut CellCache, key: &StateKey) -> &'c mut CachedCell {
         let (h, shard) = self.locate(key);
-        shard.read().find(h, |c| c.key == *key).cloned()
+        let i = (h as usize) & (CELL_CACHE_SLOTS - 1);
+        let hit = matches!(&cache.slots[i], Some(c) if c.hash == h && self.at(c.cell).key == *key);
+        if !hit {
+            cache.slots[i] = Some(CachedCell {
+                hash: h,
+                cell: self.cell_in(key, h, shard, cache.arena),
+                base: BaseCopy::Unread,
+            });
+        }
+        match &mut cache.slots[i] {
+            Some(c) => c,
+            None => unreachable!("slot filled above"),
+        }
+    }
+
+    /// What transaction `txn` reads at `key`, through a worker's cache. A read of committed
+    /// state is answered from the worker's private copy when it has one; otherwise `base`
+    /// runs (once per key and block, whoever calls first) and, on a repeated read by this
+    /// worker, the worker keeps its own copy. Returns the cell and the read.
+    pub(crate) fn read_cached(
+        &self,
+        cache: &mut CellCache,
+        key: &StateKey,
+        txn: TxIndex,
+        base: impl FnOnce() -> Result<Option<StateValue>, String>,
+    ) -> Result<(CellRef, CachedRead), String> {
+        let slot = self.cached_slot(cache, key);
+        let cell = slot.cell;
+        let read = match self.at(cell).read_below(txn) {
+            MvRead::Version {
+                txn,
+                incarnation,
+                value,
+            } => CachedRead::Version(txn, incarnation, value),
+            MvRead::Estimate(t) => CachedRead::Estimate(t),
+            MvRead::Storage => {
+                let c = self.at(cell);
+                match (&slot.base, c.cached_base()) {
+                    (BaseCopy::Own(v), _) => CachedRead::Storage(v.clone()),
+                    (BaseCopy::ReadOnce, Some(v)) => {
+                        // This worker's second read of the key: keep a private copy.
+                        let own: Option<StateValue> = v.as_deref().map(StateValue::from);
+                        slot.base = BaseCopy::Own(own.clone());
+                        CachedRead::Storage(own)
+                    }
+                    (_, Some(v)) => {
+                        slot.base = BaseCopy::ReadOnce;
+                        CachedRead::Storage(v.clone())
+                    }
+                    (_, None) => {
+                        slot.base = BaseCopy::ReadOnce;
+                        CachedRead::Storage(c.cache_base(base()?))
+                    }
+                }
+            }
+        };
+        Ok((cell, read))
+    }
+
+    /// The key's cell if it exists.
+    pub fn existing_cell(&self, key: &StateKey) -> Option<&KeyCell> {
+        let (h, shard) = self.locate(key);
+        let r = *self.shards[shard as usize]
+            .read()
+            .find(h, |r| self.at(*r).key == *key)?;
+        Some(self.at(r))
     }
 
     /// Low-level: writes one version.
@@ -274,11 +508,11 @@ impl MvMemory {
         txn: TxIndex,
         incarnation: Incarnation,
         reads: Vec<ReadRecord>,
-        writes: Vec<(Arc<KeyCell>, Option<StateValue>)>,
+        writes: Vec<(CellRef, Option<StateValue>)>,
         receipt: Receipt,
     ) -> Result<bool, VmStateError> {
         for (cell, value) in &writes {
-            cell.set(
+            self.at(*cell).set(
                 txn,
                 Entry::Written {
                     incarnation,
@@ -291,20 +525,19 @@ impl MvMemory {
             !writes.is_empty()
         } else if slot.writes.len() * writes.len() <= 64 {
             for (old, _) in &slot.writes {
-                if !writes.iter().any(|(c, _)| Arc::ptr_eq(c, old)) {
-                    old.remove(txn);
+                if !writes.iter().any(|(c, _)| c == old) {
+                    self.at(*old).remove(txn);
                 }
             }
             writes
                 .iter()
-                .any(|(c, _)| !slot.writes.iter().any(|(o, _)| Arc::ptr_eq(c, o)))
+                .any(|(c, _)| !slot.writes.iter().any(|(o, _)| c == o))
         } else {
-            let new: HashSet<*const KeyCell> = writes.iter().map(|(c, _)| Arc::as_ptr(c)).collect();
-            let old: HashSet<*const KeyCell> =
-                slot.writes.iter().map(|(c, _)| Arc::as_ptr(c)).collect();
+            let new: HashSet<CellRef> = writes.iter().map(|(c, _)| *c).collect();
+            let old: HashSet<CellRef> = slot.writes.iter().map(|(c, _)| *c).collect();
             for (c, _) in &slot.writes {
-                if !new.contains(&Arc::as_ptr(c)) {
-                    c.remove(txn);
+                if !new.contains(c) {
+                    self.at(*c).remove(txn);
                 }
             }
             new.iter().any(|p| !old.contains(p))
@@ -320,7 +553,7 @@ impl MvMemory {
     pub(crate) fn convert_writes_to_estimates(&self, txn: TxIndex) -> Result<(), VmStateError> {
         let slot = self.slot(txn)?.lock();
         for (cell, _) in &slot.writes {
-            cell.mark_estimate(txn);
+            self.at(*cell).mark_estimate(txn);
         }
         Ok(())
     }
@@ -338,7 +571,7 @@ impl MvMemory {
         Ok(slot
             .reads
             .iter()
-            .all(|r| match (r.cell.read_below(txn), r.origin) {
+            .all(|r| match (self.at(r.cell).read_below(txn), r.origin) {
                 (MvRead::Storage, ReadOrigin::Storage) => true,
                 (
                     MvRead::Version {
@@ -352,45 +585,50 @@ impl MvMemory {
             }))
     }
 
-    /// The final value of every key written in the block (the entry of its highest writer),
-    /// sorted by key. Runs on the current rayon pool. `Err(txn)`: an ESTIMATE of `txn` is
-    /// still in place (only possible if the block is not really done).
-    pub(crate) fn final_writes(&self) -> Result<Vec<(StateKey, Option<StateValue>)>, TxIndex> {
+    /// Ends the block: the final value of every key written in it (the entry of its highest
+    /// writer), sorted by key, and what is left to free (read sets, receipts; drop it off the
+    /// critical path). Keys move out of their cells (no copies). Runs on the current rayon
+    /// pool. `Err(txn)`: an ESTIMATE of `txn` is still in place (only possible if the block
+    /// is not really done).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_final_writes(
+        self,
+    ) -> Result<(Vec<(StateKey, Option<StateValue>)>, Leftovers), TxIndex> {
         use rayon::prelude::*;
-        let per_shard: Vec<Vec<(StateKey, Option<StateValue>)>> = self
-            .shards
-            .par_iter()
-            .map(|shard| {
-                let table = shard.read();
-                let mut out = Vec::new();
-                for cell in table.iter() {
-                    match cell.versions.lock().last() {
+        let MvMemory { arenas, slots, .. } = self;
+        #[allow(clippy::type_complexity)]
+        let per_shard: Vec<(Vec<(KeyPrefix, StateKey, Option<StateValue>)>, Garbage)> = arenas
+            .into_vec()
+            .into_par_iter()
+            .map(|arena| {
+                let cells = arena.into_inner();
+                let mut out = Vec::with_capacity(cells.count());
+                // Committed values cached in cells and older versions are freed later, off
+                // the critical path: dropping an `Arc` writes its (cold) reference count.
+                let mut garbage: Garbage = Vec::with_capacity(cells.count());
+                for cell in cells {
+                    let KeyCell {
+                        key,
+                        prefix,
+                        versions,
+                        base,
+                        ..
+                    } = cell;
+                    let mut versions = versions.into_inner();
+                    match versions.pop() {
                         None => {}
-                        Some((_, Entry::Written { value, .. })) => {
-                            out.push((cell.key.clone(), value.clone()))
-                        }
-                        Some((t, Entry::Estimate)) => return Err(*t),
+                        Some((_, Entry::Written { value, .. })) => out.push((prefix, key, value)),
+                        Some((t, Entry::Estimate)) => return Err(t),
                     }
+                    garbage.push((base.into_inner(), versions));
                 }
-                Ok(out)
+                Ok((out, garbage))
             })
             .collect::<Result<_, TxIndex>>()?;
-        let mut all: Vec<(StateKey, Option<StateValue>)> =
+        let (per_shard, garbage): (Vec<_>, Vec<_>) = per_shard.into_iter().unzip();
+        let all: Vec<(KeyPrefix, StateKey, Option<StateValue>)> =
             per_shard.into_iter().flatten().collect();
-        all.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(all)
-    }
-
-    /// Takes the receipt of every transaction's latest recorded incarnation, with that
-    /// incarnation, in block order (ends the block).
-    pub(crate) fn take_receipts(&self) -> Vec<(Incarnation, Option<Receipt>)> {
-        self.slots
-            .iter()
-            .map(|s| {
-                let mut s = s.lock();
-                (s.incarnation, s.receipt.take())
-            })
-            .collect()
+        Ok((sort_prefixed(all, true), Leftovers { slots, garbage }))
     }
 }
 
@@ -433,7 +671,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Write(k, t, i, v) => {
-                        let value: Option<StateValue> = v.map(|b| Arc::from(vec![b]));
+                        let value: Option<StateValue> = v.map(|b| StateValue::from(vec![b]));
                         mem.write(&key(k), t, i, value.clone());
                         model.insert((k, t), Entry::Written { incarnation: i, value });
                     }
@@ -464,7 +702,10 @@ mod tests {
     #[test]
     fn record_reports_new_paths_and_removes_stale_writes() {
         let mem = MvMemory::new(3);
-        let (a, b) = (mem.cell(&key(1)), mem.cell(&key(2)));
+        let (a, b) = (
+            mem.cached_cell(&mut CellCache::new(0), &key(1)),
+            mem.cached_cell(&mut CellCache::new(0), &key(2)),
+        );
         let r = Receipt {
             status: crate::types::TxStatus::Success,
             gas_used: 0,
@@ -473,13 +714,13 @@ mod tests {
             events: vec![],
         };
         assert!(mem
-            .record(1, 0, vec![], vec![(a.clone(), None)], r.clone())
+            .record(1, 0, vec![], vec![(a, None)], r.clone())
             .unwrap());
         assert!(!mem
-            .record(1, 1, vec![], vec![(a.clone(), None)], r.clone())
+            .record(1, 1, vec![], vec![(a, None)], r.clone())
             .unwrap());
         assert!(mem
-            .record(1, 2, vec![], vec![(b.clone(), None)], r.clone())
+            .record(1, 2, vec![], vec![(b, None)], r.clone())
             .unwrap());
         assert_eq!(mem.read(&key(1), 2), MvRead::Storage);
         assert_eq!(

@@ -106,6 +106,32 @@ pub struct ExecStats {
     pub dependency_waits: u64,
     /// The parallel path failed and these results come from sequential execution.
     pub sequential_fallback: bool,
+    /// Block-STM runs stopped by the conflict probe (the block then ran sequentially).
+    pub probe_bailouts: u64,
+    /// Wall time of Block-STM's worker phase (nanoseconds; 0 for sequential runs).
+    pub parallel_ns: u64,
+    /// Wall time after the workers stopped: collecting the write set and receipts
+    /// (nanoseconds).
+    pub finish_ns: u64,
+    /// Wall time of segments run sequentially by the adaptive executor (nanoseconds).
+    pub sequential_ns: u64,
+    /// Worker time, summed over workers, by activity (nanoseconds). Only measured when the
+    /// environment variable `SUPERVM_EXEC_PROFILE` is set (it costs two clock reads per
+    /// task); zero otherwise.
+    pub profile: WorkerProfile,
+}
+
+/// Where Block-STM workers spent their time (see [`ExecStats::profile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerProfile {
+    /// Inside the transaction executor (the VM, reads through multi-version memory).
+    pub execute_ns: u64,
+    /// Recording an incarnation's output and finishing its execution task.
+    pub record_ns: u64,
+    /// Validating read sets and finishing validation tasks.
+    pub validate_ns: u64,
+    /// Asking the scheduler for work, including waiting when there was none.
+    pub schedule_ns: u64,
 }
 
 impl ExecStats {
@@ -119,6 +145,14 @@ impl ExecStats {
         self.aborts += o.aborts;
         self.validations += o.validations;
         self.dependency_waits += o.dependency_waits;
+        self.probe_bailouts += o.probe_bailouts;
+        self.parallel_ns += o.parallel_ns;
+        self.finish_ns += o.finish_ns;
+        self.sequential_ns += o.sequential_ns;
+        self.profile.execute_ns += o.profile.execute_ns;
+        self.profile.record_ns += o.profile.record_ns;
+        self.profile.validate_ns += o.profile.validate_ns;
+        self.profile.schedule_ns += o.profile.schedule_ns;
     }
 }
 

@@ -97,6 +97,11 @@ impl Scheduler {
         }
     }
 
+    /// How far first executions got: transactions below this were handed out at least once.
+    pub fn execution_progress(&self) -> usize {
+        self.execution_idx.load(SeqCst)
+    }
+
     /// Whether every transaction is executed and validated.
     pub fn done(&self) -> bool {
         self.done.load(SeqCst)
@@ -134,10 +139,13 @@ impl Scheduler {
     }
 
     fn task_finished(&self) -> Result<()> {
-        self.num_active_tasks
-            .fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1))
-            .map(|_| ())
-            .map_err(|_| broken("active task count went below zero".into()))
+        // A plain decrement (a compare-and-swap loop would retry under contention); an
+        // underflow is undone and reported.
+        if self.num_active_tasks.fetch_sub(1, SeqCst) == 0 {
+            self.num_active_tasks.fetch_add(1, SeqCst);
+            return Err(broken("active task count went below zero".into()));
+        }
+        Ok(())
     }
 
     /// Claims `txn` for execution if it is ready. Does not touch the active-task count.
@@ -302,24 +310,24 @@ impl Scheduler {
         Ok(None)
     }
 
+    /// After `done()`: checks that transaction `txn` ended executed, and returns its final
+    /// incarnation.
+    pub fn final_incarnation(&self, txn: TxIndex) -> Result<Incarnation> {
+        let st = self.tx(txn)?.state.lock();
+        if st.status == Status::Executed {
+            Ok(st.incarnation)
+        } else {
+            Err(broken(format!(
+                "block done but transaction {txn} is {:?}",
+                st.status
+            )))
+        }
+    }
+
     /// After `done()`: checks that every transaction ended executed, and returns their final
     /// incarnations.
     pub fn final_incarnations(&self) -> Result<Vec<Incarnation>> {
-        self.txs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let st = e.state.lock();
-                if st.status == Status::Executed {
-                    Ok(st.incarnation)
-                } else {
-                    Err(broken(format!(
-                        "block done but transaction {i} is {:?}",
-                        st.status
-                    )))
-                }
-            })
-            .collect()
+        (0..self.n).map(|i| self.final_incarnation(i)).collect()
     }
 }
 

@@ -7,9 +7,8 @@
 //! value of the first read, so one incarnation always sees one consistent value per key.
 
 use hashbrown::HashMap;
-use std::sync::Arc;
 
-use crate::mvcc::memory::{KeyCell, MvMemory, MvRead, ReadOrigin, ReadRecord};
+use crate::mvcc::memory::{CachedRead, CellCache, CellRef, MvMemory, ReadOrigin, ReadRecord};
 use crate::store::StateReader;
 use crate::types::{ReadError, StateKey, StateValue, StateView, TxIndex};
 
@@ -82,6 +81,7 @@ pub(crate) struct ParallelView<'a> {
     txn: TxIndex,
     mem: &'a MvMemory,
     base: &'a dyn StateReader,
+    cache: &'a mut CellCache,
     reads: Vec<ReadRecord>,
     /// Key -> position in `reads`, built once there are many reads.
     read_index: Option<HashMap<StateKey, usize>>,
@@ -93,11 +93,17 @@ pub(crate) struct ParallelView<'a> {
 }
 
 impl<'a> ParallelView<'a> {
-    pub(crate) fn new(txn: TxIndex, mem: &'a MvMemory, base: &'a dyn StateReader) -> Self {
+    pub(crate) fn new(
+        txn: TxIndex,
+        mem: &'a MvMemory,
+        base: &'a dyn StateReader,
+        cache: &'a mut CellCache,
+    ) -> Self {
         Self {
             txn,
             mem,
             base,
+            cache,
             reads: Vec::with_capacity(8),
             read_index: None,
             writes: SmallMap::with_capacity(4),
@@ -108,7 +114,7 @@ impl<'a> ParallelView<'a> {
 
     /// The read set and the write set (as cells of multi-version memory).
     #[allow(clippy::type_complexity)]
-    pub(crate) fn finish(mut self) -> (Vec<ReadRecord>, Vec<(Arc<KeyCell>, Option<StateValue>)>) {
+    pub(crate) fn finish(mut self) -> (Vec<ReadRecord>, Vec<(CellRef, Option<StateValue>)>) {
         let entries = std::mem::take(&mut self.writes).into_entries();
         // A key read before it was written (the common read-modify-write) already has its
         // cell in the read set: no second hash-table lookup. (`collect` reuses the buffer.)
@@ -116,8 +122,8 @@ impl<'a> ParallelView<'a> {
             .into_iter()
             .map(|(k, v)| {
                 let cell = match self.read_position(&k) {
-                    Some(i) => self.reads[i].cell.clone(),
-                    None => self.mem.cell(&k),
+                    Some(i) => self.reads[i].cell,
+                    None => self.mem.cached_cell(self.cache, &k),
                 };
                 (cell, v)
             })
@@ -128,7 +134,10 @@ impl<'a> ParallelView<'a> {
     fn read_position(&self, key: &StateKey) -> Option<usize> {
         match &self.read_index {
             Some(ix) => ix.get(key).copied(),
-            None => self.reads.iter().position(|r| r.cell.key() == key),
+            None => self
+                .reads
+                .iter()
+                .position(|r| self.mem.at(r.cell).key() == key),
         }
     }
 }
@@ -141,31 +150,26 @@ impl StateView for ParallelView<'_> {
         if let Some(i) = self.read_position(key) {
             return Ok(self.reads[i].value.clone());
         }
-        let cell = self.mem.cell(key);
-        let (origin, value) = match cell.read_below(self.txn) {
-            MvRead::Version {
-                txn,
-                incarnation,
-                value,
-            } => (ReadOrigin::Version(txn, incarnation), value),
-            MvRead::Estimate(blocking) => {
+        let base = self.base;
+        let read = self.mem.read_cached(self.cache, key, self.txn, || {
+            base.get(key).map_err(storage_error)
+        });
+        let (cell, read) = match read {
+            Ok(r) => r,
+            Err(msg) => {
+                self.storage_error = Some(msg.clone());
+                return Err(ReadError::Storage(msg));
+            }
+        };
+        let (origin, value) = match read {
+            CachedRead::Version(txn, incarnation, value) => {
+                (ReadOrigin::Version(txn, incarnation), value)
+            }
+            CachedRead::Estimate(blocking) => {
                 self.dependency = Some(blocking);
                 return Err(ReadError::Dependency(blocking));
             }
-            MvRead::Storage => {
-                let value = match cell.cached_base() {
-                    Some(v) => v.clone(),
-                    None => match self.base.get(key) {
-                        Ok(v) => cell.cache_base(v),
-                        Err(e) => {
-                            let msg = storage_error(e);
-                            self.storage_error = Some(msg.clone());
-                            return Err(ReadError::Storage(msg));
-                        }
-                    },
-                };
-                (ReadOrigin::Storage, value)
-            }
+            CachedRead::Storage(value) => (ReadOrigin::Storage, value),
         };
         if let Some(ix) = &mut self.read_index {
             ix.insert(key.clone(), self.reads.len());
@@ -174,7 +178,7 @@ impl StateView for ParallelView<'_> {
                 .reads
                 .iter()
                 .enumerate()
-                .map(|(i, r)| (r.cell.key().clone(), i))
+                .map(|(i, r)| (self.mem.at(r.cell).key().clone(), i))
                 .collect();
             ix.insert(key.clone(), self.reads.len());
             self.read_index = Some(ix);
@@ -258,10 +262,11 @@ mod tests {
     fn parallel_view_repeat_reads_are_stable_and_recorded_once() {
         use std::collections::BTreeMap;
         let base: BTreeMap<StateKey, StateValue> = (0..40u8)
-            .map(|i| (StateKey(vec![i]), Arc::from(vec![i])))
+            .map(|i| (StateKey(vec![i]), StateValue::from(vec![i])))
             .collect();
         let mem = MvMemory::new(3);
-        let mut view = ParallelView::new(2, &mem, &base);
+        let mut cache = CellCache::new(0);
+        let mut view = ParallelView::new(2, &mem, &base, &mut cache);
         for round in 0..2 {
             for i in 0..40u8 {
                 let v = view.read(&StateKey(vec![i])).unwrap();

@@ -136,6 +136,28 @@ universe_prop!(parallel_equals_sequential_10_keys, 10, 40);
 universe_prop!(parallel_equals_sequential_100_keys, 100, 30);
 universe_prop!(parallel_equals_sequential_10000_keys, 10_000, 12);
 
+/// The adaptive executor on blocks large enough for its watched Block-STM run (more than
+/// four workers) and its timed probes (fewer): whichever mode it picks, and whether the
+/// conflict probe stops Block-STM or not, the result is the sequential one.
+#[test]
+fn adaptive_blocks_equal_sequential() {
+    let exec = SyntheticExecutor::default();
+    for (i, &u) in UNIVERSES.iter().enumerate() {
+        let base = base(u);
+        let txs = generate_block(1000 + i as u64, u, 2_500, 70);
+        let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("sequential");
+        for t in [2, 3, 5, 8] {
+            for r in 0..stress() {
+                let out = executors()[t - 1]
+                    .execute_block(&exec, &txs, &env(), base)
+                    .expect("adaptive");
+                assert_same(&out, &seq, &format!("universe {u}, threads {t}, run {r}"));
+                assert!(!out.stats.sequential_fallback);
+            }
+        }
+    }
+}
+
 /// Larger blocks, every thread count 1..=8, every universe.
 #[test]
 fn larger_blocks_every_thread_count() {
