@@ -282,7 +282,7 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                         let s = &o.stats;
                         let p = &s.profile;
                         eprintln!(
-                            "{name} {} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}",
+                            "{name} {} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {}",
                             par.threads(),
                             t.elapsed().as_secs_f64() * 1e3,
                             s.parallel_ns as f64 / 1e6,
@@ -296,6 +296,9 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                             p.record_ns as f64 / 1e6,
                             p.validate_ns as f64 / 1e6,
                             p.schedule_ns as f64 / 1e6,
+                            p.collect_ns as f64 / 1e6,
+                            p.map_ns as f64 / 1e6,
+                            s.probe_bailouts,
                         );
                     }
                 }

@@ -30,7 +30,7 @@ pub type Incarnation = u32;
 pub type StateValue = Arc<[u8]>;
 
 /// A state key. The first byte is a tag that names the kind of entry; see the constructors.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StateKey(pub Vec<u8>);
 
 impl StateKey {

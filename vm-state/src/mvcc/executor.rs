@@ -328,11 +328,14 @@ impl ParallelExecutor {
                 "workers stopped before the block was done".into(),
             ));
         }
+        let collect_start = Instant::now();
         let (final_writes, rest) = self.pool.install(|| mem.into_final_writes()).map_err(|t| {
             VmStateError::Invariant(format!(
                 "block done but an ESTIMATE of transaction {t} is left"
             ))
         })?;
+        let collect_ns = collect_start.elapsed().as_nanos() as u64;
+        let map_start = Instant::now();
         // The map is bulk-built from sorted input on one thread while the others collect
         // and check the receipts.
         let (write_set, receipts) = self.pool.install(|| {
@@ -364,12 +367,15 @@ impl ParallelExecutor {
             )
         });
         let receipts = receipts?;
+        let map_ns = map_start.elapsed().as_nanos() as u64;
         // Freeing the rest of multi-version memory (read sets, write sets, cached values) is
         // off the critical path: a pool thread does it while the caller goes on.
         self.pool.spawn(move || drop((rest, scheduler)));
         let mut stats = stats.into_inner();
         stats.parallel_ns = parallel_ns;
         stats.finish_ns = finishing.elapsed().as_nanos() as u64;
+        stats.profile.collect_ns = collect_ns;
+        stats.profile.map_ns = map_ns;
         Ok(Some(BlockOutput {
             receipts,
             write_set,

@@ -271,16 +271,13 @@ impl CellCache {
 /// One shard of the key map: cells by key hash.
 type Shard = CachePadded<RwLock<HashTable<CellRef>>>;
 
-/// Per cell: its cached committed value and its older versions (freed later).
-type Garbage = Vec<(Option<Option<StateValue>>, SmallVec<[(TxIndex, Entry); 2]>)>;
-
 /// What is left of a block's multi-version memory once its write set is out: the
 /// transactions' slots (receipts still to take; read and write sets) and values to free.
 /// Drop it off the critical path.
 pub(crate) struct Leftovers {
     slots: Box<[CachePadded<Mutex<TxSlot>>]>,
     #[allow(dead_code)] // held only to be dropped later
-    garbage: Vec<Garbage>,
+    arenas: Vec<CachePadded<boxcar::Vec<KeyCell>>>,
 }
 
 impl Leftovers {
@@ -596,39 +593,35 @@ impl MvMemory {
     ) -> Result<(Vec<(StateKey, Option<StateValue>)>, Leftovers), TxIndex> {
         use rayon::prelude::*;
         let MvMemory { arenas, slots, .. } = self;
+        let mut arenas = arenas.into_vec();
+        // Keys and final values are taken out of the cells in place (a key leaves an empty
+        // vector behind); the cells themselves, with their cached committed values and older
+        // versions, are freed later, off the critical path.
         #[allow(clippy::type_complexity)]
-        let per_shard: Vec<(Vec<(KeyPrefix, StateKey, Option<StateValue>)>, Garbage)> = arenas
-            .into_vec()
-            .into_par_iter()
+        let per_arena: Vec<Vec<(KeyPrefix, StateKey, Option<StateValue>)>> = arenas
+            .par_iter_mut()
             .map(|arena| {
-                let cells = arena.into_inner();
-                let mut out = Vec::with_capacity(cells.count());
-                // Committed values cached in cells and older versions are freed later, off
-                // the critical path: dropping an `Arc` writes its (cold) reference count.
-                let mut garbage: Garbage = Vec::with_capacity(cells.count());
-                for cell in cells {
-                    let KeyCell {
-                        key,
-                        prefix,
-                        versions,
-                        base,
-                        ..
-                    } = cell;
-                    let mut versions = versions.into_inner();
-                    match versions.pop() {
+                let cells: &mut boxcar::Vec<KeyCell> = arena;
+                let count = cells.count();
+                let mut out = Vec::with_capacity(count);
+                for i in 0..count {
+                    let Some(cell) = cells.get_mut(i) else {
+                        continue;
+                    };
+                    match cell.versions.get_mut().last_mut() {
                         None => {}
-                        Some((_, Entry::Written { value, .. })) => out.push((prefix, key, value)),
-                        Some((t, Entry::Estimate)) => return Err(t),
+                        Some((_, Entry::Written { value, .. })) => {
+                            out.push((cell.prefix, std::mem::take(&mut cell.key), value.take()))
+                        }
+                        Some((t, Entry::Estimate)) => return Err(*t),
                     }
-                    garbage.push((base.into_inner(), versions));
                 }
-                Ok((out, garbage))
+                Ok(out)
             })
             .collect::<Result<_, TxIndex>>()?;
-        let (per_shard, garbage): (Vec<_>, Vec<_>) = per_shard.into_iter().unzip();
         let all: Vec<(KeyPrefix, StateKey, Option<StateValue>)> =
-            per_shard.into_iter().flatten().collect();
-        Ok((sort_prefixed(all, true), Leftovers { slots, garbage }))
+            per_arena.into_iter().flatten().collect();
+        Ok((sort_prefixed(all, true), Leftovers { slots, arenas }))
     }
 }
 

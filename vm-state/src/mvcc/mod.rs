@@ -132,6 +132,11 @@ pub struct WorkerProfile {
     pub validate_ns: u64,
     /// Asking the scheduler for work, including waiting when there was none.
     pub schedule_ns: u64,
+    /// Wall time, after the workers: collecting and sorting the final writes.
+    pub collect_ns: u64,
+    /// Wall time, after the workers: building the write-set map (and, beside it, the
+    /// receipts).
+    pub map_ns: u64,
 }
 
 impl ExecStats {
@@ -153,6 +158,8 @@ impl ExecStats {
         self.profile.record_ns += o.profile.record_ns;
         self.profile.validate_ns += o.profile.validate_ns;
         self.profile.schedule_ns += o.profile.schedule_ns;
+        self.profile.collect_ns += o.profile.collect_ns;
+        self.profile.map_ns += o.profile.map_ns;
     }
 }
 
