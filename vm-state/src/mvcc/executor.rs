@@ -135,19 +135,18 @@ impl ParallelExecutor {
     /// Chooses how to run the block; the result is the sequential result either way.
     /// - One worker: Block-STM cannot overlap anything, so the block runs sequentially
     ///   (no multi-version bookkeeping; the same choice Aptos makes at concurrency 1).
-    /// - Small blocks (up to two probes): Block-STM.
-    /// - More than [`FEW_WORKERS`] workers: Block-STM over the whole block, watched: once the
-    ///   first [`PROBE_PER_WORKER`] transactions per worker were handed out, if conflicts
-    ///   (aborts + dependency waits) exceed a third of them (checked at every conflict, so a
-    ///   dependency chain stops early) the workers stop and the whole block runs
-    ///   sequentially instead (a block that is one long dependency chain, e.g. transfers
-    ///   among 2 accounts, is faster sequentially). A low-conflict block pays nothing for the
-    ///   check; a high-conflict one loses the little work done before it.
-    /// - A few workers: a probe of the first transactions runs with Block-STM, the next probe
-    ///   sequentially on top of it, and the rest in whichever mode was faster per transaction
-    ///   (with few workers the conflict count says little: workers that happen to run one
-    ///   after another hardly conflict, yet Block-STM's bookkeeping may cost more than two
-    ///   cores gain).
+    /// - Small blocks: Block-STM.
+    /// - Otherwise the first [`SEQ_PREFIX`] transactions run sequentially, which measures
+    ///   what a transaction of this block costs on one thread, and the rest runs with
+    ///   Block-STM on top of them, watched: once the first [`PROBE_PER_WORKER`] transactions
+    ///   per worker were handed out, the run stops and the rest of the block runs
+    ///   sequentially instead if conflicts (aborts + dependency waits) exceed a third of
+    ///   them (checked at every conflict, so a dependency chain such as transfers among 2
+    ///   accounts stops early), or if Block-STM's wall time per finished transaction so far
+    ///   is not under 60% of the sequential cost (very cheap transactions such as native
+    ///   transfers: the bookkeeping and the cache traffic between cores cost more than the
+    ///   parallelism gives). A block that suits Block-STM pays only the short sequential
+    ///   prefix; one that does not loses the little work done before the verdict.
     ///
     /// Every segment starts from committed state plus the write sets of the segments before
     /// it, so segment boundaries cannot change any result; only timing picks the mode.
@@ -163,83 +162,68 @@ impl ParallelExecutor {
             return execute_block_sequential(exec, txs, env, base);
         }
         let probe = (PROBE_PER_WORKER * workers).max(PROBE_MIN);
-        if workers > FEW_WORKERS && txs.len() > 2 * probe {
-            let started = Instant::now();
-            return match self.run_block_stm(exec, txs, env, base, Some(probe))? {
-                Some(out) => Ok(out),
-                None => {
-                    let wasted = started.elapsed();
-                    let mut out = execute_block_sequential(exec, txs, env, base)?;
-                    out.stats.probe_bailouts += 1;
-                    tracing::debug!(
-                        txs = txs.len(),
-                        ?wasted,
-                        "high conflict: block ran sequentially"
-                    );
-                    Ok(out)
-                }
-            };
-        }
-        self.execute_block_probed(exec, txs, env, base, probe, None)
+        self.execute_block_watched(exec, txs, env, base, SEQ_PREFIX, probe)
     }
 
-    /// The probing part of [`Self::execute_block_adaptive`]; `force` fixes the mode of the
-    /// rest of the block instead of measuring (tests).
-    fn execute_block_probed<E: TxExecutor>(
+    /// The adaptive path with explicit prefix and probe sizes (tests use small ones).
+    fn execute_block_watched<E: TxExecutor>(
         &self,
         exec: &E,
         txs: &[E::Tx],
         env: &BlockEnv,
         base: &dyn StateReader,
+        prefix: usize,
         probe: usize,
-        force: Option<bool>,
     ) -> Result<BlockOutput> {
         let n = txs.len();
-        let workers = self.threads.min(n);
-        if n <= 2 * probe {
+        if n <= prefix + 2 * probe {
             return self.execute_block_parallel(exec, txs, env, base);
         }
+        // The first half of the prefix warms this thread up (code, caches); the second half
+        // is timed.
+        let warm = prefix / 2;
+        let mut out = execute_block_sequential(exec, &txs[..warm], env, base)?;
         let start = Instant::now();
-        let mut out = self.execute_block_parallel(exec, &txs[..probe], env, base)?;
-        let par_time = start.elapsed();
-        let conflicts = out.stats.aborts + out.stats.dependency_waits;
-        let mut done = probe;
-        // With few workers a sequential probe is cheap, and a conflict count says little
-        // (workers that happen to run one after another hardly conflict): always measure.
-        let rest_parallel = if workers > FEW_WORKERS && conflicts * 10 <= probe as u64 {
-            true
-        } else {
-            let start = Instant::now();
+        let timed = {
             let layered = Layered {
                 writes: &out.write_set,
                 base,
             };
-            let next = execute_block_sequential(exec, &txs[done..done + probe], env, &layered)
-                .map_err(|e| offset_error(e, done))?;
-            let seq_time = start.elapsed();
-            append(&mut out, next);
-            done += probe;
-            par_time < seq_time
+            execute_block_sequential(exec, &txs[warm..prefix], env, &layered)
+                .map_err(|e| offset_error(e, warm))?
         };
-        let rest_parallel = force.unwrap_or(rest_parallel);
+        let seq_ns_per_tx =
+            (start.elapsed().as_nanos() as u64 / (prefix - warm).max(1) as u64).max(1);
+        append(&mut out, timed);
         let layered = Layered {
             writes: &out.write_set,
             base,
         };
-        let next = if rest_parallel {
-            self.execute_block_parallel(exec, &txs[done..], env, &layered)
-        } else {
-            execute_block_sequential(exec, &txs[done..], env, &layered)
-        }
-        .map_err(|e| offset_error(e, done))?;
+        let watch = Watch {
+            probe,
+            seq_ns_per_tx,
+        };
+        let rest = match self
+            .run_block_stm(exec, &txs[prefix..], env, &layered, Some(watch))
+            .map_err(|e| offset_error(e, prefix))?
+        {
+            Some(rest) => rest,
+            None => {
+                let mut rest = execute_block_sequential(exec, &txs[prefix..], env, &layered)
+                    .map_err(|e| offset_error(e, prefix))?;
+                rest.stats.probe_bailouts += 1;
+                rest
+            }
+        };
         tracing::debug!(
             txs = n,
+            prefix,
             probe,
-            conflicts,
-            rest_parallel,
+            seq_ns_per_tx,
+            parallel = rest.stats.probe_bailouts == 0,
             "adaptive block execution"
         );
-        append(&mut out, next);
+        append(&mut out, rest);
         Ok(out)
     }
 
@@ -266,15 +250,15 @@ impl ParallelExecutor {
             .ok_or_else(|| VmStateError::Invariant("unwatched Block-STM run stopped".into()))
     }
 
-    /// Block-STM; with `probe`, stops early (returns `None`) if conflicts exceed a third of
-    /// the first `probe` transactions handed out (see [`Self::execute_block_adaptive`]).
+    /// Block-STM; with `watch`, stops early (returns `None`) when it judges Block-STM the
+    /// wrong mode for this block (see [`Self::execute_block_adaptive`]).
     fn run_block_stm<E: TxExecutor>(
         &self,
         exec: &E,
         txs: &[E::Tx],
         env: &BlockEnv,
         base: &dyn StateReader,
-        probe: Option<usize>,
+        watch: Option<Watch>,
     ) -> Result<Option<BlockOutput>> {
         let n = txs.len();
         if n == 0 {
@@ -291,9 +275,11 @@ impl ParallelExecutor {
             next_worker: AtomicUsize::new(0),
             scheduler: Scheduler::new(n),
             halt: AtomicBool::new(false),
-            probe,
+            watch,
             conflicts: AtomicU64::new(0),
             verdict: AtomicU8::new(UNDECIDED),
+            started: Instant::now(),
+            probe_execs: AtomicU64::new(0),
             error: Mutex::new(None),
             stats: Mutex::new(ExecStats {
                 txs: n,
@@ -384,12 +370,22 @@ impl ParallelExecutor {
     }
 }
 
+/// When a watched Block-STM run judges itself, and the sequential cost per transaction it
+/// must beat (measured on the block's sequential prefix).
+#[derive(Clone, Copy, Debug)]
+struct Watch {
+    probe: usize,
+    seq_ns_per_tx: u64,
+}
+
+/// Transactions the adaptive executor runs sequentially first, to measure their cost (the
+/// second half is timed).
+const SEQ_PREFIX: usize = 192;
+
 /// Size of the Block-STM probe per worker (see `execute_block_adaptive`), at least
 /// [`PROBE_MIN`] transactions.
 const PROBE_PER_WORKER: usize = 64;
 const PROBE_MIN: usize = 512;
-/// Up to this many workers the sequential probe always runs.
-const FEW_WORKERS: usize = 4;
 
 /// Committed state seen through the write set of the block's earlier segments.
 struct Layered<'a> {
@@ -415,36 +411,22 @@ fn append(out: &mut BlockOutput, next: BlockOutput) {
     out.stats.add(&next.stats);
 }
 
-/// The union of two write sets, `later`'s value winning on a common key: a linear merge of
-/// the two sorted maps and a linear-time bulk build (inserting one by one would cost
-/// `O(n log n)` on the block's critical path).
+/// The union of two write sets, `later`'s value winning on a common key. The smaller map is
+/// inserted into the larger one (`O(small * log large)`; the adaptive executor's sequential
+/// prefix is small next to the rest of the block).
 fn merge_sorted(
-    earlier: BTreeMap<StateKey, Option<StateValue>>,
-    later: BTreeMap<StateKey, Option<StateValue>>,
+    mut earlier: BTreeMap<StateKey, Option<StateValue>>,
+    mut later: BTreeMap<StateKey, Option<StateValue>>,
 ) -> BTreeMap<StateKey, Option<StateValue>> {
-    if earlier.is_empty() {
-        return later;
+    if earlier.len() <= later.len() {
+        for (k, v) in earlier {
+            later.entry(k).or_insert(v);
+        }
+        later
+    } else {
+        earlier.extend(later);
+        earlier
     }
-    let mut a = earlier.into_iter().peekable();
-    let mut b = later.into_iter().peekable();
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
-                std::cmp::Ordering::Equal => {
-                    a.next();
-                    b.next()
-                }
-            },
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (None, None) => break,
-        };
-        out.extend(next);
-    }
-    out.into_iter().collect()
 }
 
 /// Shifts transaction indices in an error of a segment starting at `offset`.
@@ -473,12 +455,16 @@ struct Block<'a, E: TxExecutor> {
     halt: AtomicBool,
     /// Hands out worker numbers (each worker's own cell arena).
     next_worker: AtomicUsize,
-    /// Watched run: the number of first executions after which conflicts are judged.
-    probe: Option<usize>,
+    /// Watched run: when to judge, and the sequential cost to beat.
+    watch: Option<Watch>,
     /// Aborts + dependency waits so far (watched runs only).
     conflicts: AtomicU64,
     /// [`UNDECIDED`], [`CONTINUE`] or [`BAIL`].
     verdict: AtomicU8,
+    /// When the run started, and the first executions finished before the verdict (watched
+    /// runs only).
+    started: Instant,
+    probe_execs: AtomicU64,
     error: Mutex<Option<VmStateError>>,
     stats: Mutex<ExecStats>,
 }
@@ -488,6 +474,10 @@ struct Block<'a, E: TxExecutor> {
 /// twice as fast as sequentially at 8-16 workers; among 2 accounts (about one conflict per
 /// transaction) Block-STM is a dependency chain and loses.
 const CONFLICT_DIVISOR: u64 = 3;
+
+/// Conflicts before a watched run may call the block a dependency chain (more conflicts than
+/// half the finished transactions) and stop early.
+const CHAIN_MIN_CONFLICTS: u64 = 64;
 
 const UNDECIDED: u8 = 0;
 const CONTINUE: u8 = 1;
@@ -503,11 +493,15 @@ impl<E: TxExecutor> Block<'_, E> {
     }
 
     fn note_conflict(&self) {
-        let Some(probe) = self.probe else { return };
+        let Some(Watch { probe, .. }) = self.watch else {
+            return;
+        };
         let c = self.conflicts.fetch_add(1, Ordering::Relaxed) + 1;
-        // Past the limit before the probe is through: no need to wait for the rest of it
-        // (in a dependency chain Block-STM crawls, so the probe would take long).
-        if c * CONFLICT_DIVISOR > probe as u64
+        // Stop before the probe is through when conflicts already exceed its limit, or when
+        // they outnumber half the finished transactions (a dependency chain: Block-STM
+        // crawls, so waiting for the probe would waste time).
+        let chain = c >= CHAIN_MIN_CONFLICTS && c * 2 > self.probe_execs.load(Ordering::Relaxed);
+        if (c * CONFLICT_DIVISOR > probe as u64 || chain)
             && self
                 .verdict
                 .compare_exchange(UNDECIDED, BAIL, Ordering::AcqRel, Ordering::Relaxed)
@@ -520,13 +514,26 @@ impl<E: TxExecutor> Block<'_, E> {
     /// In a watched run, once the probe's transactions were handed out: continue, or stop
     /// every worker if conflicts exceed a third of the probe. One worker decides.
     fn judge(&self) {
-        let Some(probe) = self.probe else { return };
+        let Some(Watch {
+            probe,
+            seq_ns_per_tx,
+        }) = self.watch
+        else {
+            return;
+        };
         if self.verdict.load(Ordering::Relaxed) != UNDECIDED
             || self.scheduler.execution_progress() < probe
         {
             return;
         }
-        let bail = self.conflicts.load(Ordering::Relaxed) * CONFLICT_DIVISOR > probe as u64;
+        let execs = self.probe_execs.load(Ordering::Relaxed).max(1);
+        let wall_ns = self.started.elapsed().as_nanos() as u64;
+        // Wall time per finished transaction must be under 60% of the sequential cost: the
+        // probe does not see the end of the block (collecting the write set), which costs
+        // Block-STM more than sequential execution.
+        let too_slow = wall_ns.saturating_mul(10) > execs.saturating_mul(seq_ns_per_tx) * 6;
+        let bail =
+            too_slow || self.conflicts.load(Ordering::Relaxed) * CONFLICT_DIVISOR > probe as u64;
         let v = if bail { BAIL } else { CONTINUE };
         if self
             .verdict
@@ -614,6 +621,15 @@ impl<E: TxExecutor> Block<'_, E> {
                 self.exec.execute(worker, tx, self.env, &mut view)
             }));
             stats.profile.execute_ns += since(t);
+            // While a watched run is undecided, finished first executions are counted for the
+            // verdict.
+            if self.watch.is_some()
+                && v.incarnation == 0
+                && matches!(result, Ok(Ok(_)))
+                && self.verdict.load(Ordering::Relaxed) == UNDECIDED
+            {
+                self.probe_execs.fetch_add(1, Ordering::Relaxed);
+            }
             let result = result.map_err(|p| VmStateError::ExecutorPanic {
                 tx: v.txn,
                 message: panic_message(p),
@@ -744,55 +760,51 @@ mod tests {
     use super::*;
     use crate::testing::{generate_block, genesis, SyntheticExecutor};
 
-    /// Segmented execution (a Block-STM probe, a sequential probe, the rest in either mode)
-    /// gives exactly the sequential result.
+    /// Segmented execution (a sequential prefix, then a watched Block-STM run that may stop
+    /// and hand the rest to sequential execution) gives exactly the sequential result,
+    /// whichever way the verdict goes.
     #[test]
-    fn probed_segments_equal_sequential() {
+    fn watched_segments_equal_sequential() {
         let exec = SyntheticExecutor::default();
         let env = BlockEnv::default();
         for (universe, pct) in [(2u32, 100u32), (10, 50), (1000, 70)] {
             let base = genesis(universe, 1_000_000);
             let txs = generate_block(u64::from(universe), universe, 300, pct);
             let seq = execute_block_sequential(&exec, &txs, &env, &base).expect("seq");
-            for threads in [2, 3] {
+            for threads in [2, 3, 6] {
                 let pe = ParallelExecutor::new(threads).expect("pool");
-                for force in [None, Some(true), Some(false)] {
-                    for probe in [40, 149, 150] {
-                        let out = pe
-                            .execute_block_probed(&exec, &txs, &env, &base, probe, force)
-                            .expect("probed");
-                        assert_eq!(out.receipts, seq.receipts, "{universe} {threads} {force:?}");
-                        assert_eq!(
-                            out.write_set, seq.write_set,
-                            "{universe} {threads} {force:?}"
-                        );
-                        assert_eq!(out.stats.txs, txs.len());
+                for (prefix, probe) in [(1, 16), (2, 20), (40, 64), (101, 90), (10, 150)] {
+                    let out = pe
+                        .execute_block_watched(&exec, &txs, &env, &base, prefix, probe)
+                        .expect("watched");
+                    let ctx = format!("{universe} {threads} {prefix} {probe}");
+                    assert_eq!(out.receipts, seq.receipts, "{ctx}");
+                    assert_eq!(out.write_set, seq.write_set, "{ctx}");
+                    assert_eq!(out.stats.txs, txs.len());
+                }
+                // Forced verdicts: a sequential cost nothing can beat (always stops at the
+                // verdict) and one nothing can miss (continues unless conflicts stop it).
+                for seq_ns_per_tx in [1, u64::MAX / 1024] {
+                    for probe in [16, 64] {
+                        let watch = Watch {
+                            probe,
+                            seq_ns_per_tx,
+                        };
+                        let out = match pe
+                            .run_block_stm(&exec, &txs, &env, &base, Some(watch))
+                            .expect("watched run")
+                        {
+                            Some(out) => out,
+                            None => {
+                                execute_block_sequential(&exec, &txs, &env, &base).expect("seq")
+                            }
+                        };
+                        let ctx = format!("{universe} {threads} forced {seq_ns_per_tx} {probe}");
+                        assert_eq!(out.receipts, seq.receipts, "{ctx}");
+                        assert_eq!(out.write_set, seq.write_set, "{ctx}");
                     }
                 }
             }
-            // Watched whole-block runs (many workers): whether the probe bails out or not,
-            // the result is the sequential one.
-            let many = ParallelExecutor::new(6).expect("pool");
-            for probe in [16, 64, 100] {
-                for _ in 0..3 {
-                    let out = match many
-                        .run_block_stm(&exec, &txs, &env, &base, Some(probe))
-                        .expect("watched")
-                    {
-                        Some(out) => out,
-                        None => execute_block_sequential(&exec, &txs, &env, &base).expect("seq"),
-                    };
-                    assert_eq!(out.receipts, seq.receipts, "{universe} watched {probe}");
-                    assert_eq!(out.write_set, seq.write_set, "{universe} watched {probe}");
-                }
-            }
-            let out = many
-                .execute_block(&exec, &txs, &env, &base)
-                .expect("adaptive");
-            assert_eq!(
-                (&out.receipts, &out.write_set),
-                (&seq.receipts, &seq.write_set)
-            );
             let one = ParallelExecutor::new(1).expect("pool");
             let out = one.execute_block(&exec, &txs, &env, &base).expect("one");
             assert_eq!((out.receipts, out.write_set), (seq.receipts, seq.write_set));
