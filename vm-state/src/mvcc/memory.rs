@@ -317,19 +317,16 @@ impl MvMemory {
         // Room for about four keys per transaction before any shard grows (a token transfer
         // touches five, some shared).
         let per_shard = (num_txs * 4).div_ceil(SHARDS);
-        let per_arena = (num_txs * 4).div_ceil(workers.max(1));
+
         Self {
             shards: (0..SHARDS)
                 .map(|_| CachePadded::new(RwLock::new(HashTable::with_capacity(per_shard))))
                 .collect(),
+            // Arenas grow on demand, each in its worker's thread (a bucket at a time; cells
+            // never move): allocating them up front would fault in megabytes of pages on the
+            // calling thread before any work starts.
             arenas: (0..=workers)
-                .map(|w| {
-                    CachePadded::new(boxcar::Vec::with_capacity(if w < workers {
-                        per_arena
-                    } else {
-                        0
-                    }))
-                })
+                .map(|_| CachePadded::new(boxcar::Vec::new()))
                 .collect(),
             hasher: DefaultHashBuilder::default(),
             slots: (0..num_txs)
