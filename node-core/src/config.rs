@@ -179,6 +179,9 @@ pub struct GpuSection {
     /// Device ids to use (as listed by `supervm devices`); empty = the first device.
     /// Default `[]`.
     pub device_ids: Vec<u32>,
+    /// Deadline of one GPU call in milliseconds; a call past it is abandoned and its batch
+    /// redone on the CPU (`0` = wait forever). Default `10000`.
+    pub timeout_ms: u64,
 }
 
 impl Default for GpuSection {
@@ -186,6 +189,7 @@ impl Default for GpuSection {
         Self {
             backend: GpuBackendChoice::Auto,
             device_ids: Vec::new(),
+            timeout_ms: 10_000,
         }
     }
 }
@@ -312,6 +316,8 @@ ewma_alpha = 0.2
 backend = "auto"
 # Device ids (see `supervm devices`); empty = the first device.
 device_ids = []
+# Deadline of one GPU call (ms); past it the batch is redone on the CPU. 0 = no deadline.
+timeout_ms = 10000
 
 [metrics]
 # Serve Prometheus metrics at http://<listen>/metrics.

@@ -146,11 +146,19 @@ pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
 /// A scheduler with `strategy` over the opened backends.
 pub fn build_scheduler(cfg: &NodeConfig, b: &Backends, strategy: Strategy) -> HybridScheduler {
     let cpu = Arc::new(CpuKernels::new(b.pool.clone(), b.privacy.clone()));
-    let gpu: Option<Arc<dyn BatchKernels>> = b
-        .gpu_exec
-        .clone()
-        .and_then(GpuKernels::new)
-        .map(|g| Arc::new(g) as Arc<dyn BatchKernels>);
+    let timeout = cfg.gpu.timeout_ms;
+    let gpu: Option<Arc<dyn BatchKernels>> =
+        b.gpu_exec.clone().and_then(GpuKernels::new).map(|g| {
+            let g = Arc::new(g) as Arc<dyn BatchKernels>;
+            if timeout == 0 {
+                g
+            } else {
+                Arc::new(crate::watchdog::TimedKernels::new(
+                    g,
+                    std::time::Duration::from_millis(timeout),
+                )) as Arc<dyn BatchKernels>
+            }
+        });
     HybridScheduler::new(
         strategy,
         cfg.scheduler.thresholds.clone(),

@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod pipeline;
 pub mod scheduler;
+pub mod watchdog;
 pub mod workload;
 
 pub use error::{NodeError, Result};

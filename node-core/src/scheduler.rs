@@ -1086,6 +1086,87 @@ mod tests {
         }
     }
 
+    /// A backend that is the CPU reference but whose first call hangs far past any deadline.
+    struct HangingGpu {
+        inner: Arc<CpuKernels>,
+        hang: std::sync::atomic::AtomicBool,
+    }
+
+    impl HangingGpu {
+        fn maybe_hang(&self) {
+            if self.hang.swap(false, Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(800));
+            }
+        }
+    }
+
+    impl BatchKernels for HangingGpu {
+        fn name(&self) -> String {
+            "hanging".into()
+        }
+        fn supports(&self, _: Kernel) -> bool {
+            true
+        }
+        fn verify_ed25519(&self, i: &[SigItem<'_>]) -> std::result::Result<Vec<bool>, String> {
+            self.maybe_hang();
+            self.inner.verify_ed25519(i)
+        }
+        fn sha256(&self, m: &[&[u8]]) -> std::result::Result<Vec<[u8; 32]>, String> {
+            self.maybe_hang();
+            self.inner.sha256(m)
+        }
+        fn merkle_root(&self, l: &[[u8; 32]]) -> std::result::Result<[u8; 32], String> {
+            self.maybe_hang();
+            self.inner.merkle_root(l)
+        }
+        fn verify_proofs(&self, p: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String> {
+            self.maybe_hang();
+            self.inner.verify_proofs(p)
+        }
+    }
+
+    /// A GPU call that hangs is abandoned at the deadline: the batch is redone on the CPU
+    /// (same result, a counted fallback), and the GPU is used again once the call returns.
+    #[test]
+    fn a_hung_gpu_call_times_out_to_the_cpu() {
+        let c = cpu();
+        let g = Arc::new(HangingGpu {
+            inner: c.clone(),
+            hang: std::sync::atomic::AtomicBool::new(true),
+        });
+        let timed = Arc::new(crate::watchdog::TimedKernels::new(
+            g,
+            std::time::Duration::from_millis(100),
+        ));
+        let s = HybridScheduler::new(
+            Strategy::GpuOnly,
+            Thresholds::default(),
+            0.3,
+            c.clone(),
+            Some(timed.clone()),
+        );
+        let m = msgs(100);
+        let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
+        let want = c.sha256(&refs).unwrap();
+        let start = Instant::now();
+        let (h, rep) = s.sha256_batch(&refs).unwrap();
+        assert_eq!(h, want);
+        assert!(rep.fell_back && rep.gpu_items == 0);
+        assert!(start.elapsed() < std::time::Duration::from_millis(700));
+        assert_eq!(s.fallbacks(), 1);
+        // Busy with the abandoned call: straight to the CPU, same result.
+        let (h, rep) = s.sha256_batch(&refs).unwrap();
+        assert_eq!(h, want);
+        assert!(rep.fell_back);
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while timed.abandoned_calls() > 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (h, rep) = s.sha256_batch(&refs).unwrap();
+        assert_eq!(h, want);
+        assert!(!rep.fell_back && rep.gpu_items == refs.len());
+    }
+
     #[test]
     fn signatures_are_checked_per_item_on_every_route() {
         let key = SigningKey::from_bytes(&[3; 32]);
