@@ -121,10 +121,19 @@ ZK_NOINLINE g1_xyzz_t g1_add(g1_xyzz_t p, g1_xyzz_t q) {
 
 // k * p for a small k (double-and-add from the top bit).
 ZK_NOINLINE g1_xyzz_t g1_mul_small(g1_xyzz_t p, zk_u32 k) {
-    g1_xyzz_t r = g1_identity();
-    for (int bit = 31; bit >= 0; bit--) {
+    if (k == 0u || g1_is_identity(p)) return g1_identity();
+    int top = 31;
+    while (((k >> top) & 1u) == 0u) top--;
+    g1_xyzz_t r = p;
+    for (int bit = top - 1; bit >= 0; bit--) {
         r = g1_dbl(r);
         if ((k >> bit) & 1u) r = g1_add(r, p);
     }
     return r;
+}
+
+// 2^k * p.
+ZK_NOINLINE g1_xyzz_t g1_dbl_n(g1_xyzz_t p, zk_u32 k) {
+    for (zk_u32 i = 0; i < k; i++) p = g1_dbl(p);
+    return p;
 }

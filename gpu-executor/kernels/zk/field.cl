@@ -99,53 +99,117 @@ ZK_INLINE ZFT ZF(neg)(ZFT a) {
 }
 
 #if defined(ZK_CUDA) && defined(ZK_PTX)
-// t[0..9] += x * y (x one limb, y eight limbs) with PTX carry chains: the low halves of the
-// products go to limbs j, the high halves to limbs j+1; each chain is one asm block so the
-// carry flag is never live across compiler-generated code.
-#define ZK_PTX_ROW(t, x, y0, y1, y2, y3, y4, y5, y6, y7)                                  \
-    asm("mad.lo.cc.u32 %0, %10, %11, %0;\n\t"                                            \
-        "madc.lo.cc.u32 %1, %10, %12, %1;\n\t"                                           \
-        "madc.lo.cc.u32 %2, %10, %13, %2;\n\t"                                           \
-        "madc.lo.cc.u32 %3, %10, %14, %3;\n\t"                                           \
-        "madc.lo.cc.u32 %4, %10, %15, %4;\n\t"                                           \
-        "madc.lo.cc.u32 %5, %10, %16, %5;\n\t"                                           \
-        "madc.lo.cc.u32 %6, %10, %17, %6;\n\t"                                           \
-        "madc.lo.cc.u32 %7, %10, %18, %7;\n\t"                                           \
-        "addc.cc.u32 %8, %8, 0;\n\t"                                                     \
-        "addc.u32 %9, %9, 0;"                                                            \
-        : "+r"(t[0]), "+r"(t[1]), "+r"(t[2]), "+r"(t[3]), "+r"(t[4]), "+r"(t[5]),          \
-          "+r"(t[6]), "+r"(t[7]), "+r"(t[8]), "+r"(t[9])                                   \
-        : "r"(x), "r"(y0), "r"(y1), "r"(y2), "r"(y3), "r"(y4), "r"(y5), "r"(y6), "r"(y7)); \
-    asm("mad.hi.cc.u32 %0, %9, %10, %0;\n\t"                                             \
-        "madc.hi.cc.u32 %1, %9, %11, %1;\n\t"                                            \
-        "madc.hi.cc.u32 %2, %9, %12, %2;\n\t"                                            \
-        "madc.hi.cc.u32 %3, %9, %13, %3;\n\t"                                            \
-        "madc.hi.cc.u32 %4, %9, %14, %4;\n\t"                                            \
-        "madc.hi.cc.u32 %5, %9, %15, %5;\n\t"                                            \
-        "madc.hi.cc.u32 %6, %9, %16, %6;\n\t"                                            \
-        "madc.hi.cc.u32 %7, %9, %17, %7;\n\t"                                            \
-        "addc.u32 %8, %8, 0;"                                                            \
-        : "+r"(t[1]), "+r"(t[2]), "+r"(t[3]), "+r"(t[4]), "+r"(t[5]), "+r"(t[6]),          \
-          "+r"(t[7]), "+r"(t[8]), "+r"(t[9])                                               \
-        : "r"(x), "r"(y0), "r"(y1), "r"(y2), "r"(y3), "r"(y4), "r"(y5), "r"(y6), "r"(y7))
+// Montgomery multiplication with PTX carry chains, sppark-style (supranational/sppark
+// ff/mont_t.cuh): the partial product is kept as two arrays, `even` (limb k at position k)
+// and `odd` (limb k at position k+1). Products a[j]*b_i with even j land on (j, j+1) and go
+// to `even`; those with odd j go to `odd`; so each row is two independent carry chains of
+// 8 mad.lo/mad.hi each (no zero-adds in between), and the divisions by 2^32 are free: the
+// arrays swap roles every row and `odd` shifts down by two as it is re-accumulated. This
+// needs p < 2^255: with a spare top bit no chain ever carries out of its top limb (the
+// bound argument is in docs/ZK_KERNELS.md). Each chain is one asm block,
+// so the carry flag is never live across compiler-generated code.
+
+// E/O: the even/odd arrays in their current roles; a: the 8 limbs of a; bi: one limb of b.
+#define ZK_PTX_FIRST(E, O, a, bi)                                                          \
+    do {                                                                                   \
+        ZK_UNROLL for (int j_ = 0; j_ < 8; j_ += 2) {                                      \
+            O[j_] = a[j_ + 1] * (bi); O[j_ + 1] = __umulhi(a[j_ + 1], (bi));               \
+            E[j_] = a[j_] * (bi); E[j_ + 1] = __umulhi(a[j_], (bi));                       \
+        }                                                                                  \
+    } while (0)
+
+// E += a_even * bi (even[0] first absorbs odd[1], whose position it takes after the shift),
+// O = (O >> 2 limbs) + a_odd * bi.
+#define ZK_PTX_NEXT(E, O, a, bi)                                                           \
+    do {                                                                                   \
+        asm("add.cc.u32 %0, %0, %2;\n\t"                                                   \
+            "madc.lo.cc.u32 %1, %9, %13, %3;\n\t"                                          \
+            "madc.hi.cc.u32 %2, %9, %13, %4;\n\t"                                          \
+            "madc.lo.cc.u32 %3, %10, %13, %5;\n\t"                                         \
+            "madc.hi.cc.u32 %4, %10, %13, %6;\n\t"                                         \
+            "madc.lo.cc.u32 %5, %11, %13, %7;\n\t"                                         \
+            "madc.hi.cc.u32 %6, %11, %13, %8;\n\t"                                         \
+            "madc.lo.cc.u32 %7, %12, %13, 0;\n\t"                                          \
+            "madc.hi.u32 %8, %12, %13, 0;"                                                 \
+            : "+r"(E[0]), "+r"(O[0]), "+r"(O[1]), "+r"(O[2]), "+r"(O[3]), "+r"(O[4]),      \
+              "+r"(O[5]), "+r"(O[6]), "+r"(O[7])                                           \
+            : "r"(a[1]), "r"(a[3]), "r"(a[5]), "r"(a[7]), "r"(bi));                        \
+        asm("mad.lo.cc.u32 %0, %9, %13, %0;\n\t"                                           \
+            "madc.hi.cc.u32 %1, %9, %13, %1;\n\t"                                          \
+            "madc.lo.cc.u32 %2, %10, %13, %2;\n\t"                                         \
+            "madc.hi.cc.u32 %3, %10, %13, %3;\n\t"                                         \
+            "madc.lo.cc.u32 %4, %11, %13, %4;\n\t"                                         \
+            "madc.hi.cc.u32 %5, %11, %13, %5;\n\t"                                         \
+            "madc.lo.cc.u32 %6, %12, %13, %6;\n\t"                                         \
+            "madc.hi.cc.u32 %7, %12, %13, %7;\n\t"                                         \
+            "addc.u32 %8, %8, 0;"                                                          \
+            : "+r"(E[0]), "+r"(E[1]), "+r"(E[2]), "+r"(E[3]), "+r"(E[4]), "+r"(E[5]),      \
+              "+r"(E[6]), "+r"(E[7]), "+r"(O[7])                                           \
+            : "r"(a[0]), "r"(a[2]), "r"(a[4]), "r"(a[6]), "r"(bi));                        \
+    } while (0)
+
+// One Montgomery reduction step: m = E[0] * (-p^-1), E/O += m * p (E[0] becomes 0).
+#define ZK_PTX_REDC(E, O)                                                                  \
+    do {                                                                                   \
+        const zk_u32 m_ = E[0] * ZK_FIELD_INV;                                             \
+        asm("mad.lo.cc.u32 %0, %8, %9, %0;\n\t"                                            \
+            "madc.hi.cc.u32 %1, %8, %9, %1;\n\t"                                           \
+            "madc.lo.cc.u32 %2, %8, %10, %2;\n\t"                                          \
+            "madc.hi.cc.u32 %3, %8, %10, %3;\n\t"                                          \
+            "madc.lo.cc.u32 %4, %8, %11, %4;\n\t"                                          \
+            "madc.hi.cc.u32 %5, %8, %11, %5;\n\t"                                          \
+            "madc.lo.cc.u32 %6, %8, %12, %6;\n\t"                                          \
+            "madc.hi.u32 %7, %8, %12, %7;"                                                 \
+            : "+r"(O[0]), "+r"(O[1]), "+r"(O[2]), "+r"(O[3]), "+r"(O[4]), "+r"(O[5]),      \
+              "+r"(O[6]), "+r"(O[7])                                                       \
+            : "r"(m_), "r"(ZK_FIELD_P1), "r"(ZK_FIELD_P3), "r"(ZK_FIELD_P5),               \
+              "r"(ZK_FIELD_P7));                                                           \
+        asm("mad.lo.cc.u32 %0, %9, %10, %0;\n\t"                                           \
+            "madc.hi.cc.u32 %1, %9, %10, %1;\n\t"                                          \
+            "madc.lo.cc.u32 %2, %9, %11, %2;\n\t"                                          \
+            "madc.hi.cc.u32 %3, %9, %11, %3;\n\t"                                          \
+            "madc.lo.cc.u32 %4, %9, %12, %4;\n\t"                                          \
+            "madc.hi.cc.u32 %5, %9, %12, %5;\n\t"                                          \
+            "madc.lo.cc.u32 %6, %9, %13, %6;\n\t"                                          \
+            "madc.hi.cc.u32 %7, %9, %13, %7;\n\t"                                          \
+            "addc.u32 %8, %8, 0;"                                                          \
+            : "+r"(E[0]), "+r"(E[1]), "+r"(E[2]), "+r"(E[3]), "+r"(E[4]), "+r"(E[5]),      \
+              "+r"(E[6]), "+r"(E[7]), "+r"(O[7])                                           \
+            : "r"(m_), "r"(ZK_FIELD_P0), "r"(ZK_FIELD_P2), "r"(ZK_FIELD_P4),               \
+              "r"(ZK_FIELD_P6));                                                           \
+    } while (0)
 
 ZK_INLINE ZFT ZF(mul)(ZFT a, ZFT b) {
-    zk_u32 t[10];
-    ZK_UNROLL for (int i = 0; i < 10; i++) t[i] = 0u;
-    ZK_UNROLL for (int i = 0; i < 8; i++) {
-        ZK_PTX_ROW(t, b.v[i], a.v[0], a.v[1], a.v[2], a.v[3], a.v[4], a.v[5], a.v[6], a.v[7]);
-        zk_u32 m = t[0] * ZK_FIELD_INV;
-        ZK_PTX_ROW(t, m, ZK_FIELD_P0, ZK_FIELD_P1, ZK_FIELD_P2, ZK_FIELD_P3, ZK_FIELD_P4,
-                   ZK_FIELD_P5, ZK_FIELD_P6, ZK_FIELD_P7);
-        // t[0] is now 0: shift down one limb.
-        ZK_UNROLL for (int j = 0; j < 9; j++) t[j] = t[j + 1];
-        t[9] = 0u;
+    zk_u32 ev[8], od[8];
+    ZK_PTX_FIRST(ev, od, a.v, b.v[0]);
+    ZK_PTX_REDC(ev, od);
+    ZK_PTX_NEXT(od, ev, a.v, b.v[1]);
+    ZK_PTX_REDC(od, ev);
+    ZK_UNROLL for (int i = 2; i < 8; i += 2) {
+        ZK_PTX_NEXT(ev, od, a.v, b.v[i]);
+        ZK_PTX_REDC(ev, od);
+        ZK_PTX_NEXT(od, ev, a.v, b.v[i + 1]);
+        ZK_PTX_REDC(od, ev);
     }
+    // merge: the value is ev + (od >> 1 limb) (od[0] is the zero limb of the last step)
     ZFT r;
-    ZK_UNROLL for (int i = 0; i < 8; i++) r.v[i] = t[i];
-    return ZF(reduce_once)(r, t[8]);
+    asm("add.cc.u32 %0, %0, %8;\n\t"
+        "addc.cc.u32 %1, %1, %9;\n\t"
+        "addc.cc.u32 %2, %2, %10;\n\t"
+        "addc.cc.u32 %3, %3, %11;\n\t"
+        "addc.cc.u32 %4, %4, %12;\n\t"
+        "addc.cc.u32 %5, %5, %13;\n\t"
+        "addc.cc.u32 %6, %6, %14;\n\t"
+        "addc.u32 %7, %7, 0;"
+        : "+r"(ev[0]), "+r"(ev[1]), "+r"(ev[2]), "+r"(ev[3]), "+r"(ev[4]), "+r"(ev[5]),
+          "+r"(ev[6]), "+r"(ev[7])
+        : "r"(od[1]), "r"(od[2]), "r"(od[3]), "r"(od[4]), "r"(od[5]), "r"(od[6]), "r"(od[7]));
+    ZK_UNROLL for (int i = 0; i < 8; i++) r.v[i] = ev[i];
+    return ZF(reduce_once)(r, 0u);
 }
-#undef ZK_PTX_ROW
+#undef ZK_PTX_FIRST
+#undef ZK_PTX_NEXT
+#undef ZK_PTX_REDC
 #else
 // Coarsely integrated operand scanning (CIOS) Montgomery multiplication, portable C.
 ZK_INLINE ZFT ZF(mul)(ZFT a, ZFT b) {

@@ -8,10 +8,13 @@
 //  2. msm_scan_groups / msm_scan_sums / msm_scan_add: exclusive prefix sum of the counters
 //     -> bucket start offsets (and a second copy that the scatter advances).
 //  3. msm_scatter: counting sort of (point index | sign) by bucket.
-//  4. msm_accumulate: one thread per bucket sums its points (mixed XYZZ additions).
+//  4. msm_accumulate: each thread sums a fixed-size chunk of the sorted entries (mixed XYZZ
+//     additions), msm_join_heads / msm_accumulate_join add up runs spanning chunks.
 //  5. msm_reduce_segments: bucket b of a window weighs b+1; each thread takes a segment of L
-//     buckets: running sums give sum (k+1) B_k, plus (segment start) * (segment total).
-//  6. msm_reduce_windows: one work-group per window adds its segments (tree in local memory).
+//     buckets: running sums give sum (k+1) B_k and the segment total.
+//  6. msm_reduce_blocks: each thread combines a few segments (the totals weighted by their
+//     position), work-groups add their threads' shares (tree in local memory).
+//  7. msm_reduce_windows: one work-group per window adds its groups' partial sums.
 // The host combines the window sums (Horner, c doublings per window).
 
 #define ZK_SIGN_BIT 0x80000000u
@@ -19,11 +22,13 @@
 #define ZK_SCAN_PER_THREAD 4u
 #define ZK_SCAN_CHUNK (ZK_SCAN_GROUP * ZK_SCAN_PER_THREAD)
 
+// Scalars first .. first + count (the host launches it per uploaded piece).
 ZK_KERNEL msm_digits(const ZK_GLOBAL zk_u32 *scalars, ZK_GLOBAL zk_u32 *digits,
-                     ZK_GLOBAL zk_u32 *counts, zk_u32 n, zk_u32 c, zk_u32 windows) {
+                     ZK_GLOBAL zk_u32 *counts, zk_u32 n, zk_u32 c, zk_u32 windows,
+                     zk_u32 first, zk_u32 count) {
     zk_u64 gid = ZK_GID;
-    if (gid >= (zk_u64)n) return;
-    zk_u32 i = (zk_u32)gid;
+    if (gid >= (zk_u64)count) return;
+    zk_u32 i = first + (zk_u32)gid;
     fr_t s = fr_from_mont(fr_load(scalars + (zk_u64)i * 8u));
     const zk_u32 nbk = 1u << (c - 1u);
     const zk_u32 mask = (c >= 32u) ? 0xffffffffu : ((1u << c) - 1u);
@@ -188,8 +193,42 @@ ZK_KERNEL msm_accumulate(const ZK_GLOBAL zk_u32 *points, const ZK_GLOBAL zk_u32 
     else g1_store_xyzz(tails + t * 32u, acc);
 }
 
-// Thread t: if chunk t's last run starts in it and goes on past it, add the heads of the
-// following chunks until the run ends, and store the bucket.
+#define ZK_JOIN_GROUP 16u
+
+// Join, step 1 (parallel part of a heavy bucket's chain). A chunk u whose first run began
+// in an earlier chunk holds that run's partial sum in heads[u]. The heads of one run are
+// split at multiples of ZK_JOIN_GROUP: the first head of each piece (its "leader": u a
+// multiple of the group, or the run began in chunk u - 1) adds the heads of its piece into
+// heads[u]. A bucket spread over h chunks then costs ZK_JOIN_GROUP + h / ZK_JOIN_GROUP
+// sequential additions instead of h.
+ZK_KERNEL msm_join_heads(const ZK_GLOBAL zk_u32 *sorted_bucket, const ZK_GLOBAL zk_u32 *offsets,
+                         const ZK_GLOBAL zk_u32 *cursor, ZK_GLOBAL zk_u32 *heads, zk_u32 m,
+                         zk_u32 chunk, zk_u32 chunks) {
+    zk_u64 u = ZK_GID;
+    if (u >= (zk_u64)chunks) return;
+    zk_u32 total = cursor[m - 1u];
+    zk_u64 start64 = u * (zk_u64)chunk;
+    if (start64 >= (zk_u64)total) return;
+    zk_u32 start = (zk_u32)start64;
+    zk_u32 b = sorted_bucket[start];
+    zk_u32 first = offsets[b];
+    if (first >= start) return;  // no head: chunk u begins with a new run
+    if ((u % ZK_JOIN_GROUP) != 0u && first < start - chunk) return;  // not a leader
+    zk_u32 bend = cursor[b];
+    g1_xyzz_t acc = g1_load_xyzz(heads + u * 32u);
+    int more = 0;
+    for (zk_u64 x = u + 1u; (x % ZK_JOIN_GROUP) != 0u && x < (zk_u64)chunks &&
+                            x * (zk_u64)chunk < (zk_u64)bend;
+         x++) {
+        acc = g1_add(acc, g1_load_xyzz(heads + x * 32u));
+        more = 1;
+    }
+    if (more) g1_store_xyzz(heads + u * 32u, acc);
+}
+
+// Join, step 2. Thread t: if chunk t's last run starts in it and goes on past it, add the
+// leaders' heads (msm_join_heads) of the following chunks until the run ends, and store
+// the bucket.
 ZK_KERNEL msm_accumulate_join(const ZK_GLOBAL zk_u32 *sorted_bucket,
                               const ZK_GLOBAL zk_u32 *offsets, const ZK_GLOBAL zk_u32 *cursor,
                               ZK_GLOBAL zk_u32 *buckets, const ZK_GLOBAL zk_u32 *heads,
@@ -205,12 +244,17 @@ ZK_KERNEL msm_accumulate_join(const ZK_GLOBAL zk_u32 *sorted_bucket,
     if (offsets[cur] < (zk_u32)start64 || cursor[cur] <= (zk_u32)end64) return;
     g1_xyzz_t acc = g1_load_xyzz(tails + t * 32u);
     zk_u32 bend = cursor[cur];
-    for (zk_u64 u = t + 1u; u < (zk_u64)chunks && u * (zk_u64)chunk < (zk_u64)bend; u++)
+    for (zk_u64 u = t + 1u; u < (zk_u64)chunks && u * (zk_u64)chunk < (zk_u64)bend;
+         u = (u / ZK_JOIN_GROUP + 1u) * ZK_JOIN_GROUP)
         acc = g1_add(acc, g1_load_xyzz(heads + u * 32u));
     g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
 }
 
-// Thread (w, j), j < segs: buckets j*len .. (j+1)*len of window w, weighted.
+// Bucket reduction, step 1. Thread (w, j), j < segs: the len = nbk / segs buckets
+// B_{j len + k} (k < len) of window w with running sums, giving
+//   A_j = sum_k (k + 1) B_{j len + k}  and  T_j = sum_k B_{j len + k}
+// at seg_out[2 (w segs + j)] and [.. + 1]. The window sum sum_b (b + 1) B_b is then
+//   sum_j A_j + len * sum_j j T_j   (msm_reduce_blocks).
 ZK_KERNEL msm_reduce_segments(const ZK_GLOBAL zk_u32 *buckets, ZK_GLOBAL zk_u32 *seg_out,
                               zk_u32 nbk, zk_u32 windows, zk_u32 segs) {
     zk_u64 gid = ZK_GID;
@@ -225,8 +269,48 @@ ZK_KERNEL msm_reduce_segments(const ZK_GLOBAL zk_u32 *buckets, ZK_GLOBAL zk_u32 
         running = g1_add(running, g1_load_xyzz(buckets + (base + k - 1u) * 32u));
         acc = g1_add(acc, running);
     }
-    acc = g1_add(acc, g1_mul_small(running, j * len));
-    g1_store_xyzz(seg_out + gid * 32u, acc);
+    g1_store_xyzz(seg_out + gid * 64u, acc);
+    g1_store_xyzz(seg_out + gid * 64u + 32u, running);
+}
+
+#define ZK_BLOCK_GROUP 64u
+
+// Bucket reduction, step 2. Thread (w, t) takes the `per` segments j = t per .. (t+1) per
+// of window w (segs = tpw * per, tpw threads per window) and computes
+//   sum_j A_j + len * (sum_j (j - t per) T_j + (t per) * sum_j T_j),
+// i.e. its share of the window sum. Work-group g (ZK_BLOCK_GROUP threads) serves window
+// g / gpw (gpw = groups per window, threads past tpw add nothing) and writes the sum of its
+// threads' shares (tree in local memory) to part_out[g]. log_len = log2(len).
+ZK_KERNEL msm_reduce_blocks(const ZK_GLOBAL zk_u32 *seg_in, ZK_GLOBAL zk_u32 *part_out,
+                            zk_u32 segs, zk_u32 per, zk_u32 log_len, zk_u32 gpw) {
+    ZK_LOCAL g1_xyzz_t part[ZK_BLOCK_GROUP];
+    zk_u32 lid = ZK_LID;
+    zk_u64 g = ZK_GROUP_ID;
+    zk_u32 w = (zk_u32)(g / gpw);
+    zk_u32 t = (zk_u32)(g - (zk_u64)w * gpw) * ZK_BLOCK_GROUP + lid;
+    g1_xyzz_t share = g1_identity();
+    if (t < segs / per) {
+        zk_u64 first = (zk_u64)w * segs + (zk_u64)t * per;
+        g1_xyzz_t sum_a = g1_identity();
+        g1_xyzz_t running = g1_identity();
+        g1_xyzz_t weighted = g1_identity();
+        for (zk_u32 k = per; k > 0; k--) {
+            zk_u64 s = first + k - 1u;
+            sum_a = g1_add(sum_a, g1_load_xyzz(seg_in + s * 64u));
+            running = g1_add(running, g1_load_xyzz(seg_in + s * 64u + 32u));
+            if (k > 1u) weighted = g1_add(weighted, running);
+        }
+        // weighted = sum_k k T_{first + k}; running = sum_k T_{first + k}
+        weighted = g1_add(weighted, g1_mul_small(running, t * per));
+        share = g1_add(sum_a, g1_dbl_n(weighted, log_len));
+    }
+    part[lid] = share;
+    ZK_BARRIER();
+    for (zk_u32 d = ZK_BLOCK_GROUP / 2u; d > 0; d >>= 1) {
+        if (lid < d) part[lid] = g1_add(part[lid], part[lid + d]);
+        ZK_BARRIER();
+    }
+    if (lid == 0u) g1_store_xyzz(part_out + ZK_GROUP_ID * 32u, part[0]);
 }
 
 #define ZK_REDUCE_GROUP 128u

@@ -1,7 +1,7 @@
 // Radix-2 NTT over the BN254 scalar field (needs field.cl instantiated for fr).
 //
 // Decimation in time on bit-reversed input, natural-order output, the same transform as
-// ark-poly's Radix2EvaluationDomain. The log_n stages are done in passes of up to
+// ark-poly's Radix2EvaluationDomain. Inside a tile, stages go two at a time (radix 4). The log_n stages are done in passes of up to
 // ZK_NTT_TILE_LOG stages each: a work-group loads the 2^t elements that those stages mix
 // (stride 2^s0) into local memory, runs the t stages there and writes them back, so a
 // 2^24-point transform takes 3 passes over device memory.
@@ -60,7 +60,44 @@ ZK_KERNEL ntt_pass(const ZK_GLOBAL zk_u32 *src, ZK_GLOBAL zk_u32 *dst,
     }
     ZK_BARRIER();
 
-    for (zk_u32 u = 0; u < t; u++) {
+    // Two stages per step (radix-4 style): a thread loads the four elements i0 + {0, h, 2h,
+    // 3h} (h = 2^u, bits u and u+1 of i0 clear) that stages u and u+1 mix, does both stages
+    // in registers and stores them back: half the barriers and local-memory round trips, and
+    // two independent multiplications at a time.
+    zk_u32 u = 0;
+    for (; u + 1u < t; u += 2u) {
+        const zk_u32 s = s0 + u;
+        const zk_u64 stride0 = (zk_u64)1 << (log_n - 1u - s);  // stage s: n / 2^(s+1)
+        const zk_u64 stride1 = stride0 >> 1;                    // stage s + 1
+        const zk_u32 h = 1u << u;
+        for (zk_u32 b = lid; b < (size >> 2); b += lsize) {
+            zk_u32 j = b & (h - 1u);
+            zk_u32 i0 = ((b >> u) << (u + 2u)) + j;
+            fr_t a0 = x[i0];
+            fr_t a1 = x[i0 + h];
+            fr_t a2 = x[i0 + 2u * h];
+            fr_t a3 = x[i0 + 3u * h];
+            zk_u64 k0 = ((zk_u64)j << s0) + low;
+            zk_u64 k1 = ((zk_u64)(j + h) << s0) + low;
+            zk_u64 e = k0 * stride0;
+            if (e != 0u) {
+                fr_t w = fr_load(tw + e * 8u);
+                a1 = fr_mul(a1, w);
+                a3 = fr_mul(a3, w);
+            }
+            fr_t b0 = fr_add(a0, a1), b1 = fr_sub(a0, a1);
+            fr_t b2 = fr_add(a2, a3), b3 = fr_sub(a2, a3);
+            zk_u64 e0 = k0 * stride1;
+            if (e0 != 0u) b2 = fr_mul(b2, fr_load(tw + e0 * 8u));
+            b3 = fr_mul(b3, fr_load(tw + k1 * stride1 * 8u));
+            x[i0] = fr_add(b0, b2);
+            x[i0 + 2u * h] = fr_sub(b0, b2);
+            x[i0 + h] = fr_add(b1, b3);
+            x[i0 + 3u * h] = fr_sub(b1, b3);
+        }
+        ZK_BARRIER();
+    }
+    for (; u < t; u++) {
         const zk_u32 s = s0 + u;
         const zk_u32 stride = (zk_u32)((zk_u32)1 << (log_n - 1u - s));  // n / 2^(s+1)
         for (zk_u32 b = lid; b < (size >> 1); b += lsize) {

@@ -24,13 +24,17 @@ pub(crate) mod msm {
     pub const SCATTER: &str = "msm_scatter";
     pub const ACCUMULATE: &str = "msm_accumulate";
     pub const ACCUMULATE_JOIN: &str = "msm_accumulate_join";
+    pub const JOIN_HEADS: &str = "msm_join_heads";
     pub const REDUCE_SEGMENTS: &str = "msm_reduce_segments";
+    pub const REDUCE_BLOCKS: &str = "msm_reduce_blocks";
     pub const REDUCE_WINDOWS: &str = "msm_reduce_windows";
     pub const FILL_U32: &str = "zk_fill_u32";
-    /// Must equal `ZK_SCAN_GROUP` / `ZK_SCAN_CHUNK` / `ZK_REDUCE_GROUP` in msm.cl.
+    /// Must equal `ZK_SCAN_GROUP` / `ZK_SCAN_CHUNK` / `ZK_REDUCE_GROUP` / `ZK_BLOCK_GROUP`
+    /// in msm.cl.
     pub const SCAN_GROUP: u32 = 256;
     pub const SCAN_CHUNK: u64 = 1024;
     pub const REDUCE_GROUP: u32 = 128;
+    pub const BLOCK_GROUP: u32 = 64;
 }
 
 /// Kernel names in `ntt.cl`.
