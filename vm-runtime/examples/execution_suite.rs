@@ -6,6 +6,10 @@
 //! `--quick`: 2,000-transaction blocks and 3 repeats (for small machines).
 //! `SUPERVM_BENCH_THREADS=1,2,4`, `SUPERVM_BENCH_ACCOUNTS=2,10000`,
 //! `SUPERVM_BENCH_WORKLOADS=token,native` and `SUPERVM_BENCH_REPEATS=N` override the defaults.
+//! Diagnosis: `SUPERVM_BENCH_PHASES=1` prints each timed block's phases (stderr),
+//! `SUPERVM_EXEC_PROFILE=1` adds where the workers' time went, and
+//! `SUPERVM_BENCH_FORCE_PARALLEL=1` runs Block-STM on whole blocks instead of the adaptive
+//! executor. Sequential and parallel runs alternate round by round (medians reported).
 
 /// The allocator the `supervm` node runs with, so these figures match the node's.
 #[global_allocator]

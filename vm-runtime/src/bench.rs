@@ -234,74 +234,53 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                     .map_err(|e| BenchError::Block(e.to_string()))
             };
             let reference = run_seq()?;
-            let mut times = Vec::with_capacity(repeats);
-            // SUPERVM_BENCH_SEQ_REPEATS: timed sequential runs (default: `repeats`).
-            let seq_repeats = std::env::var("SUPERVM_BENCH_SEQ_REPEATS")
-                .ok()
-                .and_then(|r| r.trim().parse().ok())
-                .unwrap_or(repeats)
-                .max(1);
-            for _ in 0..seq_repeats {
-                let t = Instant::now();
-                run_seq()?;
-                times.push(t.elapsed());
-            }
-            out.push(record(
-                format!("{name}-seq"),
-                b.txs.len(),
-                median(times),
-                1,
-                &device,
-            ));
+            // SUPERVM_BENCH_FORCE_PARALLEL: Block-STM for the whole block, no adaptive
+            // executor (diagnosis; the reported figures use the adaptive executor).
+            let force = std::env::var_os("SUPERVM_BENCH_FORCE_PARALLEL").is_some();
+            let phases = std::env::var_os("SUPERVM_BENCH_PHASES").is_some();
+            let run_par = |par: &ParallelExecutor| {
+                if force {
+                    par.execute_block_parallel(&b.exec, &b.txs, &b.env, &b.state)
+                } else {
+                    par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
+                }
+                .map_err(|e| BenchError::Block(e.to_string()))
+            };
             for par in &executors {
-                // SUPERVM_BENCH_FORCE_PARALLEL: Block-STM for the whole block, no adaptive probe
-                // (diagnosis; the reported figures use the adaptive executor).
-                let force = std::env::var_os("SUPERVM_BENCH_FORCE_PARALLEL").is_some();
-                let run = || {
-                    if force {
-                        par.execute_block_parallel(&b.exec, &b.txs, &b.env, &b.state)
-                    } else {
-                        par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
-                    }
-                    .map_err(|e| BenchError::Block(e.to_string()))
-                };
-                let first = run()?;
+                let first = run_par(par)?;
                 if first.receipts != reference.receipts || first.write_set != reference.write_set {
                     return Err(BenchError::Mismatch(format!(
                         "{name}, {} threads",
                         par.threads()
                     )));
                 }
-                let mut times = Vec::with_capacity(repeats);
-                let phases = std::env::var_os("SUPERVM_BENCH_PHASES").is_some();
-                for _ in 0..repeats {
+            }
+            // Rounds of one sequential run and one run per thread count, interleaved, so
+            // that a slow phase of a shared host affects every configuration alike.
+            let mut seq_times = Vec::with_capacity(repeats);
+            let mut par_times: Vec<Vec<Duration>> =
+                vec![Vec::with_capacity(repeats); executors.len()];
+            for _ in 0..repeats {
+                let t = Instant::now();
+                run_seq()?;
+                seq_times.push(t.elapsed());
+                for (i, par) in executors.iter().enumerate() {
                     let t = Instant::now();
-                    let o = run()?;
-                    times.push(t.elapsed());
+                    let o = run_par(par)?;
+                    par_times[i].push(t.elapsed());
                     if phases {
-                        let s = &o.stats;
-                        let p = &s.profile;
-                        eprintln!(
-                            "{name} {} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {}",
-                            par.threads(),
-                            t.elapsed().as_secs_f64() * 1e3,
-                            s.parallel_ns as f64 / 1e6,
-                            s.finish_ns as f64 / 1e6,
-                            s.sequential_ns as f64 / 1e6,
-                            s.executions,
-                            s.validations,
-                            s.aborts,
-                            s.dependency_waits,
-                            p.execute_ns as f64 / 1e6,
-                            p.record_ns as f64 / 1e6,
-                            p.validate_ns as f64 / 1e6,
-                            p.schedule_ns as f64 / 1e6,
-                            p.collect_ns as f64 / 1e6,
-                            p.map_ns as f64 / 1e6,
-                            s.probe_bailouts,
-                        );
+                        print_phases(&name, par.threads(), t.elapsed(), &o.stats);
                     }
                 }
+            }
+            out.push(record(
+                format!("{name}-seq"),
+                b.txs.len(),
+                median(seq_times),
+                1,
+                &device,
+            ));
+            for (par, times) in executors.iter().zip(par_times) {
                 out.push(record(
                     format!("{name}-par"),
                     b.txs.len(),
@@ -319,6 +298,29 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
         &device,
     )?);
     Ok(out)
+}
+
+/// `SUPERVM_BENCH_PHASES`: where one block's time went.
+fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecStats) {
+    let p = &s.profile;
+    eprintln!(
+        "{name} {threads} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {}",
+        total.as_secs_f64() * 1e3,
+        s.parallel_ns as f64 / 1e6,
+        s.finish_ns as f64 / 1e6,
+        s.sequential_ns as f64 / 1e6,
+        s.executions,
+        s.validations,
+        s.aborts,
+        s.dependency_waits,
+        p.execute_ns as f64 / 1e6,
+        p.record_ns as f64 / 1e6,
+        p.validate_ns as f64 / 1e6,
+        p.schedule_ns as f64 / 1e6,
+        p.collect_ns as f64 / 1e6,
+        p.map_ns as f64 / 1e6,
+        s.probe_bailouts,
+    );
 }
 
 /// A contract whose `call` does nothing: measures the VM's fixed cost per call.
