@@ -99,6 +99,12 @@ fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Resul
     Ok(out)
 }
 
+/// The smallest note-tree depth (at least 4) that holds `transfers` transfers of two notes.
+pub fn min_tree_depth(transfers: usize) -> usize {
+    let notes = (2 * transfers as u64).max(16);
+    notes.next_power_of_two().trailing_zeros() as usize
+}
+
 /// Runs the node suite.
 pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<BenchRecord>> {
     let mut cfg = cfg.clone();
@@ -111,7 +117,28 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
     let mut workload = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
     let genesis = workload.genesis();
     let per_block = workload.privacy_share(opts.txs);
-    let total_privacy = (per_block * opts.blocks as usize).min(PRIVACY_RECENT_ROOTS);
+    let wanted_privacy = per_block * opts.blocks as usize;
+    let total_privacy = wanted_privacy.min(PRIVACY_RECENT_ROOTS);
+    if total_privacy < wanted_privacy {
+        eprintln!(
+            "bench node: {wanted_privacy} privacy transfers wanted, {total_privacy} fit the \
+             recent-root window (all proved under the empty tree's root); later blocks \
+             get transfers and token calls instead"
+        );
+    }
+    // Every privacy transfer adds two notes: the tree must hold them all, or transfers
+    // would be rejected (and their senders' later transactions fail on the nonce).
+    let depth = min_tree_depth(total_privacy);
+    if cfg.privacy.tree_depth < depth {
+        eprintln!(
+            "bench node: [privacy] tree_depth = {} holds only {} transfers; using depth \
+             {depth} for {total_privacy} (verification cost does not depend on the depth)",
+            cfg.privacy.tree_depth,
+            (1u64 << cfg.privacy.tree_depth) / 2
+        );
+        cfg.privacy.tree_depth = depth;
+    }
+    workload.set_privacy_room(Some((1u64 << cfg.privacy.tree_depth) / 2));
     let backends = crate::open_backends(&cfg)?;
     if total_privacy > 0 {
         let keys = load_privacy_keys(&cfg, true)?;
@@ -163,6 +190,9 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         let stop = AtomicBool::new(false);
         let mut per_block = Vec::new();
         let mut stage_sums: Vec<(&'static str, f64, String)> = Vec::new();
+        let mut kinds = crate::pipeline::KindCounts::default();
+        let mut failed = crate::pipeline::KindCounts::default();
+        let mut first_failure = None;
         let t = Instant::now();
         node.import(blocks.iter().cloned().map(Ok), &stop, |rep| {
             per_block.push(rep.total_ms);
@@ -175,11 +205,28 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
                     None => stage_sums.push((s.stage, s.ms, s.route.clone())),
                 }
             }
-            if rep.failed_txs > 0 {
-                tracing::info!(height = rep.height, failed = rep.failed_txs, "failed txs");
+            kinds.add(&rep.txs_by_kind);
+            failed.add(&rep.failed_by_kind);
+            if first_failure.is_none() {
+                first_failure = rep
+                    .first_failure
+                    .as_ref()
+                    .map(|(i, s)| format!("block {} tx {i}: {s}", rep.height));
             }
         })?;
         let wall = t.elapsed().as_secs_f64();
+        eprintln!(
+            "bench node: {:<12} transactions: {kinds}; failed: {}{}",
+            strategy.name(),
+            if failed.total() == 0 {
+                "none".to_string()
+            } else {
+                failed.to_string()
+            },
+            first_failure
+                .map(|f| format!(" (first: {f})"))
+                .unwrap_or_default()
+        );
         let (_, _, root) = node
             .head()?
             .ok_or_else(|| NodeError::Store("no head after the bench".into()))?;

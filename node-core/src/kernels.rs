@@ -125,35 +125,14 @@ impl BatchKernels for CpuKernels {
     }
 }
 
-/// Decodes (checked) and batch-verifies privacy transfers; a payload that does not decode
-/// is invalid.
+/// Decodes (checked) and batch-verifies privacy transfers on `pool` (decoding in
+/// parallel: [`zk_privacy::verify::verify_payloads`]); a payload that does not decode is
+/// invalid.
 pub fn verify_privacy_batch(
     pool: &rayon::ThreadPool,
     pvk: &PreparedVerifyingKey<Bn254>,
     proofs: &[ProofItem<'_>],
 ) -> Result<Vec<bool>, String> {
-    let decoded: Vec<Option<zk_privacy::verify::ProofWithInputs>> = proofs
-        .iter()
-        .map(|p| {
-            zk_privacy::PrivacyTransfer::decode(p.payload)
-                .ok()
-                .map(|t| zk_privacy::verify::ProofWithInputs {
-                    proof: t.proof,
-                    inputs: t.public.to_field_elements(),
-                })
-        })
-        .collect();
-    let (idx, batch): (Vec<usize>, Vec<_>) = decoded
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| d.clone().map(|d| (i, d)))
-        .unzip();
-    let outcome = pool.install(|| zk_privacy::verify::batch_verify(pvk, &batch));
-    let mut ok: Vec<bool> = decoded.iter().map(|d| d.is_some()).collect();
-    for bad in outcome.invalid {
-        if let Some(&i) = idx.get(bad) {
-            ok[i] = false;
-        }
-    }
-    Ok(ok)
+    let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
+    Ok(pool.install(|| zk_privacy::verify::verify_payloads(pvk, &payloads)))
 }

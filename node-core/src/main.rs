@@ -226,6 +226,7 @@ fn run(cfg: NodeConfig, dev: bool, blocks: Option<u64>, strategy: Option<Strateg
     }
     let nonces = node.nonces(workload.addresses())?;
     workload.resume(height, hash, nonces);
+    workload.set_privacy_room(Some(node.privacy_transfers_left()?));
     // Privacy transfers are proved on a background thread (proving is the wallet's work,
     // not the node's) and included as they become ready.
     let want_privacy = workload.privacy_share(cfg.dev.block_txs);
@@ -375,6 +376,8 @@ fn import(cfg: NodeConfig, file: &Path, strategy: Option<Strategy>) -> Result<()
 fn generate(cfg: NodeConfig, out: &Path, blocks: u64, txs: Option<usize>) -> Result<()> {
     let n = txs.unwrap_or(cfg.dev.block_txs);
     let mut workload = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+    // The note tree of a fresh chain holds 2^depth notes, two per transfer.
+    workload.set_privacy_room(Some((1u64 << cfg.privacy.tree_depth.min(63)) / 2));
     let genesis = workload.genesis();
     let per_block = workload.privacy_share(n);
     let prover = if per_block > 0 {

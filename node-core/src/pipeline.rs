@@ -18,6 +18,19 @@
 //! while block N executes and commits. A block that fails 1-4 is rejected with the reason
 //! and changes nothing; blocks before it stay committed.
 //!
+//! Committing block N while N+1 executes would be safe (N+1 reading a snapshot with N's
+//! write set on top, commits kept in order and atomic, so a crash never leaves a block
+//! without its parent), and was tried, but measured slower: the state-root hashing then
+//! shares the thread pool with Block-STM and stalls it (16-core H200 host: execute 670-780
+//! ms and state root 270-350 ms per 10k-tx block overlapped; 2-core dev machine, `supervm
+//! bench node --blocks 2 --txs 4000`, back to back: 8.5k and 7.6k tx/s in line against
+//! 5.2k and 4.5k overlapped, a second pair under outside load inconclusive). It needs the
+//! hashing off the execution pool first (a pool of its own, or the GPU route).
+//!
+//! Within a stage, the per-transaction work runs on the node's thread pool: decoding,
+//! signing hashes, transaction ids (routed hashing), signature and proof batches (proof
+//! payloads are decoded in parallel: `zk_privacy::verify::verify_payloads`).
+//!
 //! The node keeps two system entries in state, so they are committed atomically with the
 //! block: `h"genesis"` (the genesis hash) and `h"head"` (height `u64` LE || block hash).
 
@@ -33,8 +46,8 @@ use sha2::{Digest, Sha256};
 use vm_runtime::tx::{Transaction, TxKind};
 use vm_runtime::{Vm, VmConfig};
 use vm_state::{
-    BlockEnv, CommitInfo, Hash32, ParallelExecutor, StateHasher, StateKey, StateStore, StateValue,
-    TxStatus, WriteSet,
+    BlockEnv, CommitInfo, Hash32, ParallelExecutor, StateHasher, StateKey, StateReader, StateStore,
+    StateValue, TxStatus, WriteSet,
 };
 use zk_privacy::pool::PrivacyPool;
 
@@ -73,6 +86,8 @@ pub fn tx_root_cpu(txs: &[Vec<u8>]) -> [u8; 32] {
 /// A [`StateHasher`] that routes through the scheduler and records where it ran.
 pub struct RoutedHasher {
     sched: Arc<HybridScheduler>,
+    /// Builds the leaf messages in parallel (`None`: on the calling thread).
+    pool: Option<Arc<rayon::ThreadPool>>,
     nanos: AtomicU64,
     routes: Mutex<Vec<Route>>,
 }
@@ -81,9 +96,15 @@ impl RoutedHasher {
     pub fn new(sched: Arc<HybridScheduler>) -> Self {
         Self {
             sched,
+            pool: None,
             nanos: AtomicU64::new(0),
             routes: Mutex::new(Vec::new()),
         }
+    }
+    /// Builds leaf messages on `pool`.
+    pub fn with_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
     /// Time spent hashing and the routes taken since the last call.
     pub fn take(&self) -> (u64, Vec<Route>) {
@@ -97,16 +118,19 @@ impl RoutedHasher {
 impl StateHasher for RoutedHasher {
     fn leaf_hashes(&self, entries: &[(&[u8], &[u8])]) -> Vec<Hash32> {
         let t = Instant::now();
-        let msgs: Vec<Vec<u8>> = entries
-            .iter()
-            .map(|(k, v)| {
-                let mut m = Vec::with_capacity(4 + k.len() + v.len());
-                m.extend_from_slice(&u32::try_from(k.len()).unwrap_or(u32::MAX).to_le_bytes());
-                m.extend_from_slice(k);
-                m.extend_from_slice(v);
-                m
-            })
-            .collect();
+        let msg = |(k, v): &(&[u8], &[u8])| {
+            let mut m = Vec::with_capacity(4 + k.len() + v.len());
+            m.extend_from_slice(&u32::try_from(k.len()).unwrap_or(u32::MAX).to_le_bytes());
+            m.extend_from_slice(k);
+            m.extend_from_slice(v);
+            m
+        };
+        let msgs: Vec<Vec<u8>> = match &self.pool {
+            Some(pool) if entries.len() >= 1024 => {
+                pool.install(|| entries.par_iter().map(msg).collect())
+            }
+            _ => entries.iter().map(msg).collect(),
+        };
         let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
         let out = match self.sched.sha256_batch(&refs) {
             Ok((h, rep)) => {
@@ -240,6 +264,47 @@ pub struct StageTime {
     pub route: String,
 }
 
+/// Counts per transaction kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KindCounts {
+    pub transfer: usize,
+    pub call: usize,
+    pub deploy: usize,
+    pub privacy: usize,
+}
+
+impl KindCounts {
+    /// The counter of `kind`.
+    pub fn of(&mut self, kind: &TxKind) -> &mut usize {
+        match kind {
+            TxKind::Transfer { .. } => &mut self.transfer,
+            TxKind::Call { .. } => &mut self.call,
+            TxKind::Deploy { .. } => &mut self.deploy,
+            TxKind::Privacy(_) => &mut self.privacy,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.transfer + self.call + self.deploy + self.privacy
+    }
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: &KindCounts) {
+        self.transfer += other.transfer;
+        self.call += other.call;
+        self.deploy += other.deploy;
+        self.privacy += other.privacy;
+    }
+}
+
+impl std::fmt::Display for KindCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transfer {}, call {}, deploy {}, privacy {}",
+            self.transfer, self.call, self.deploy, self.privacy
+        )
+    }
+}
+
 /// What happened to one committed block.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BlockReport {
@@ -248,6 +313,12 @@ pub struct BlockReport {
     pub privacy_txs: usize,
     /// Transactions whose receipt is not `Success`.
     pub failed_txs: usize,
+    /// Transactions per kind.
+    pub txs_by_kind: KindCounts,
+    /// Failed (non-`Success`) transactions per kind.
+    pub failed_by_kind: KindCounts,
+    /// The first failed transaction: its index and status (`None` when all succeeded).
+    pub first_failure: Option<(usize, String)>,
     pub state_root: [u8; 32],
     pub stages: Vec<StageTime>,
     /// Wall time of the block end to end (verification + execution + commit).
@@ -267,12 +338,16 @@ impl BlockReport {
             .iter()
             .map(|s| format!("{} {:.1}ms@{}", s.stage, s.ms, s.route))
             .collect();
+        let failed = if self.failed_txs == 0 {
+            "0 failed".to_string()
+        } else {
+            format!("{} failed: {}", self.failed_txs, self.failed_by_kind)
+        };
         format!(
-            "#{} txs={} ({} privacy, {} failed) tps={:.0} total={:.1}ms | {} | root={}",
+            "#{} txs={} ({} privacy, {failed}) tps={:.0} total={:.1}ms | {} | root={}",
             self.height,
             self.txs,
             self.privacy_txs,
-            self.failed_txs,
             self.tps,
             self.total_ms,
             stages.join(" "),
@@ -289,6 +364,24 @@ pub struct VerifiedBlock {
     pub stages: Vec<StageTime>,
     pub privacy_txs: usize,
     verify_ns: u64,
+}
+
+/// A block that went through stage 5 (execution), waiting for its commit.
+pub struct ExecutedBlock {
+    pub height: u64,
+    pub txs: usize,
+    pub privacy_txs: usize,
+    /// The block's writes plus the head record, committed in one step.
+    pub write_set: Arc<WriteSet>,
+    pub stages: Vec<StageTime>,
+    verify_ns: u64,
+    exec_ns: u64,
+    txs_by_kind: KindCounts,
+    failed_by_kind: KindCounts,
+    first_failure: Option<(usize, String)>,
+    aborts: u64,
+    re_executions: u64,
+    sequential_fallback: bool,
 }
 
 fn route_name(routes: &[Route]) -> String {
@@ -350,7 +443,7 @@ impl Node {
             .map_err(|e| NodeError::Execution(e.to_string()))?;
         let threads = pool.current_num_threads();
         Ok(Self {
-            hasher: RoutedHasher::new(sched.clone()),
+            hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
             executor: ParallelExecutor::with_pool(pool.clone(), threads),
             exec: NodeExecutor::new(vm, ppool),
             cfg,
@@ -633,11 +726,11 @@ impl Node {
         })
     }
 
-    /// Stages 5-7: executes and commits a verified block (which must follow the head).
-    pub fn execute_commit(&self, v: VerifiedBlock) -> Result<BlockReport> {
+    /// Stage 5: executes a verified block over `base`, committed state up to the block's
+    /// parent (a snapshot).
+    pub fn execute(&self, v: VerifiedBlock, base: &dyn StateReader) -> Result<ExecutedBlock> {
         let height = v.block.header.height;
         let t = Instant::now();
-        let snapshot = self.store.snapshot().map_err(Self::store_err)?;
         let env = BlockEnv {
             number: height,
             timestamp: v.block.header.timestamp,
@@ -645,7 +738,7 @@ impl Node {
         };
         let out = self
             .executor
-            .execute_block(&self.exec, &v.txs, &env, snapshot.as_ref())
+            .execute_block(&self.exec, &v.txs, &env, base)
             .map_err(|e| NodeError::Execution(e.to_string()))?;
         let exec_ns = t.elapsed().as_nanos() as u64;
         self.sched
@@ -656,8 +749,42 @@ impl Node {
             ms: exec_ns as f64 / 1e6,
             route: format!("cpu/{}t", self.executor.threads()),
         });
+        let mut txs_by_kind = KindCounts::default();
+        let mut failed_by_kind = KindCounts::default();
+        let mut first_failure = None;
+        for (i, (tx, r)) in v.txs.iter().zip(&out.receipts).enumerate() {
+            *txs_by_kind.of(&tx.kind) += 1;
+            if r.status != TxStatus::Success {
+                *failed_by_kind.of(&tx.kind) += 1;
+                if first_failure.is_none() {
+                    first_failure = Some((i, format!("{:?}", r.status)));
+                }
+            }
+        }
         let mut ws = out.write_set;
         ws.insert(head_key(), Some(head_value(height, &v.hash)));
+        Ok(ExecutedBlock {
+            height,
+            txs: v.txs.len(),
+            privacy_txs: v.privacy_txs,
+            write_set: Arc::new(ws),
+            stages,
+            verify_ns: v.verify_ns,
+            exec_ns,
+            txs_by_kind,
+            failed_by_kind,
+            first_failure,
+            aborts: out.stats.aborts,
+            re_executions: out.stats.re_executions(),
+            sequential_fallback: out.stats.sequential_fallback,
+        })
+    }
+
+    /// Stages 6-7: state root and one atomic commit of an executed block (which must
+    /// follow the head), then metrics.
+    pub fn commit(&self, e: ExecutedBlock) -> Result<BlockReport> {
+        let height = e.height;
+        let ws = &*e.write_set;
         let committed_bytes: u64 = ws
             .iter()
             .map(|(k, v)| (k.0.len() + v.as_ref().map_or(0, |v| v.len())) as u64)
@@ -666,10 +793,11 @@ impl Node {
         self.hasher.take();
         let info = self
             .store
-            .commit_block(height, &ws, &self.hasher)
+            .commit_block(height, ws, &self.hasher)
             .map_err(Self::store_err)?;
         let commit_ns = t.elapsed().as_nanos() as u64;
         let (root_ns, routes) = self.hasher.take();
+        let mut stages = e.stages;
         stages.push(StageTime {
             stage: "stateroot",
             ms: root_ns as f64 / 1e6,
@@ -680,18 +808,13 @@ impl Node {
             ms: commit_ns.saturating_sub(root_ns) as f64 / 1e6,
             route: "cpu".into(),
         });
-        let total_ns = v.verify_ns + exec_ns + commit_ns;
-        let txs = v.txs.len();
+        let total_ns = e.verify_ns + e.exec_ns + commit_ns;
+        let txs = e.txs;
         let tps = if total_ns > 0 {
             txs as f64 / (total_ns as f64 / 1e9)
         } else {
             0.0
         };
-        let failed = out
-            .receipts
-            .iter()
-            .filter(|r| r.status != TxStatus::Success)
-            .count();
         for s in &stages {
             m::stage(s.stage, s.ms * 1e3);
         }
@@ -700,26 +823,36 @@ impl Node {
         metrics::gauge!(m::TPS).set(tps);
         metrics::counter!(m::BLOCKS).increment(1);
         metrics::counter!(m::TXS).increment(txs as u64);
-        metrics::counter!(m::REEXECUTIONS).increment(out.stats.re_executions());
-        metrics::counter!(m::ABORTS).increment(out.stats.aborts);
-        if out.stats.sequential_fallback {
+        metrics::counter!(m::REEXECUTIONS).increment(e.re_executions);
+        metrics::counter!(m::ABORTS).increment(e.aborts);
+        if e.sequential_fallback {
             metrics::counter!(m::SEQUENTIAL_FALLBACKS).increment(1);
         }
         metrics::counter!(m::COMMITTED_BYTES).increment(committed_bytes);
         Ok(BlockReport {
             height,
             txs,
-            privacy_txs: v.privacy_txs,
-            failed_txs: failed,
+            privacy_txs: e.privacy_txs,
+            failed_txs: e.failed_by_kind.total(),
+            txs_by_kind: e.txs_by_kind,
+            failed_by_kind: e.failed_by_kind,
+            first_failure: e.first_failure,
             state_root: info.state_root,
             stages,
             total_ms: total_ns as f64 / 1e6,
             tps,
-            aborts: out.stats.aborts,
-            re_executions: out.stats.re_executions(),
-            sequential_fallback: out.stats.sequential_fallback,
+            aborts: e.aborts,
+            re_executions: e.re_executions,
+            sequential_fallback: e.sequential_fallback,
             committed_bytes,
         })
+    }
+
+    /// Stages 5-7: executes and commits a verified block (which must follow the head).
+    pub fn execute_commit(&self, v: VerifiedBlock) -> Result<BlockReport> {
+        let snapshot = self.store.snapshot().map_err(Self::store_err)?;
+        let e = self.execute(v, snapshot.as_ref())?;
+        self.commit(e)
     }
 
     /// Verifies, executes and commits one block after the head.
@@ -804,20 +937,40 @@ impl Node {
             .collect()
     }
 
-    /// The privacy pool's current root in committed state.
-    pub fn privacy_root(&self) -> Result<ark_bn254::Fr> {
-        struct View<'a>(&'a dyn StateStore);
-        impl zk_privacy::pool::PrivacyState for View<'_> {
-            type Error = vm_state::VmStateError;
-            fn read(&mut self, k: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
-                Ok(self.0.get(&StateKey::privacy(k))?.map(|v| v.to_vec()))
-            }
-            fn write(&mut self, _k: Vec<u8>, _v: Option<Vec<u8>>) {}
-        }
+    /// Note commitments in the privacy pool's tree, in committed state.
+    pub fn privacy_leaves(&self) -> Result<u64> {
         self.exec
             .privacy_pool()
-            .current_root(&mut View(self.store.as_ref()))
+            .leaf_count(&mut CommittedPrivacy(self.store.as_ref()))
             .map_err(Self::store_err)?
             .map_err(|r| NodeError::Store(r.to_string()))
     }
+
+    /// Privacy transfers the tree can still take, in committed state.
+    pub fn privacy_transfers_left(&self) -> Result<u64> {
+        Ok(self
+            .exec
+            .privacy_pool()
+            .transfers_left(self.privacy_leaves()?))
+    }
+
+    /// The privacy pool's current root in committed state.
+    pub fn privacy_root(&self) -> Result<ark_bn254::Fr> {
+        self.exec
+            .privacy_pool()
+            .current_root(&mut CommittedPrivacy(self.store.as_ref()))
+            .map_err(Self::store_err)?
+            .map_err(|r| NodeError::Store(r.to_string()))
+    }
+}
+
+/// The privacy sub-keyspace of committed state, read only.
+struct CommittedPrivacy<'a>(&'a dyn StateStore);
+
+impl zk_privacy::pool::PrivacyState for CommittedPrivacy<'_> {
+    type Error = vm_state::VmStateError;
+    fn read(&mut self, k: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.0.get(&StateKey::privacy(k))?.map(|v| v.to_vec()))
+    }
+    fn write(&mut self, _k: Vec<u8>, _v: Option<Vec<u8>>) {}
 }

@@ -112,6 +112,11 @@ pub struct DevWorkload {
     privacy_ready: VecDeque<Vec<u8>>,
     counter_code: Vec<u8>,
     deploys: u64,
+    /// Privacy transfers the note tree can still take (`None`: no limit known). The
+    /// workload never includes more: a transfer into a full tree is rejected, and a
+    /// rejected transaction leaves its sender's nonce behind the workload's count, which
+    /// would fail every later transaction of that sender.
+    privacy_room: Option<u64>,
 }
 
 impl DevWorkload {
@@ -135,6 +140,7 @@ impl DevWorkload {
             privacy_ready: VecDeque::new(),
             counter_code: contracts::counter_wasm(),
             deploys: 0,
+            privacy_room: None,
         };
         w.parent = w.genesis().hash();
         w
@@ -184,6 +190,17 @@ impl DevWorkload {
         self.rng = ChaCha20Rng::seed_from_u64(self.cfg.seed ^ height.rotate_left(17));
     }
 
+    /// Sets how many privacy transfers the note tree can still take (see
+    /// [`zk_privacy::pool::PrivacyPool::transfers_left`]); `None` for no limit. Blocks
+    /// include no more than that; the rest of the privacy share goes to the other kinds.
+    pub fn set_privacy_room(&mut self, transfers: Option<u64>) {
+        self.privacy_room = transfers;
+    }
+    /// Privacy transfers the note tree can still take, as far as the workload knows.
+    pub fn privacy_room(&self) -> Option<u64> {
+        self.privacy_room
+    }
+
     /// Adds a proved privacy payload to include in a coming block.
     pub fn push_privacy(&mut self, payload: Vec<u8>) {
         self.privacy_ready.push_back(payload);
@@ -207,14 +224,26 @@ impl DevWorkload {
     }
 
     /// The next block of `n` transactions: up to [`DevWorkload::privacy_share`] privacy
-    /// transfers (as many as are proved and ready; their share goes to the other kinds
-    /// otherwise) at random positions, the rest drawn by the other weights.
+    /// transfers (as many as are proved and ready and fit the note tree; their share goes
+    /// to the other kinds otherwise) at random positions, the rest drawn by the other
+    /// weights. Every transaction is valid against the state the workload's earlier blocks
+    /// leave (nonces in sequence, funds to spare), so all succeed unless the caller mixes
+    /// in other transactions.
     pub fn next_block(&mut self, n: usize, timestamp: u64) -> Block {
         let c = &self.cfg;
         let weights = [c.transfer_weight, c.token_call_weight, c.deploy_weight];
         let total: u32 = weights.iter().sum::<u32>();
         let accounts = self.addrs.len();
-        let k = self.privacy_share(n).min(self.privacy_ready.len());
+        let room = self
+            .privacy_room
+            .map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
+        let k = self
+            .privacy_share(n)
+            .min(self.privacy_ready.len())
+            .min(room);
+        if let Some(r) = &mut self.privacy_room {
+            *r -= k as u64;
+        }
         let mut privacy_at = vec![false; n];
         let mut placed = 0;
         while placed < k {
@@ -299,5 +328,99 @@ impl DevWorkload {
         let total =
             (c.transfer_weight + c.token_call_weight + c.deploy_weight + c.privacy_weight).max(1);
         n * c.privacy_weight as usize / total as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GpuBackendChoice, NodeConfig, Strategy};
+
+    /// Dev blocks of every kind (transfers, token calls, deploys, privacy transfers), over
+    /// several blocks, execute with every receipt `Success`; privacy transfers beyond the
+    /// note tree's room are left out instead of failing (a depth-2 tree holds 2: proving
+    /// is slow in debug builds). Blocks 2-4 go through the pipelined import and must give
+    /// the state root of importing one block at a time.
+    #[test]
+    fn generated_blocks_execute_with_every_transaction_succeeding() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig::default();
+        cfg.node.data_dir = dir.path().to_path_buf();
+        cfg.gpu.backend = GpuBackendChoice::None;
+        cfg.execution.threads = 2;
+        cfg.metrics.enabled = false;
+        cfg.scheduler.calibration = false;
+        cfg.privacy.tree_depth = 2;
+        cfg.dev.accounts = 16;
+        cfg.dev.transfer_weight = 65;
+        cfg.dev.token_call_weight = 20;
+        cfg.dev.deploy_weight = 5;
+        cfg.dev.privacy_weight = 10;
+        let store = crate::open_store(&cfg).expect("store");
+        let backends = crate::open_backends(&cfg).expect("backends");
+        let node =
+            crate::open_node_with(&cfg, store, Some(Strategy::CpuOnly), &backends).expect("node");
+        let mut w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+        node.init_genesis(&w.genesis()).expect("genesis");
+        w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
+        assert_eq!(w.privacy_room(), Some(2));
+        let prover = PrivacyProver {
+            pk: node.privacy_proving_key().expect("proving key"),
+            depth: 2,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let root = zk_privacy::tree::empty_root(2);
+        let n = 30;
+        let mut blocks = Vec::new();
+        for b in 0..4 {
+            // The share (3) is more than the tree holds (2): the rest goes to other kinds.
+            assert_eq!(w.privacy_share(n), 3);
+            let room = w.privacy_room().map_or(usize::MAX, |r| r as usize);
+            for _ in w.privacy_pending()..w.privacy_share(n).min(room) {
+                w.push_privacy(prover.make_payload(root, &mut rng).expect("prove"));
+            }
+            blocks.push(w.next_block(n, 1_700_000_000 + b));
+        }
+        // The first block alone, the rest through the pipelined import (block N+1 is
+        // verified while N executes and commits).
+        let mut reports = vec![node.import_block(blocks[0].clone()).expect("import")];
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let imported = node
+            .import(blocks[1..].iter().cloned().map(Ok), &stop, |r| {
+                reports.push(r.clone())
+            })
+            .expect("import");
+        assert_eq!(imported, 3);
+        let mut privacy = Vec::new();
+        let mut kinds = crate::pipeline::KindCounts::default();
+        for rep in &reports {
+            assert_eq!(
+                rep.failed_txs, 0,
+                "block {}: failed {} (first: {:?})",
+                rep.height, rep.failed_by_kind, rep.first_failure
+            );
+            assert_eq!(rep.txs, n);
+            kinds.add(&rep.txs_by_kind);
+            privacy.push(rep.privacy_txs);
+        }
+        assert_eq!(privacy, vec![2, 0, 0, 0], "privacy transfers per block");
+        // Same state root as one block at a time, on a second node (in memory).
+        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
+        let node2 =
+            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
+        node2.init_genesis(&w.genesis()).expect("genesis");
+        let mut root2 = [0u8; 32];
+        for b in blocks {
+            root2 = node2.import_block(b).expect("import").state_root;
+        }
+        assert_eq!(reports[3].state_root, root2);
+        assert!(
+            kinds.transfer > 0 && kinds.call > 0 && kinds.deploy > 0,
+            "{kinds}"
+        );
+        assert_eq!(node.privacy_leaves().expect("leaves"), 4);
+        assert_eq!(w.privacy_room(), Some(0));
+        // The workload's nonces are the committed ones: nothing fell behind.
+        assert_eq!(node.nonces(w.addresses()).expect("nonces"), w.nonces);
     }
 }

@@ -395,6 +395,27 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
         ms,
         threads,
     ));
+    // What the node runs per block: checked decoding in parallel, then the batch check.
+    let refs: Vec<&[u8]> = encoded.iter().map(|b| b.as_slice()).collect();
+    let ms = pool.install(|| {
+        time_reps(opts.reps, || {
+            if crate::verify::verify_payloads(&pvk, &refs)
+                .iter()
+                .all(|&ok| ok)
+            {
+                Ok(())
+            } else {
+                Err(ZkError::Synthesis("bench payloads failed".into()))
+            }
+        })
+    })?;
+    out.push(record(
+        format!("{case}-verify-payloads"),
+        &cpu,
+        refs.len() as u64,
+        ms,
+        threads,
+    ));
     // Individual verification of a batch of 64, in parallel.
     let n = all.len().min(64);
     let ms = pool.install(|| {

@@ -151,6 +151,19 @@ impl PrivacyPool {
         })
     }
 
+    /// The number of note commitments in the tree (0 before any transfer).
+    pub fn leaf_count<S: PrivacyState>(
+        &self,
+        state: &mut S,
+    ) -> std::result::Result<std::result::Result<u64, Rejection>, S::Error> {
+        Ok(self.read_meta(state)?.map(|(count, _)| count))
+    }
+
+    /// How many more transfers (two notes each) the tree can take after `leaves` notes.
+    pub fn transfers_left(&self, leaves: u64) -> u64 {
+        (1u64 << self.depth.min(63)).saturating_sub(leaves) / 2
+    }
+
     /// The current root (the empty tree's root before any transfer).
     pub fn current_root<S: PrivacyState>(
         &self,

@@ -166,13 +166,36 @@ fn bad_proofs_fail_alone_and_in_batches() {
         .collect();
     let ok = batch_verify(&pvk, &batch);
     assert!(ok.all_valid() && ok.batch_check_passed);
+    let good = batch.clone();
     batch[3].inputs = wrong.clone();
     batch[7].proof.c = (batch[7].proof.c + transfer_key().vk.alpha_g1).into_affine();
-    batch[9].inputs = wrong_nf;
+    batch[9].inputs = wrong_nf.clone();
     batch[10].inputs.pop();
     let out = batch_verify(&pvk, &batch);
     assert_eq!(out.invalid, vec![3, 7, 9, 10]);
     assert!(!out.batch_check_passed);
+
+    // Larger batches (the bad ones are found by halving): one bad proof, a few spread
+    // out, a malformed one beside them, and many.
+    let mut big: Vec<ProofWithInputs> = good.iter().cycle().take(70).cloned().collect();
+    for (i, p) in big.iter_mut().enumerate() {
+        p.proof = ark_groth16::Groth16::<ark_bn254::Bn254>::rerandomize_proof(
+            &transfer_key().vk,
+            &p.proof,
+            &mut rng,
+        );
+        if i % 7 == 0 {
+            p.proof.a = (p.proof.a + transfer_key().vk.alpha_g1).into_affine();
+        }
+    }
+    let bad_every_7: Vec<usize> = (0..70).step_by(7).collect();
+    assert_eq!(batch_verify(&pvk, &big).invalid, bad_every_7);
+    let mut one_bad: Vec<ProofWithInputs> = good.iter().cycle().take(40).cloned().collect();
+    one_bad[29].inputs = wrong.clone();
+    assert_eq!(batch_verify(&pvk, &one_bad).invalid, vec![29]);
+    one_bad[2].inputs = wrong_nf;
+    one_bad[17].inputs.push(Fr::from(1u64));
+    assert_eq!(batch_verify(&pvk, &one_bad).invalid, vec![2, 17, 29]);
 
     // Bad encodings: wrong length, point off the curve / not decompressible, field element
     // out of range.
