@@ -1,5 +1,7 @@
-// Pippenger multi-scalar multiplication over BN254 G1 (needs field.cl for fr and fq, and
-// curve.cl before it).
+// Pippenger multi-scalar multiplication over BN254 G1 or G2 (needs field.cl for fr and fq,
+// fq2.cl for G2, and curve.cl instantiated for the group before it: the point type and
+// functions are CV(...), the coordinate field's CF(...), the strides ZK_AFF_N / ZK_XYZZ_N).
+// The host compiles one program per group; kernel names are the same in both.
 //
 // Pipeline (host: src/zk/gpu.rs):
 //  1. msm_digits: scalar i (Montgomery form) -> canonical -> `windows` signed digits of
@@ -147,11 +149,11 @@ ZK_KERNEL msm_scatter(const ZK_GLOBAL zk_u32 *digits, ZK_GLOBAL zk_u32 *cursor,
     sorted_bucket[pos] = k;
 }
 
-ZK_INLINE g1_xyzz_t zk_add_entry(g1_xyzz_t acc, const ZK_GLOBAL zk_u32 *points, zk_u32 e) {
-    g1_affine_t p = g1_load_affine(points + (zk_u64)(e & ~ZK_SIGN_BIT) * 16u);
-    if (g1_affine_is_identity(p)) return acc;
-    fq_t y = (e & ZK_SIGN_BIT) ? fq_neg(p.y) : p.y;
-    return g1_add_affine(acc, p.x, y);
+ZK_INLINE CV(xyzz_t) zk_add_entry(CV(xyzz_t) acc, const ZK_GLOBAL zk_u32 *points, zk_u32 e) {
+    CV(affine_t) p = CV(load_affine)(points + (zk_u64)(e & ~ZK_SIGN_BIT) * ZK_AFF_N);
+    if (CV(affine_is_identity)(p)) return acc;
+    CF(t) y = (e & ZK_SIGN_BIT) ? CF(neg)(p.y) : p.y;
+    return CV(add_affine)(acc, p.x, y);
 }
 
 // Bucket accumulation, load-balanced: thread t sums the `chunk` consecutive entries
@@ -176,21 +178,21 @@ ZK_KERNEL msm_accumulate(const ZK_GLOBAL zk_u32 *points, const ZK_GLOBAL zk_u32 
     zk_u64 end64 = start64 + (zk_u64)chunk;
     zk_u32 end = end64 < (zk_u64)total ? (zk_u32)end64 : total;
     zk_u32 cur = sorted_bucket[start];
-    g1_xyzz_t acc = g1_identity();
+    CV(xyzz_t) acc = CV(identity)();
     for (zk_u32 pos = start; pos < end; pos++) {
         zk_u32 b = sorted_bucket[pos];
         if (b != cur) {
             // the run of `cur` ends here
-            if (offsets[cur] < start) g1_store_xyzz(heads + t * 32u, acc);
-            else g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
-            acc = g1_identity();
+            if (offsets[cur] < start) CV(store_xyzz)(heads + t * ZK_XYZZ_N, acc);
+            else CV(store_xyzz)(buckets + (zk_u64)cur * ZK_XYZZ_N, acc);
+            acc = CV(identity)();
             cur = b;
         }
         acc = zk_add_entry(acc, points, sorted[pos]);
     }
-    if (offsets[cur] < start) g1_store_xyzz(heads + t * 32u, acc);
-    else if (cursor[cur] <= end) g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
-    else g1_store_xyzz(tails + t * 32u, acc);
+    if (offsets[cur] < start) CV(store_xyzz)(heads + t * ZK_XYZZ_N, acc);
+    else if (cursor[cur] <= end) CV(store_xyzz)(buckets + (zk_u64)cur * ZK_XYZZ_N, acc);
+    else CV(store_xyzz)(tails + t * ZK_XYZZ_N, acc);
 }
 
 #define ZK_JOIN_GROUP 16u
@@ -215,15 +217,15 @@ ZK_KERNEL msm_join_heads(const ZK_GLOBAL zk_u32 *sorted_bucket, const ZK_GLOBAL 
     if (first >= start) return;  // no head: chunk u begins with a new run
     if ((u % ZK_JOIN_GROUP) != 0u && first < start - chunk) return;  // not a leader
     zk_u32 bend = cursor[b];
-    g1_xyzz_t acc = g1_load_xyzz(heads + u * 32u);
+    CV(xyzz_t) acc = CV(load_xyzz)(heads + u * ZK_XYZZ_N);
     int more = 0;
     for (zk_u64 x = u + 1u; (x % ZK_JOIN_GROUP) != 0u && x < (zk_u64)chunks &&
                             x * (zk_u64)chunk < (zk_u64)bend;
          x++) {
-        acc = g1_add(acc, g1_load_xyzz(heads + x * 32u));
+        acc = CV(add)(acc, CV(load_xyzz)(heads + x * ZK_XYZZ_N));
         more = 1;
     }
-    if (more) g1_store_xyzz(heads + u * 32u, acc);
+    if (more) CV(store_xyzz)(heads + u * ZK_XYZZ_N, acc);
 }
 
 // Join, step 2. Thread t: if chunk t's last run starts in it and goes on past it, add the
@@ -242,12 +244,12 @@ ZK_KERNEL msm_accumulate_join(const ZK_GLOBAL zk_u32 *sorted_bucket,
     if (end64 >= (zk_u64)total) return;  // the last chunk has no run going on past it
     zk_u32 cur = sorted_bucket[(zk_u32)end64 - 1u];
     if (offsets[cur] < (zk_u32)start64 || cursor[cur] <= (zk_u32)end64) return;
-    g1_xyzz_t acc = g1_load_xyzz(tails + t * 32u);
+    CV(xyzz_t) acc = CV(load_xyzz)(tails + t * ZK_XYZZ_N);
     zk_u32 bend = cursor[cur];
     for (zk_u64 u = t + 1u; u < (zk_u64)chunks && u * (zk_u64)chunk < (zk_u64)bend;
          u = (u / ZK_JOIN_GROUP + 1u) * ZK_JOIN_GROUP)
-        acc = g1_add(acc, g1_load_xyzz(heads + u * 32u));
-    g1_store_xyzz(buckets + (zk_u64)cur * 32u, acc);
+        acc = CV(add)(acc, CV(load_xyzz)(heads + u * ZK_XYZZ_N));
+    CV(store_xyzz)(buckets + (zk_u64)cur * ZK_XYZZ_N, acc);
 }
 
 // Bucket reduction, step 1. Thread (w, j), j < segs: the len = nbk / segs buckets
@@ -263,14 +265,14 @@ ZK_KERNEL msm_reduce_segments(const ZK_GLOBAL zk_u32 *buckets, ZK_GLOBAL zk_u32 
     zk_u32 j = (zk_u32)(gid - (zk_u64)w * segs);
     zk_u32 len = nbk / segs;
     zk_u64 base = (zk_u64)w * nbk + (zk_u64)j * len;
-    g1_xyzz_t running = g1_identity();
-    g1_xyzz_t acc = g1_identity();
+    CV(xyzz_t) running = CV(identity)();
+    CV(xyzz_t) acc = CV(identity)();
     for (zk_u32 k = len; k > 0; k--) {
-        running = g1_add(running, g1_load_xyzz(buckets + (base + k - 1u) * 32u));
-        acc = g1_add(acc, running);
+        running = CV(add)(running, CV(load_xyzz)(buckets + (base + k - 1u) * ZK_XYZZ_N));
+        acc = CV(add)(acc, running);
     }
-    g1_store_xyzz(seg_out + gid * 64u, acc);
-    g1_store_xyzz(seg_out + gid * 64u + 32u, running);
+    CV(store_xyzz)(seg_out + gid * 2u * ZK_XYZZ_N, acc);
+    CV(store_xyzz)(seg_out + gid * 2u * ZK_XYZZ_N + ZK_XYZZ_N, running);
 }
 
 #define ZK_BLOCK_GROUP 64u
@@ -283,34 +285,34 @@ ZK_KERNEL msm_reduce_segments(const ZK_GLOBAL zk_u32 *buckets, ZK_GLOBAL zk_u32 
 // threads' shares (tree in local memory) to part_out[g]. log_len = log2(len).
 ZK_KERNEL msm_reduce_blocks(const ZK_GLOBAL zk_u32 *seg_in, ZK_GLOBAL zk_u32 *part_out,
                             zk_u32 segs, zk_u32 per, zk_u32 log_len, zk_u32 gpw) {
-    ZK_LOCAL g1_xyzz_t part[ZK_BLOCK_GROUP];
+    ZK_LOCAL CV(xyzz_t) part[ZK_BLOCK_GROUP];
     zk_u32 lid = ZK_LID;
     zk_u64 g = ZK_GROUP_ID;
     zk_u32 w = (zk_u32)(g / gpw);
     zk_u32 t = (zk_u32)(g - (zk_u64)w * gpw) * ZK_BLOCK_GROUP + lid;
-    g1_xyzz_t share = g1_identity();
+    CV(xyzz_t) share = CV(identity)();
     if (t < segs / per) {
         zk_u64 first = (zk_u64)w * segs + (zk_u64)t * per;
-        g1_xyzz_t sum_a = g1_identity();
-        g1_xyzz_t running = g1_identity();
-        g1_xyzz_t weighted = g1_identity();
+        CV(xyzz_t) sum_a = CV(identity)();
+        CV(xyzz_t) running = CV(identity)();
+        CV(xyzz_t) weighted = CV(identity)();
         for (zk_u32 k = per; k > 0; k--) {
             zk_u64 s = first + k - 1u;
-            sum_a = g1_add(sum_a, g1_load_xyzz(seg_in + s * 64u));
-            running = g1_add(running, g1_load_xyzz(seg_in + s * 64u + 32u));
-            if (k > 1u) weighted = g1_add(weighted, running);
+            sum_a = CV(add)(sum_a, CV(load_xyzz)(seg_in + s * 2u * ZK_XYZZ_N));
+            running = CV(add)(running, CV(load_xyzz)(seg_in + s * 2u * ZK_XYZZ_N + ZK_XYZZ_N));
+            if (k > 1u) weighted = CV(add)(weighted, running);
         }
         // weighted = sum_k k T_{first + k}; running = sum_k T_{first + k}
-        weighted = g1_add(weighted, g1_mul_small(running, t * per));
-        share = g1_add(sum_a, g1_dbl_n(weighted, log_len));
+        weighted = CV(add)(weighted, CV(mul_small)(running, t * per));
+        share = CV(add)(sum_a, CV(dbl_n)(weighted, log_len));
     }
     part[lid] = share;
     ZK_BARRIER();
     for (zk_u32 d = ZK_BLOCK_GROUP / 2u; d > 0; d >>= 1) {
-        if (lid < d) part[lid] = g1_add(part[lid], part[lid + d]);
+        if (lid < d) part[lid] = CV(add)(part[lid], part[lid + d]);
         ZK_BARRIER();
     }
-    if (lid == 0u) g1_store_xyzz(part_out + ZK_GROUP_ID * 32u, part[0]);
+    if (lid == 0u) CV(store_xyzz)(part_out + ZK_GROUP_ID * ZK_XYZZ_N, part[0]);
 }
 
 #define ZK_REDUCE_GROUP 128u
@@ -318,19 +320,19 @@ ZK_KERNEL msm_reduce_blocks(const ZK_GLOBAL zk_u32 *seg_in, ZK_GLOBAL zk_u32 *pa
 // Work-group w (ZK_REDUCE_GROUP threads) adds seg_in[w*segs .. (w+1)*segs) into win_out[w].
 ZK_KERNEL msm_reduce_windows(const ZK_GLOBAL zk_u32 *seg_in, ZK_GLOBAL zk_u32 *win_out,
                              zk_u32 segs) {
-    ZK_LOCAL g1_xyzz_t part[ZK_REDUCE_GROUP];
+    ZK_LOCAL CV(xyzz_t) part[ZK_REDUCE_GROUP];
     zk_u32 lid = ZK_LID;
     zk_u64 w = ZK_GROUP_ID;
-    g1_xyzz_t acc = g1_identity();
+    CV(xyzz_t) acc = CV(identity)();
     for (zk_u32 j = lid; j < segs; j += ZK_REDUCE_GROUP)
-        acc = g1_add(acc, g1_load_xyzz(seg_in + (w * segs + j) * 32u));
+        acc = CV(add)(acc, CV(load_xyzz)(seg_in + (w * segs + j) * ZK_XYZZ_N));
     part[lid] = acc;
     ZK_BARRIER();
     for (zk_u32 d = ZK_REDUCE_GROUP / 2u; d > 0; d >>= 1) {
-        if (lid < d) part[lid] = g1_add(part[lid], part[lid + d]);
+        if (lid < d) part[lid] = CV(add)(part[lid], part[lid + d]);
         ZK_BARRIER();
     }
-    if (lid == 0u) g1_store_xyzz(win_out + w * 32u, part[0]);
+    if (lid == 0u) CV(store_xyzz)(win_out + w * ZK_XYZZ_N, part[0]);
 }
 
 ZK_KERNEL zk_fill_u32(ZK_GLOBAL zk_u32 *buf, zk_u32 value, zk_u64 count) {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ark_bn254::{Fr, G1Affine, G1Projective};
+use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{CurveGroup, PrimeGroup};
 use ark_ff::UniformRand;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
@@ -21,8 +21,11 @@ use crate::error::Result;
 /// What to run. Sizes are log2 of the number of points.
 #[derive(Clone, Debug)]
 pub struct ZkBenchOptions {
-    /// MSM sizes. Default: 16..=22.
+    /// G1 MSM sizes. Default: 16..=22.
     pub msm_log_sizes: Vec<u32>,
+    /// G2 MSM sizes (part of the `msm` suite; `Some(vec![])`: none). Default: `None`, the
+    /// G1 sizes up to 2^20.
+    pub msm_g2_log_sizes: Option<Vec<u32>>,
     /// NTT sizes. Default: 10..=24.
     pub ntt_log_sizes: Vec<u32>,
     /// Largest MSM size arkworks runs (it takes seconds beyond 2^20). Default: 20.
@@ -45,6 +48,7 @@ impl Default for ZkBenchOptions {
     fn default() -> Self {
         Self {
             msm_log_sizes: (16..=22).collect(),
+            msm_g2_log_sizes: None,
             ntt_log_sizes: (10..=24).collect(),
             cpu_max_msm_log: 20,
             cpu_max_ntt_log: 24,
@@ -87,6 +91,28 @@ pub fn random_g1_bases(n: usize, seed: u64) -> Vec<G1Affine> {
                 p += q;
             }
             G1Projective::normalize_batch(&v)
+        })
+        .collect();
+    chunks.concat()
+}
+
+/// Random G2 points, like [`random_g1_bases`].
+pub fn random_g2_bases(n: usize, seed: u64) -> Vec<G2Affine> {
+    const CHUNK: usize = 1 << 12;
+    let chunks: Vec<Vec<G2Affine>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut rng = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9));
+            let len = CHUNK.min(n - c * CHUNK);
+            let g = G2Projective::generator();
+            let mut p = g * Fr::rand(&mut rng);
+            let q = g * Fr::rand(&mut rng);
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                v.push(p);
+                p += q;
+            }
+            G2Projective::normalize_batch(&v)
         })
         .collect();
     chunks.concat()
@@ -194,7 +220,7 @@ fn executors(opts: &ZkBenchOptions) -> Result<Vec<ZkExecutor>> {
 }
 
 /// G1 MSM: arkworks on the CPU, then each GPU backend (bases uploaded per call, and bases
-/// resident on the device).
+/// resident on the device); then the same for G2 (cases `g2-2^k`, `g2-2^k-resident-bases`).
 pub fn msm_suite(opts: &ZkBenchOptions) -> Result<Vec<BenchRecord>> {
     let execs = executors(opts)?;
     let threads = execs[0].pool().current_num_threads();
@@ -269,6 +295,83 @@ pub fn msm_suite(opts: &ZkBenchOptions) -> Result<Vec<BenchRecord>> {
                 &dev,
                 n as u64,
                 ms2,
+                threads,
+            ));
+        }
+    }
+    let g2_sizes = opts.msm_g2_log_sizes.clone().unwrap_or_else(|| {
+        let g1 = opts.msm_log_sizes.iter().copied();
+        g1.filter(|&k| k <= 20).collect()
+    });
+    for k in g2_sizes {
+        let n = 1usize << k;
+        let bases = execs[0].pool().install(|| random_g2_bases(n, opts.seed));
+        let scalars = random_scalars(n, opts.seed.wrapping_add(500 + u64::from(k)));
+        let reference = if k <= opts.cpu_max_msm_log {
+            let mut r = None;
+            let ms = time_reps(opts.reps.min(3), || {
+                r = Some(execs[0].msm_g2(&bases, &scalars)?);
+                Ok(())
+            })?;
+            out.push(record(
+                "msm",
+                format!("g2-2^{k}"),
+                "cpu",
+                &cpu_dev,
+                n as u64,
+                ms,
+                threads,
+            ));
+            eprintln!("msm g2 2^{k} cpu: {ms:.2} ms");
+            r
+        } else {
+            None
+        };
+        for e in &execs[1..] {
+            let dev = e.device_name().unwrap_or_default();
+            let be = e.backend_name();
+            let before = e.stats().gpu_failures;
+            let mut res = None;
+            let ms = time_reps(opts.reps, || {
+                res = Some(e.msm_g2(&bases, &scalars)?);
+                Ok(())
+            })?;
+            let resident = e.upload_g2_bases(&bases)?;
+            let mut res2 = None;
+            let ms2 = time_reps(opts.reps, || {
+                res2 = Some(e.msm_g2_resident(&bases, resident.as_ref(), &scalars)?);
+                Ok(())
+            })?;
+            drop(resident);
+            if e.stats().gpu_failures != before {
+                eprintln!("msm g2 2^{k} {be}: device failed (fell back to the CPU); not recorded");
+                continue;
+            }
+            let ok = match &reference {
+                Some(r) => res.as_ref() == Some(r) && res2.as_ref() == Some(r),
+                None => res == res2,
+            };
+            if !ok {
+                eprintln!("msm g2 2^{k} {be}: RESULT MISMATCH with arkworks; not recorded");
+                continue;
+            }
+            eprintln!("msm g2 2^{k} {be}: {ms:.2} ms end-to-end, {ms2:.2} ms bases resident");
+            out.push(record(
+                "msm",
+                format!("g2-2^{k}-resident-bases"),
+                be,
+                &dev,
+                n as u64,
+                ms2,
+                threads,
+            ));
+            out.push(record(
+                "msm",
+                format!("g2-2^{k}"),
+                be,
+                &dev,
+                n as u64,
+                ms,
                 threads,
             ));
         }

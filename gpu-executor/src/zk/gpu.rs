@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use ark_bn254::{Fq, Fr, G1Affine, G1Projective};
-use ark_ec::AffineRepr;
+use ark_bn254::{Fq, Fq2, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
-use super::kernels::{self, msm as mk, ntt as nk};
+use super::kernels::{self, msm as mk, ntt as nk, Group};
 use super::NttDirection;
 use crate::device::{
     DeviceBuffer, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
@@ -73,7 +73,8 @@ fn fq_from_device(l: &[u64]) -> Result<Fq> {
 
 /// G1 points in XYZZ coordinates (16 limbs each: X, Y, ZZ, ZZZ) -> arkworks, checking that
 /// each is on the curve. One field inversion for all of them (batch inversion).
-fn g1_batch_from_xyzz(points: &[[u64; 16]]) -> Result<Vec<G1Projective>> {
+fn g1_batch_from_xyzz(flat: &[u64]) -> Result<Vec<G1Projective>> {
+    let points = flat.chunks_exact(16);
     let mut coords = Vec::with_capacity(points.len());
     let mut denoms = Vec::with_capacity(points.len() * 2);
     for l in points {
@@ -96,7 +97,7 @@ fn g1_batch_from_xyzz(points: &[[u64; 16]]) -> Result<Vec<G1Projective>> {
     }
     ark_ff::batch_inversion(&mut denoms);
     let mut inv = denoms.chunks_exact(2);
-    let mut out = Vec::with_capacity(points.len());
+    let mut out = Vec::with_capacity(coords.len());
     for c in coords {
         let Some((x, y)) = c else {
             out.push(G1Projective::zero());
@@ -114,6 +115,131 @@ fn g1_batch_from_xyzz(points: &[[u64; 16]]) -> Result<Vec<G1Projective>> {
         out.push(p.into_group());
     }
     Ok(out)
+}
+
+fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
+    Ok(Fq2::new(
+        fq_from_device(&l[0..4])?,
+        fq_from_device(&l[4..8])?,
+    ))
+}
+
+/// G2 points in XYZZ coordinates (32 limbs each: X, Y, ZZ, ZZZ over Fq2, c0 before c1) ->
+/// arkworks, checking that each coordinate is reduced and each point is on the curve. One
+/// field inversion for all of them.
+fn g2_batch_from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
+    let points = flat.chunks_exact(32);
+    let mut coords = Vec::with_capacity(points.len());
+    let mut denoms = Vec::with_capacity(points.len() * 2);
+    for l in points {
+        let x = fq2_from_device(&l[0..8])?;
+        let y = fq2_from_device(&l[8..16])?;
+        let zz = fq2_from_device(&l[16..24])?;
+        let zzz = fq2_from_device(&l[24..32])?;
+        if zz.is_zero() {
+            coords.push(None);
+            continue;
+        }
+        if zzz.is_zero() {
+            return Err(GpuError::Launch(
+                "device returned an inconsistent XYZZ point".into(),
+            ));
+        }
+        coords.push(Some((x, y)));
+        denoms.push(zz);
+        denoms.push(zzz);
+    }
+    ark_ff::batch_inversion(&mut denoms);
+    let mut inv = denoms.chunks_exact(2);
+    let mut out = Vec::with_capacity(coords.len());
+    for c in coords {
+        let Some((x, y)) = c else {
+            out.push(G2Projective::zero());
+            continue;
+        };
+        let d = inv
+            .next()
+            .ok_or_else(|| GpuError::Launch("batch inversion lost a point".into()))?;
+        let p = G2Affine::new_unchecked(x * d[0], y * d[1]);
+        if !p.is_on_curve() {
+            return Err(GpuError::Launch(
+                "device returned a G2 point off the curve".into(),
+            ));
+        }
+        out.push(p.into_group());
+    }
+    Ok(out)
+}
+
+/// 32 limbs per G2 point: x.c0, x.c1, y.c0, y.c1 in Montgomery form; the identity (which
+/// arkworks stores with its `infinity` flag) is all zeros, which is not on the curve.
+pub(crate) fn g2_limbs(p: &G2Affine) -> [u64; 16] {
+    let mut out = [0u64; 16];
+    if let Some((x, y)) = p.xy() {
+        for (k, f) in [x.c0, x.c1, y.c0, y.c1].iter().enumerate() {
+            out[4 * k..4 * k + 4].copy_from_slice(&f.0 .0);
+        }
+    }
+    out
+}
+
+/// G2 points -> 128 bytes each, in parallel.
+fn write_g2(dst: &mut [u8], src: &[G2Affine]) {
+    dst[..src.len() * 128]
+        .par_chunks_mut(128 * CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| {
+            for (o, p) in d.chunks_exact_mut(128).zip(s) {
+                for (k, l) in g2_limbs(p).iter().enumerate() {
+                    o[8 * k..8 * k + 8].copy_from_slice(&l.to_le_bytes());
+                }
+            }
+        });
+}
+
+/// What the MSM host code needs to know about a group: the program, the sizes of its
+/// device points, and the conversions to and from arkworks.
+pub(crate) trait MsmGroup {
+    type Affine: Sync;
+    type Proj: CurveGroup;
+    const GROUP: Group;
+    /// Bytes per affine point on the device.
+    const AFFINE_BYTES: usize;
+    /// 64-bit limbs per XYZZ point on the device.
+    const XYZZ_U64: usize;
+    fn write_points(dst: &mut [u8], src: &[Self::Affine]);
+    fn from_xyzz(flat: &[u64]) -> Result<Vec<Self::Proj>>;
+}
+
+pub(crate) struct G1;
+pub(crate) struct G2;
+
+impl MsmGroup for G1 {
+    type Affine = G1Affine;
+    type Proj = G1Projective;
+    const GROUP: Group = Group::G1;
+    const AFFINE_BYTES: usize = 64;
+    const XYZZ_U64: usize = 16;
+    fn write_points(dst: &mut [u8], src: &[G1Affine]) {
+        write_g1(dst, src)
+    }
+    fn from_xyzz(flat: &[u64]) -> Result<Vec<G1Projective>> {
+        g1_batch_from_xyzz(flat)
+    }
+}
+
+impl MsmGroup for G2 {
+    type Affine = G2Affine;
+    type Proj = G2Projective;
+    const GROUP: Group = Group::G2;
+    const AFFINE_BYTES: usize = 128;
+    const XYZZ_U64: usize = 32;
+    fn write_points(dst: &mut [u8], src: &[G2Affine]) {
+        write_g2(dst, src)
+    }
+    fn from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
+        g2_batch_from_xyzz(flat)
+    }
 }
 
 /// 16 limbs per point: x then y in Montgomery form; the identity is all zeros.
@@ -284,6 +410,12 @@ pub struct DeviceG1Bases {
     pub(crate) len: usize,
 }
 
+/// G2 points resident on one device (e.g. a proving key's B-query bases).
+pub struct DeviceG2Bases {
+    pub(crate) buffer: DeviceBuffer,
+    pub(crate) len: usize,
+}
+
 /// The zk kernels on one device, with scratch memory and twiddle tables cached between calls.
 pub(crate) struct GpuZk {
     dev: GpuDevice,
@@ -320,48 +452,81 @@ impl GpuZk {
         &self.dev
     }
 
-    fn msm_src(&self) -> KernelSource {
-        kernels::msm_source(self.ptx)
+    fn msm_src(&self, group: Group) -> KernelSource {
+        kernels::msm_source(group, self.ptx)
     }
 
     fn ntt_src(&self) -> KernelSource {
         kernels::ntt_source(self.ptx)
     }
 
-    /// Compiles both programs now (so that the first call is not slowed by compilation).
+    /// Compiles the programs (G1 MSM, G2 MSM, NTT) now, so that the first call is not
+    /// slowed by compilation.
     pub(crate) fn prepare(&self) -> Result<()> {
-        self.dev.prepare(&self.msm_src())?;
+        self.dev.prepare(&self.msm_src(Group::G1))?;
+        self.dev.prepare(&self.msm_src(Group::G2))?;
         self.dev.prepare(&self.ntt_src())
     }
 
     /// Copies G1 points to the device.
     pub(crate) fn upload_g1(&mut self, bases: &[G1Affine]) -> Result<DeviceG1Bases> {
-        let bytes = bases.len() * 64;
+        Ok(DeviceG1Bases {
+            buffer: self.upload_points::<G1>(bases)?,
+            len: bases.len(),
+        })
+    }
+
+    /// Copies G2 points to the device.
+    pub(crate) fn upload_g2(&mut self, bases: &[G2Affine]) -> Result<DeviceG2Bases> {
+        Ok(DeviceG2Bases {
+            buffer: self.upload_points::<G2>(bases)?,
+            len: bases.len(),
+        })
+    }
+
+    fn upload_points<C: MsmGroup>(&mut self, bases: &[C::Affine]) -> Result<DeviceBuffer> {
+        let bytes = bases.len() * C::AFFINE_BYTES;
         let mut buffer = self.dev.alloc(bytes.max(64))?;
         let mut staging = self.msm.host_points.take();
         let r = (|| {
             ensure_staging(&self.dev, &mut staging, bytes)?;
             let st = staging.as_mut().ok_or_else(missing)?;
-            write_g1(st.as_mut_slice()?, bases);
+            C::write_points(st.as_mut_slice()?, bases);
             let q = self.dev.queue(0);
             q.upload_staged(&mut buffer, 0, st, 0..bytes)?;
             q.synchronize()
         })();
         self.msm.host_points = staging;
         r?;
-        Ok(DeviceG1Bases {
-            buffer,
-            len: bases.len(),
-        })
+        Ok(buffer)
     }
 
-    /// MSM with the points uploaded for this call only.
+    /// G1 MSM with the points uploaded for this call only.
     pub(crate) fn msm_g1(
         &mut self,
         bases: &[G1Affine],
         scalars: &[Fr],
         window_bits: Option<u32>,
     ) -> Result<G1Projective> {
+        self.msm_host::<G1>(bases, scalars, window_bits)
+    }
+
+    /// G2 MSM with the points uploaded for this call only.
+    pub(crate) fn msm_g2(
+        &mut self,
+        bases: &[G2Affine],
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<G2Projective> {
+        self.msm_host::<G2>(bases, scalars, window_bits)
+    }
+
+    fn msm_host<C: MsmGroup>(
+        &mut self,
+        bases: &[C::Affine],
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<C::Proj> {
         if bases.len() != scalars.len() {
             return Err(GpuError::InvalidInput(format!(
                 "MSM needs as many scalars as points ({} points, {} scalars)",
@@ -369,7 +534,10 @@ impl GpuZk {
                 scalars.len()
             )));
         }
-        let bytes = bases.len() * 64;
+        if bases.is_empty() {
+            return Ok(C::Proj::zero());
+        }
+        let bytes = bases.len() * C::AFFINE_BYTES;
         // The points buffers are taken out of the scratch so they can be borrowed next to
         // `&mut self`, and put back whatever happens.
         let mut points = self.msm.points.take();
@@ -378,10 +546,10 @@ impl GpuZk {
             alloc(&self.dev, &mut points, bytes as u64)?;
             ensure_staging(&self.dev, &mut staging, bytes)?;
             let st = staging.as_mut().ok_or_else(missing)?;
-            write_g1(st.as_mut_slice()?, bases);
+            C::write_points(st.as_mut_slice()?, bases);
             let pb = points.as_mut().ok_or_else(missing)?;
             self.dev.queue(0).upload_staged(pb, 0, st, 0..bytes)?;
-            self.msm_g1_on(points.as_ref().ok_or_else(missing)?, scalars, window_bits)
+            self.msm_on::<C>(points.as_ref().ok_or_else(missing)?, scalars, window_bits)
         })();
         self.msm.points = points;
         self.msm.host_points = staging;
@@ -402,18 +570,36 @@ impl GpuZk {
                 scalars.len()
             )));
         }
-        self.msm_g1_on(&bases.buffer, scalars, window_bits)
+        self.msm_on::<G1>(&bases.buffer, scalars, window_bits)
     }
 
-    fn msm_g1_on(
+    /// G2 MSM over points already on the device.
+    pub(crate) fn msm_g2_resident(
+        &mut self,
+        bases: &DeviceG2Bases,
+        scalars: &[Fr],
+        window_bits: Option<u32>,
+    ) -> Result<G2Projective> {
+        if bases.len != scalars.len() {
+            return Err(GpuError::InvalidInput(format!(
+                "MSM needs as many scalars as points ({} points, {} scalars)",
+                bases.len,
+                scalars.len()
+            )));
+        }
+        self.msm_on::<G2>(&bases.buffer, scalars, window_bits)
+    }
+
+    /// The MSM pipeline over `scalars.len()` points of group `C` already on the device.
+    fn msm_on<C: MsmGroup>(
         &mut self,
         points: &DeviceBuffer,
         scalars: &[Fr],
         window_bits: Option<u32>,
-    ) -> Result<G1Projective> {
+    ) -> Result<C::Proj> {
         let n = scalars.len();
         if n == 0 {
-            return Ok(G1Projective::zero());
+            return Ok(C::Proj::zero());
         }
         let n32 = u32::try_from(n)
             .ok()
@@ -457,21 +643,28 @@ impl GpuZk {
         alloc(&dev, &mut s.digits, digits_len * 4)?;
         alloc(&dev, &mut s.sorted, digits_len * 4)?;
         alloc(&dev, &mut s.sorted_bucket, digits_len * 4)?;
-        alloc(&dev, &mut s.heads, chunks * 128)?;
-        alloc(&dev, &mut s.tails, chunks * 128)?;
+        // bytes per XYZZ point on the device
+        let xb = C::XYZZ_U64 as u64 * 8;
+        alloc(&dev, &mut s.heads, chunks * xb)?;
+        alloc(&dev, &mut s.tails, chunks * xb)?;
         alloc(&dev, &mut s.counts, m * 4)?;
         alloc(&dev, &mut s.offsets, m * 4)?;
         alloc(&dev, &mut s.cursor, m * 4)?;
         alloc(&dev, &mut s.sums, groups * 4)?;
-        alloc(&dev, &mut s.buckets, m * 128)?;
-        alloc(&dev, &mut s.segs, u64::from(windows) * segs * 256)?;
-        alloc(&dev, &mut s.parts, u64::from(windows) * gpw * 128)?;
-        alloc(&dev, &mut s.wins, u64::from(windows) * 128)?;
+        alloc(&dev, &mut s.buckets, m * xb)?;
+        alloc(&dev, &mut s.segs, u64::from(windows) * segs * 2 * xb)?;
+        alloc(&dev, &mut s.parts, u64::from(windows) * gpw * xb)?;
+        alloc(&dev, &mut s.wins, u64::from(windows) * xb)?;
 
         let q = dev.queue(0);
-        let mut prof = Profile::new(|| format!("msm n={n} c={c} windows={windows} chunk={chunk}"));
+        let mut prof = Profile::new(|| {
+            format!(
+                "msm {:?} n={n} c={c} windows={windows} chunk={chunk}",
+                C::GROUP
+            )
+        });
         prof.mark(&q, "setup")?;
-        let src = kernels::msm_source(self.ptx);
+        let src = kernels::msm_source(C::GROUP, self.ptx);
         use KernelArg::{Buffer as B, U32, U64};
         q.launch(&src, mk::FILL_U32, m, &[B(buf(&s.counts)?), U32(0), U64(m)])?;
         // Scalars: one conversion into pinned memory and one upload. (Converting and
@@ -542,11 +735,12 @@ impl GpuZk {
         )?;
         prof.mark(&q, "scatter")?;
         // empty buckets must read as the identity (ZZ = 0)
+        let bucket_words = m * xb / 4;
         q.launch(
             &src,
             mk::FILL_U32,
-            m * 32,
-            &[B(buckets), U32(0), U64(m * 32)],
+            bucket_words,
+            &[B(buckets), U32(0), U64(bucket_words)],
         )?;
         let (chunk32, chunks32) = (chunk as u32, chunks as u32);
         q.launch_dims(
@@ -635,13 +829,13 @@ impl GpuZk {
             &[B(parts), B(wins), U32(gpw as u32)],
         )?;
         prof.mark(&q, "reduce-windows")?;
-        let mut out = vec![[0u64; 16]; windows as usize];
+        let mut out = vec![0u64; windows as usize * C::XYZZ_U64];
         q.download(wins, 0, &mut out)?;
         prof.mark(&q, "download")?;
 
         // Horner over the window sums: sum_w 2^(c w) S_w.
-        let window_sums = g1_batch_from_xyzz(&out)?;
-        let mut acc = G1Projective::zero();
+        let window_sums = C::from_xyzz(&out)?;
+        let mut acc = C::Proj::zero();
         for sum in window_sums.iter().rev() {
             for _ in 0..c {
                 acc.double_in_place();
@@ -983,6 +1177,10 @@ mod tests {
         let want = super::super::cpu::msm_g1(&bases, &scalars)
             .unwrap()
             .into_affine();
+        let bases2 = super::super::bench::random_g2_bases(n, 7);
+        let want2 = super::super::cpu::msm_g2(&bases2, &scalars)
+            .unwrap()
+            .into_affine();
         let devices = list_devices();
         let mut ran = false;
         for kind in [BackendKind::Cuda, BackendKind::Opencl] {
@@ -1015,6 +1213,11 @@ mod tests {
                     let got = zk.msm_g1(&bases, &scalars, Some(c)).unwrap();
                     assert_eq!(got.into_affine(), want, "{kind} ptx {ptx} window {c}");
                 }
+                // G2 through the same scratch buffers (grown, then G1 again)
+                let got2 = zk.msm_g2(&bases2, &scalars, Some(16)).unwrap();
+                assert_eq!(got2.into_affine(), want2, "{kind} ptx {ptx} G2 window 16");
+                let got = zk.msm_g1(&bases, &scalars, Some(15)).unwrap();
+                assert_eq!(got.into_affine(), want, "{kind} ptx {ptx} G1 after G2");
                 ran = true;
             }
         }
@@ -1033,7 +1236,7 @@ mod tests {
         xyzz[12..16].copy_from_slice(&Fq::ONE.0 .0);
         let mut ident = xyzz;
         ident[8..16].fill(0);
-        let got = g1_batch_from_xyzz(&[xyzz, ident, xyzz]).unwrap();
+        let got = g1_batch_from_xyzz(&[xyzz, ident, xyzz].concat()).unwrap();
         assert_eq!(
             got,
             vec![
@@ -1044,7 +1247,54 @@ mod tests {
         );
         let mut off = xyzz;
         off[0] ^= 1;
-        assert!(g1_batch_from_xyzz(&[off]).is_err());
+        assert!(g1_batch_from_xyzz(&off).is_err());
         assert_eq!(g1_limbs(&G1Affine::zero()), [0; 8]);
+    }
+
+    #[test]
+    fn g2_limbs_round_trip() {
+        let g = G2Affine::generator();
+        let l = g2_limbs(&g);
+        let (x, y) = g.xy().unwrap();
+        assert_eq!(l[0..4], x.c0.0 .0);
+        assert_eq!(l[4..8], x.c1.0 .0);
+        assert_eq!(l[8..12], y.c0.0 .0);
+        assert_eq!(l[12..16], y.c1.0 .0);
+        assert_eq!(g2_limbs(&G2Affine::zero()), [0; 16]);
+        // XYZZ with ZZ = ZZZ = 1, the identity (ZZ = 0), and a scaled representative
+        let one = Fq2::ONE;
+        let mut xyzz = [0u64; 32];
+        xyzz[..16].copy_from_slice(&l);
+        xyzz[16..20].copy_from_slice(&one.c0.0 .0);
+        xyzz[24..28].copy_from_slice(&one.c0.0 .0);
+        let mut ident = xyzz;
+        ident[16..32].fill(0);
+        // (X, Y, ZZ, ZZZ) = (x t^2, y t^3, t^2, t^3) for t = 3 + 5u
+        let t = Fq2::new(Fq::from(3u64), Fq::from(5u64));
+        let (t2, t3) = (t.square(), t.square() * t);
+        let mut scaled = [0u64; 32];
+        for (k, f) in [x * t2, y * t3, t2, t3].iter().enumerate() {
+            scaled[8 * k..8 * k + 4].copy_from_slice(&f.c0.0 .0);
+            scaled[8 * k + 4..8 * k + 8].copy_from_slice(&f.c1.0 .0);
+        }
+        let got = g2_batch_from_xyzz(&[xyzz, ident, scaled].concat()).unwrap();
+        let gen = G2Projective::generator();
+        assert_eq!(got, vec![gen, G2Projective::zero(), gen]);
+        // off the curve, unreduced, inconsistent ZZ/ZZZ: all rejected
+        let mut off = xyzz;
+        off[0] ^= 1;
+        assert!(g2_batch_from_xyzz(&off).is_err());
+        let mut unreduced = xyzz;
+        unreduced[4..8].copy_from_slice(&Fq::MODULUS.0);
+        assert!(g2_batch_from_xyzz(&unreduced).is_err());
+        let mut bad = xyzz;
+        bad[24..32].fill(0);
+        assert!(g2_batch_from_xyzz(&bad).is_err());
+        // write_g2 lays the limbs out little-endian, 128 bytes per point
+        let mut bytes = vec![0u8; 256];
+        write_g2(&mut bytes, &[g, G2Affine::zero()]);
+        assert_eq!(bytes[0..8], l[0].to_le_bytes());
+        assert_eq!(bytes[120..128], l[15].to_le_bytes());
+        assert!(bytes[128..].iter().all(|&b| b == 0));
     }
 }

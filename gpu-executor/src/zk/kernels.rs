@@ -11,6 +11,7 @@ use crate::device::KernelSource;
 
 const PRELUDE: &str = include_str!("../../kernels/zk/prelude.h");
 const FIELD: &str = include_str!("../../kernels/zk/field.cl");
+const FQ2: &str = include_str!("../../kernels/zk/fq2.cl");
 const CURVE: &str = include_str!("../../kernels/zk/curve.cl");
 const MSM: &str = include_str!("../../kernels/zk/msm.cl");
 const NTT: &str = include_str!("../../kernels/zk/ntt.cl");
@@ -85,7 +86,16 @@ fn field_instance(name: &str, modulus: &[u64], one_mont: &[u64]) -> String {
     s
 }
 
-fn assemble(ptx: bool, curve: bool, body: &str) -> String {
+/// The group an MSM program is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// G1: points over Fq.
+    G1,
+    /// G2: points over Fq2.
+    G2,
+}
+
+fn assemble(ptx: bool, group: Option<Group>, body: &str) -> String {
     let mut s = String::new();
     if ptx {
         s.push_str("#define ZK_PTX 1\n");
@@ -93,8 +103,15 @@ fn assemble(ptx: bool, curve: bool, body: &str) -> String {
     s.push_str(PRELUDE);
     s.push('\n');
     s.push_str(&field_instance("fr", &Fr::MODULUS.0, &Fr::ONE.0 .0));
-    if curve {
+    if let Some(group) = group {
         s.push_str(&field_instance("fq", &Fq::MODULUS.0, &Fq::ONE.0 .0));
+        match group {
+            Group::G1 => s.push_str("#define ZK_CURVE g1\n#define ZK_CF fq\n#define ZK_CF_N 8u\n"),
+            Group::G2 => {
+                s.push_str(FQ2);
+                s.push_str("\n#define ZK_CURVE g2\n#define ZK_CF fq2\n#define ZK_CF_N 16u\n");
+            }
+        }
         s.push_str(CURVE);
         s.push('\n');
     }
@@ -102,27 +119,32 @@ fn assemble(ptx: bool, curve: bool, body: &str) -> String {
     s
 }
 
-static MSM_PORTABLE: OnceLock<String> = OnceLock::new();
-static MSM_PTX: OnceLock<String> = OnceLock::new();
+/// Program texts, built once: [G1, G1 PTX, G2, G2 PTX].
+static MSM_TEXT: [OnceLock<String>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
 static NTT_PORTABLE: OnceLock<String> = OnceLock::new();
 static NTT_PTX: OnceLock<String> = OnceLock::new();
 
-/// The MSM program; `ptx` selects the PTX carry-chain multiplication (CUDA only; OpenCL
-/// ignores the define because ZK_CUDA is not set there).
-pub(crate) fn msm_source(ptx: bool) -> KernelSource {
-    if ptx {
-        KernelSource::new(
-            "zk-msm-ptx",
-            MSM_PTX.get_or_init(|| assemble(true, true, MSM)).as_str(),
-        )
-    } else {
-        KernelSource::new(
-            "zk-msm",
-            MSM_PORTABLE
-                .get_or_init(|| assemble(false, true, MSM))
-                .as_str(),
-        )
-    }
+/// The MSM program for `group`; `ptx` selects the PTX carry-chain multiplication (CUDA
+/// only; OpenCL ignores the define because ZK_CUDA is not set there). Both groups' programs
+/// have the same kernel names.
+pub(crate) fn msm_source(group: Group, ptx: bool) -> KernelSource {
+    let (slot, name) = match (group, ptx) {
+        (Group::G1, false) => (0, "zk-msm"),
+        (Group::G1, true) => (1, "zk-msm-ptx"),
+        (Group::G2, false) => (2, "zk-msm-g2"),
+        (Group::G2, true) => (3, "zk-msm-g2-ptx"),
+    };
+    KernelSource::new(
+        name,
+        MSM_TEXT[slot]
+            .get_or_init(|| assemble(ptx, Some(group), MSM))
+            .as_str(),
+    )
 }
 
 /// The NTT program.
@@ -130,13 +152,13 @@ pub(crate) fn ntt_source(ptx: bool) -> KernelSource {
     if ptx {
         KernelSource::new(
             "zk-ntt-ptx",
-            NTT_PTX.get_or_init(|| assemble(true, false, NTT)).as_str(),
+            NTT_PTX.get_or_init(|| assemble(true, None, NTT)).as_str(),
         )
     } else {
         KernelSource::new(
             "zk-ntt",
             NTT_PORTABLE
-                .get_or_init(|| assemble(false, false, NTT))
+                .get_or_init(|| assemble(false, None, NTT))
                 .as_str(),
         )
     }
@@ -153,8 +175,11 @@ mod tests {
         // arkworks' 64-bit INV agrees on the low 32 bits.
         let inv64 = <ark_bn254::FqConfig as ark_ff::MontConfig<4>>::INV;
         assert_eq!(inv64 as u32, neg_inv32(p[0]));
-        let src = msm_source(false);
+        let src = msm_source(Group::G1, false);
         assert!(src.source.contains("#define ZK_FIELD fq"));
+        assert!(!src.source.contains("fq2_t"));
+        let g2 = msm_source(Group::G2, true);
+        assert!(g2.source.contains("#define ZK_CURVE g2") && g2.source.contains("fq2_mul"));
         assert!(ntt_source(true).source.starts_with("#define ZK_PTX"));
     }
 }

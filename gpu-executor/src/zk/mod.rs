@@ -8,9 +8,10 @@
 //!   a device failure is logged, counted ([`ZkStats`]) and the call is redone on the CPU, so
 //!   the result is always arkworks' result.
 //! - [`cpu`]: the arkworks reference (`VariableBaseMSM`, `Radix2EvaluationDomain`).
-//! - G2 MSM runs on the CPU (arkworks) on every backend: there is no G2 kernel yet.
+//! - [`ZkExecutor::msm_g2`]: the same pipeline over G2 (Fq2 coordinates), same rules.
 //! - Kernels: `kernels/zk/` (field template in 32-bit Montgomery limbs with a PTX fast
-//!   path, XYZZ curve arithmetic, MSM pipeline, tiled NTT), assembled in `kernels.rs`.
+//!   path, Fq2 on top of it, XYZZ curve arithmetic instantiated for G1 and G2, MSM pipeline
+//!   (one program per group), tiled NTT), assembled in `kernels.rs`.
 //! - [`bench`]: `msm_suite` / `ntt_suite` for `supervm bench` and `examples/zk_bench.rs`.
 //!
 //! Field elements and points use arkworks' own Montgomery representation on the device, so
@@ -32,7 +33,7 @@ use crate::config::GpuConfig;
 use crate::device::{BackendKind, GpuDevice};
 use crate::error::{GpuError, Result};
 
-pub use gpu::DeviceG1Bases;
+pub use gpu::{DeviceG1Bases, DeviceG2Bases};
 
 /// Direction of an NTT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -345,9 +346,80 @@ impl ZkExecutor {
         self.pool.install(|| cpu::msm_g1(bases, scalars))
     }
 
-    /// `sum scalars[i] * bases[i]` over G2: always on the CPU (arkworks, this executor's
-    /// pool); there is no G2 kernel.
+    /// `sum scalars[i] * bases[i]` over G2, on the device under the same rules as
+    /// [`ZkExecutor::msm_g1`] (at least `msm.min_gpu_len` points; a device failure is
+    /// counted and the call redone on the CPU), else arkworks on this executor's pool.
     pub fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
+        if bases.len() != scalars.len() {
+            return cpu::msm_g2(bases, scalars);
+        }
+        if scalars.is_empty() {
+            return Ok(G2Projective::default());
+        }
+        if let Some(g) = &self.gpu {
+            if scalars.len() >= self.config.msm.min_gpu_len.max(1) {
+                let r = self
+                    .pool
+                    .install(|| g.lock().msm_g2(bases, scalars, self.config.msm.window_bits));
+                match r {
+                    Ok(p) => {
+                        bump(&self.stats.gpu_msm);
+                        return Ok(p);
+                    }
+                    Err(e) if e.is_device_fault() => self.fallback("G2 MSM", &e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        bump(&self.stats.cpu_msm);
+        self.pool.install(|| cpu::msm_g2(bases, scalars))
+    }
+
+    /// Copies G2 bases to the device once, for many [`ZkExecutor::msm_g2_resident`] calls.
+    /// `None` on a CPU-only executor.
+    pub fn upload_g2_bases(&self, bases: &[G2Affine]) -> Result<Option<DeviceG2Bases>> {
+        match &self.gpu {
+            Some(g) => self.pool.install(|| g.lock().upload_g2(bases)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// G2 MSM over bases already on the device; the rules of
+    /// [`ZkExecutor::msm_g1_resident`].
+    pub fn msm_g2_resident(
+        &self,
+        bases: &[G2Affine],
+        device_bases: Option<&DeviceG2Bases>,
+        scalars: &[Fr],
+    ) -> Result<G2Projective> {
+        if bases.len() != scalars.len() {
+            return cpu::msm_g2(bases, scalars);
+        }
+        if scalars.is_empty() {
+            return Ok(G2Projective::default());
+        }
+        let big_enough = scalars.len() >= self.config.msm.min_gpu_len;
+        if let (Some(g), Some(db), true) = (&self.gpu, device_bases, big_enough) {
+            if db.len != bases.len() {
+                return Err(GpuError::InvalidInput(format!(
+                    "device bases hold {} points, host bases {}",
+                    db.len,
+                    bases.len()
+                )));
+            }
+            let r = self.pool.install(|| {
+                g.lock()
+                    .msm_g2_resident(db, scalars, self.config.msm.window_bits)
+            });
+            match r {
+                Ok(p) => {
+                    bump(&self.stats.gpu_msm);
+                    return Ok(p);
+                }
+                Err(e) if e.is_device_fault() => self.fallback("G2 MSM", &e),
+                Err(e) => return Err(e),
+            }
+        }
         bump(&self.stats.cpu_msm);
         self.pool.install(|| cpu::msm_g2(bases, scalars))
     }
@@ -400,7 +472,7 @@ pub fn msm_g1(exec: &ZkExecutor, bases: &[G1Affine], scalars: &[Fr]) -> Result<G
     exec.msm_g1(bases, scalars)
 }
 
-/// [`ZkExecutor::msm_g2`] (CPU).
+/// [`ZkExecutor::msm_g2`].
 pub fn msm_g2(exec: &ZkExecutor, bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
     exec.msm_g2(bases, scalars)
 }
