@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Result, VmStateError};
 use crate::mvcc::memory::{sort_prefixed, CellCache, KeyPrefix, MvMemory};
-use crate::mvcc::scheduler::{ExecClaim, Scheduler, Task, Version};
+use crate::mvcc::scheduler::{Scheduler, Task, Version};
 use crate::mvcc::view::{ParallelView, SequentialView};
 use crate::mvcc::{BlockOutput, ExecStats};
 use crate::store::StateReader;
@@ -273,9 +273,6 @@ impl ParallelExecutor {
             base,
             mem: MvMemory::with_workers(n, workers),
             next_worker: AtomicUsize::new(0),
-            // A few consecutive transactions per claim once the block is large next to the
-            // worker count (fewer updates of the shared index; a short tail at the end).
-            claim_batch: (n / (workers * CLAIM_SPAN)).clamp(1, MAX_CLAIM),
             scheduler: Scheduler::new(n),
             halt: AtomicBool::new(false),
             watch,
@@ -381,12 +378,6 @@ struct Watch {
     seq_ns_per_tx: u64,
 }
 
-/// Claims are batched only when the block holds at least this many transactions per worker
-/// per claimed transaction.
-const CLAIM_SPAN: usize = 64;
-/// Most first executions one claim hands a worker.
-const MAX_CLAIM: usize = 8;
-
 /// Transactions the adaptive executor runs sequentially first, to measure their cost (the
 /// second half is timed).
 const SEQ_PREFIX: usize = 192;
@@ -464,8 +455,6 @@ struct Block<'a, E: TxExecutor> {
     halt: AtomicBool,
     /// Hands out worker numbers (each worker's own cell arena).
     next_worker: AtomicUsize,
-    /// First executions a worker claims at a time.
-    claim_batch: usize,
     /// Watched run: when to judge, and the sequential cost to beat.
     watch: Option<Watch>,
     /// Aborts + dependency waits so far (watched runs only).
@@ -574,7 +563,6 @@ impl<E: TxExecutor> Block<'_, E> {
         let mut worker = self.exec.new_worker();
         let mut cells = CellCache::new(self.next_worker.fetch_add(1, Ordering::Relaxed));
         let prof = profiling();
-        let mut claim = ExecClaim::new(self.claim_batch);
         let backoff = Backoff::new();
         let mut task: Option<Task> = None;
         while !self.scheduler.done() && !self.halt.load(Ordering::Relaxed) {
@@ -592,7 +580,7 @@ impl<E: TxExecutor> Block<'_, E> {
                 }
                 None => {
                     let t = tick(prof);
-                    let r = self.scheduler.next_task_claiming(&mut claim).inspect(|t| {
+                    let r = self.scheduler.next_task().inspect(|t| {
                         if t.is_some() {
                             backoff.reset();
                         } else {

@@ -24,26 +24,6 @@ use parking_lot::Mutex;
 use crate::error::{Result, VmStateError};
 use crate::types::{Incarnation, TxIndex};
 
-/// A worker's claimed but not yet handled first executions (see
-/// [`Scheduler::next_task_claiming`]).
-#[derive(Clone, Debug)]
-pub struct ExecClaim {
-    next: TxIndex,
-    end: TxIndex,
-    batch: usize,
-}
-
-impl ExecClaim {
-    /// Claims `batch` (at least 1) transactions at a time.
-    pub fn new(batch: usize) -> Self {
-        Self {
-            next: 0,
-            end: 0,
-            batch: batch.max(1),
-        }
-    }
-}
-
 /// An incarnation of a transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Version {
@@ -213,52 +193,6 @@ impl Scheduler {
             }
         }
         self.task_finished().map(|_| None)
-    }
-
-    /// The next task for a worker that claims first executions `claim.batch` at a time: one
-    /// `fetch_add` on the shared execution index hands it several consecutive transactions,
-    /// which it then runs in order before asking again (fewer updates of the counters every
-    /// worker touches; consecutive transactions of one worker cannot conflict with each
-    /// other's in-flight state). Claimed transactions count as active tasks until handled,
-    /// so completion detection is unchanged.
-    pub fn next_task_claiming(&self, claim: &mut ExecClaim) -> Result<Option<Task>> {
-        if let Some(t) = self.next_task_claiming_local(claim)? {
-            return Ok(Some(t));
-        }
-        if claim.batch <= 1 || self.validation_idx.load(SeqCst) < self.execution_idx.load(SeqCst) {
-            return self.next_task();
-        }
-        if self.execution_idx.load(SeqCst) >= self.n {
-            self.check_done();
-            return Ok(None);
-        }
-        let k = claim.batch;
-        self.num_active_tasks.fetch_add(k, SeqCst);
-        let idx = self.execution_idx.fetch_add(k, SeqCst);
-        let end = idx.saturating_add(k).min(self.n).max(idx);
-        let unused = k - (end - idx).min(k);
-        if unused > 0 {
-            // Past the end of the block: those claims are no tasks.
-            if self.num_active_tasks.fetch_sub(unused, SeqCst) < unused {
-                return Err(broken("active task count went below zero".into()));
-            }
-        }
-        claim.next = idx;
-        claim.end = end;
-        self.next_task_claiming_local(claim)
-    }
-
-    /// Hands out the next claimed transaction, if any (see [`Self::next_task_claiming`]).
-    fn next_task_claiming_local(&self, claim: &mut ExecClaim) -> Result<Option<Task>> {
-        while claim.next < claim.end {
-            let idx = claim.next;
-            claim.next += 1;
-            match self.try_incarnate(idx) {
-                Some(v) => return Ok(Some(Task::Execute(v))),
-                None => self.task_finished()?,
-            }
-        }
-        Ok(None)
     }
 
     /// The next task for an idle worker, if any is available now.
