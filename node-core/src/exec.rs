@@ -5,7 +5,9 @@
 //! Privacy transaction rules (after the pipeline verified every proof of the block):
 //! 1. `chain_id` must be the block's and the nonce the sender's stored nonce, else
 //!    `Rejected` (nothing written).
-//! 2. The payload is decoded (checked) and [`zk_privacy::pool::PrivacyPool::apply_transfer`]
+//! 2. The payload's public inputs are decoded (length and canonical field elements checked;
+//!    the proof itself was decoded with every check and verified by the pipeline, which
+//!    rejects a block with any bad proof) and [`zk_privacy::pool::PrivacyPool::apply_transfer`]
 //!    runs over the MVCC view (sub-keys under `StateKey::privacy`): the root must be recent,
 //!    the nullifiers unspent. A failed rule is `Rejected` with its reason and writes nothing,
 //!    so a double spend, in one block or across blocks, fails deterministically (block order
@@ -125,15 +127,17 @@ impl TxExecutor for NodeExecutor {
                 tx.nonce
             )));
         }
-        let transfer = match zk_privacy::PrivacyTransfer::decode(payload) {
-            Ok(t) => t,
+        // The pipeline verified this proof (checked decoding included) before execution and
+        // rejects a block with any bad one, so only the public inputs are needed here.
+        let public = match zk_privacy::PrivacyTransfer::decode_public(payload) {
+            Ok(p) => p,
             Err(e) => return Ok(rejected(format!("malformed privacy payload: {e}"))),
         };
         let mut pv = PoolView {
             view,
             writes: Vec::new(),
         };
-        match self.pool.apply_transfer(&mut pv, &transfer.public)? {
+        match self.pool.apply_transfer(&mut pv, &public)? {
             Err(rejection) => Ok(rejected(rejection.to_string())),
             Ok(_applied) => {
                 let PoolView { view, writes } = pv;
@@ -147,7 +151,7 @@ impl TxExecutor for NodeExecutor {
                 Ok(Receipt {
                     status: TxStatus::Success,
                     gas_used: PRIVACY_GAS,
-                    fee: u128::from(transfer.public.fee),
+                    fee: u128::from(public.fee),
                     return_data: Vec::new(),
                     events: Vec::new(),
                 })

@@ -160,8 +160,7 @@ mod tests {
     }
 }
 
-/// The GPU backend: `gpu_executor::zk` (CUDA / OpenCL Pippenger G1 MSM and NTTs; G2 MSM on
-/// the CPU there). The executor itself falls back to the CPU when no device is present, a
+/// The GPU backend: `gpu_executor::zk` (CUDA / OpenCL Pippenger G1 and G2 MSMs and NTTs). The executor itself falls back to the CPU when no device is present, a
 /// call is too small for the device, or the device fails, so results always equal
 /// [`CpuProverBackend`]'s.
 ///

@@ -227,6 +227,22 @@ impl PrivacyTransfer {
             ));
         }
         let proof = decode_proof(&bytes[..PROOF_BYTES])?;
+        let public = Self::decode_public(bytes)?;
+        Ok(Self { proof, public })
+    }
+
+    /// Decodes only the public inputs of an encoded transfer (length and canonical field
+    /// elements checked; the proof's points are not decoded). For state transitions of
+    /// transfers whose proof was already verified: checking the points (a G2 subgroup test
+    /// among them) costs far more than applying the transfer, and Block-STM may execute a
+    /// transaction more than once.
+    pub fn decode_public(bytes: &[u8]) -> Result<TransferPublicInputs> {
+        if bytes.len() != TRANSFER_BYTES {
+            return Err(ZkError::encoding(
+                "privacy transfer",
+                format!("expected {TRANSFER_BYTES} bytes, got {}", bytes.len()),
+            ));
+        }
         let fr = |i: usize, what| {
             decode_fr(
                 &bytes[PROOF_BYTES + 32 * i..PROOF_BYTES + 32 * (i + 1)],
@@ -235,14 +251,11 @@ impl PrivacyTransfer {
         };
         let mut fee = [0u8; 8];
         fee.copy_from_slice(&bytes[TRANSFER_BYTES - 8..]);
-        Ok(Self {
-            proof,
-            public: TransferPublicInputs {
-                root: fr(0, "root")?,
-                nullifiers: [fr(1, "nullifier[0]")?, fr(2, "nullifier[1]")?],
-                commitments: [fr(3, "commitment[0]")?, fr(4, "commitment[1]")?],
-                fee: u64::from_le_bytes(fee),
-            },
+        Ok(TransferPublicInputs {
+            root: fr(0, "root")?,
+            nullifiers: [fr(1, "nullifier[0]")?, fr(2, "nullifier[1]")?],
+            commitments: [fr(3, "commitment[0]")?, fr(4, "commitment[1]")?],
+            fee: u64::from_le_bytes(fee),
         })
     }
 }
@@ -268,6 +281,24 @@ mod tests {
                 fee: 6,
             },
         }
+    }
+
+    #[test]
+    fn public_decoding_matches_full_decoding_and_ignores_the_proof_bytes() {
+        let t = sample();
+        let mut bytes = t.encode();
+        assert_eq!(
+            PrivacyTransfer::decode_public(&bytes).expect("public"),
+            PrivacyTransfer::decode(&bytes).expect("full").public
+        );
+        // Proof bytes are not looked at (the pipeline verified the proof already).
+        bytes[..PROOF_BYTES].fill(0xff);
+        assert!(PrivacyTransfer::decode(&bytes).is_err());
+        assert_eq!(PrivacyTransfer::decode_public(&bytes).expect("public"), t.public);
+        // Length and non-canonical field elements are still refused.
+        assert!(PrivacyTransfer::decode_public(&bytes[1..]).is_err());
+        bytes[PROOF_BYTES..PROOF_BYTES + 32].fill(0xff);
+        assert!(PrivacyTransfer::decode_public(&bytes).is_err());
     }
 
     #[test]
