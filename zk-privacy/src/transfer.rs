@@ -294,7 +294,10 @@ mod tests {
         // Proof bytes are not looked at (the pipeline verified the proof already).
         bytes[..PROOF_BYTES].fill(0xff);
         assert!(PrivacyTransfer::decode(&bytes).is_err());
-        assert_eq!(PrivacyTransfer::decode_public(&bytes).expect("public"), t.public);
+        assert_eq!(
+            PrivacyTransfer::decode_public(&bytes).expect("public"),
+            t.public
+        );
         // Length and non-canonical field elements are still refused.
         assert!(PrivacyTransfer::decode_public(&bytes[1..]).is_err());
         bytes[PROOF_BYTES..PROOF_BYTES + 32].fill(0xff);
