@@ -19,7 +19,7 @@ use ark_crypto_primitives::sponge::poseidon::{
     find_poseidon_ark_and_mds, PoseidonConfig, PoseidonSponge,
 };
 use ark_crypto_primitives::sponge::CryptographicSponge;
-use ark_ff::PrimeField;
+use ark_ff::{Field, PrimeField};
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_relations::r1cs::{ConstraintSystemRef, SynthesisError};
 
@@ -61,9 +61,62 @@ pub fn hash(inputs: &[Fr]) -> Fr {
     sponge.squeeze_field_elements::<Fr>(1)[0]
 }
 
-/// Merkle node: `H(left, right)`.
+/// Merkle node: `H(left, right)`. Equal to [`hash`] of the two elements (tested), computed
+/// with a fixed-width permutation on arrays: the sponge allocates a fresh state per MDS
+/// step, which made tree updates in block execution twice as slow.
 pub fn hash_node(left: Fr, right: Fr) -> Fr {
-    hash(&[left, right])
+    // A rate-2, capacity-1 sponge absorbing exactly two elements: state [0, l, r], one
+    // permutation, output the first rate element.
+    let mut state = [Fr::from(0u64), left, right];
+    permute3(&mut state);
+    state[1]
+}
+
+/// Round constants and MDS matrix of [`config`] as fixed-size arrays.
+struct Tables {
+    ark: Vec<[Fr; 3]>,
+    mds: [[Fr; 3]; 3],
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let c = config();
+        let row3 = |v: &Vec<Fr>| [v[0], v[1], v[2]];
+        Tables {
+            ark: c.ark.iter().map(row3).collect(),
+            mds: [row3(&c.mds[0]), row3(&c.mds[1]), row3(&c.mds[2])],
+        }
+    })
+}
+
+/// `x^5` (the S-box, [`ALPHA`]).
+fn sbox(x: Fr) -> Fr {
+    let x2 = x.square();
+    x2.square() * x
+}
+
+/// The Poseidon permutation of [`config`] (width 3): the same rounds as arkworks' sponge
+/// (half the full rounds, the partial rounds, the other half), in place.
+fn permute3(state: &mut [Fr; 3]) {
+    let t = tables();
+    let half = FULL_ROUNDS / 2;
+    for (r, ark) in t.ark.iter().enumerate().take(FULL_ROUNDS + PARTIAL_ROUNDS) {
+        for (s, c) in state.iter_mut().zip(ark) {
+            *s += c;
+        }
+        if r < half || r >= half + PARTIAL_ROUNDS {
+            for s in state.iter_mut() {
+                *s = sbox(*s);
+            }
+        } else {
+            state[0] = sbox(state[0]);
+        }
+        let [a, b, c] = *state;
+        for (s, m) in state.iter_mut().zip(&t.mds) {
+            *s = a * m[0] + b * m[1] + c * m[2];
+        }
+    }
 }
 
 /// The gadget of [`hash`]: same output for the same inputs.
@@ -83,6 +136,22 @@ mod tests {
     use ark_r1cs_std::alloc::AllocVar;
     use ark_r1cs_std::R1CSVar;
     use ark_relations::r1cs::ConstraintSystem;
+
+    #[test]
+    fn fast_node_hash_equals_the_sponge() {
+        use ark_std::UniformRand;
+        let mut rng = ark_std::test_rng();
+        for i in 0..200u64 {
+            let (l, r) = if i < 4 {
+                (Fr::from(i / 2), Fr::from(i % 2))
+            } else {
+                (Fr::rand(&mut rng), Fr::rand(&mut rng))
+            };
+            assert_eq!(hash_node(l, r), hash(&[l, r]), "inputs {i}");
+        }
+        assert_eq!(RATE + 1, 3, "hash_node assumes width 3");
+        assert_eq!(ALPHA, 5, "sbox assumes x^5");
+    }
 
     #[test]
     fn gadget_equals_native_for_each_arity() {
