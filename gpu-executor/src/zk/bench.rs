@@ -219,85 +219,114 @@ fn executors(opts: &ZkBenchOptions) -> Result<Vec<ZkExecutor>> {
     Ok(out)
 }
 
+/// An MSM over resident bases (`ZkExecutor::msm_g1_resident` / `msm_g2_resident`).
+type ResidentMsm<A, D, P> = fn(&ZkExecutor, &[A], Option<&D>, &[Fr]) -> Result<P>;
+
+/// The operations the MSM suite times for one group.
+struct MsmCase<'a, A, P, D> {
+    group: &'static str,
+    bases: &'a [A],
+    scalars: &'a [Fr],
+    msm: fn(&ZkExecutor, &[A], &[Fr]) -> Result<P>,
+    upload: fn(&ZkExecutor, &[A]) -> Result<Option<D>>,
+    resident: ResidentMsm<A, D, P>,
+}
+
+/// One MSM size: arkworks on the CPU up to `opts.cpu_max_msm_log` (the reference), then
+/// each GPU backend with bases uploaded per call and with bases resident on the device.
+/// A backend that fell back or disagrees with the reference is reported, not recorded.
+fn msm_size<A, P: PartialEq, D>(
+    opts: &ZkBenchOptions,
+    execs: &[ZkExecutor],
+    k: u32,
+    case: MsmCase<'_, A, P, D>,
+    out: &mut Vec<BenchRecord>,
+) -> Result<()> {
+    let MsmCase {
+        group,
+        bases,
+        scalars,
+        msm,
+        upload,
+        resident,
+    } = case;
+    let threads = execs[0].pool().current_num_threads();
+    let n = bases.len() as u64;
+    let reference = if k <= opts.cpu_max_msm_log {
+        let mut r = None;
+        let ms = time_reps(opts.reps.min(3), || {
+            r = Some(msm(&execs[0], bases, scalars)?);
+            Ok(())
+        })?;
+        let case = format!("{group}-2^{k}");
+        out.push(record("msm", case, "cpu", &cpu_model(), n, ms, threads));
+        eprintln!("msm {group} 2^{k} cpu: {ms:.2} ms");
+        r
+    } else {
+        None
+    };
+    for e in &execs[1..] {
+        let dev = e.device_name().unwrap_or_default();
+        let be = e.backend_name();
+        let before = e.stats().gpu_failures;
+        let mut res = None;
+        let ms = time_reps(opts.reps, || {
+            res = Some(msm(e, bases, scalars)?);
+            Ok(())
+        })?;
+        let device_bases = upload(e, bases)?;
+        let mut res2 = None;
+        let ms2 = time_reps(opts.reps, || {
+            res2 = Some(resident(e, bases, device_bases.as_ref(), scalars)?);
+            Ok(())
+        })?;
+        drop(device_bases);
+        if e.stats().gpu_failures != before {
+            eprintln!("msm {group} 2^{k} {be}: device failed (fell back to the CPU); not recorded");
+            continue;
+        }
+        let ok = match &reference {
+            Some(r) => res.as_ref() == Some(r) && res2.as_ref() == Some(r),
+            None => res == res2,
+        };
+        if !ok {
+            eprintln!("msm {group} 2^{k} {be}: RESULT MISMATCH with arkworks; not recorded");
+            continue;
+        }
+        eprintln!("msm {group} 2^{k} {be}: {ms:.2} ms end-to-end, {ms2:.2} ms bases resident");
+        out.push(record(
+            "msm",
+            format!("{group}-2^{k}"),
+            be,
+            &dev,
+            n,
+            ms,
+            threads,
+        ));
+        let case = format!("{group}-2^{k}-resident-bases");
+        out.push(record("msm", case, be, &dev, n, ms2, threads));
+    }
+    Ok(())
+}
+
 /// G1 MSM: arkworks on the CPU, then each GPU backend (bases uploaded per call, and bases
 /// resident on the device); then the same for G2 (cases `g2-2^k`, `g2-2^k-resident-bases`).
 pub fn msm_suite(opts: &ZkBenchOptions) -> Result<Vec<BenchRecord>> {
     let execs = executors(opts)?;
-    let threads = execs[0].pool().current_num_threads();
-    let cpu_dev = cpu_model();
     let mut out = Vec::new();
     for &k in &opts.msm_log_sizes {
         let n = 1usize << k;
         let bases = execs[0].pool().install(|| random_g1_bases(n, opts.seed));
         let scalars = random_scalars(n, opts.seed.wrapping_add(u64::from(k)));
-        let reference = if k <= opts.cpu_max_msm_log {
-            let mut r = None;
-            let ms = time_reps(opts.reps.min(3), || {
-                r = Some(execs[0].msm_g1(&bases, &scalars)?);
-                Ok(())
-            })?;
-            out.push(record(
-                "msm",
-                format!("g1-2^{k}"),
-                "cpu",
-                &cpu_dev,
-                n as u64,
-                ms,
-                threads,
-            ));
-            eprintln!("msm g1 2^{k} cpu: {ms:.2} ms");
-            r
-        } else {
-            None
+        let case = MsmCase {
+            group: "g1",
+            bases: &bases,
+            scalars: &scalars,
+            msm: ZkExecutor::msm_g1,
+            upload: ZkExecutor::upload_g1_bases,
+            resident: ZkExecutor::msm_g1_resident,
         };
-        for e in &execs[1..] {
-            let dev = e.device_name().unwrap_or_default();
-            let be = e.backend_name();
-            let before = e.stats().gpu_failures;
-            let mut res = None;
-            let ms = time_reps(opts.reps, || {
-                res = Some(e.msm_g1(&bases, &scalars)?);
-                Ok(())
-            })?;
-            let resident = e.upload_g1_bases(&bases)?;
-            let mut res2 = None;
-            let ms2 = time_reps(opts.reps, || {
-                res2 = Some(e.msm_g1_resident(&bases, resident.as_ref(), &scalars)?);
-                Ok(())
-            })?;
-            drop(resident);
-            if e.stats().gpu_failures != before {
-                eprintln!("msm g1 2^{k} {be}: device failed (fell back to the CPU); not recorded");
-                continue;
-            }
-            let ok = match &reference {
-                Some(r) => res.as_ref() == Some(r) && res2.as_ref() == Some(r),
-                None => res == res2,
-            };
-            if !ok {
-                eprintln!("msm g1 2^{k} {be}: RESULT MISMATCH with arkworks; not recorded");
-                continue;
-            }
-            eprintln!("msm g1 2^{k} {be}: {ms:.2} ms end-to-end, {ms2:.2} ms bases resident");
-            out.push(record(
-                "msm",
-                format!("g1-2^{k}"),
-                be,
-                &dev,
-                n as u64,
-                ms,
-                threads,
-            ));
-            out.push(record(
-                "msm",
-                format!("g1-2^{k}-resident-bases"),
-                be,
-                &dev,
-                n as u64,
-                ms2,
-                threads,
-            ));
-        }
+        msm_size(opts, &execs, k, case, &mut out)?;
     }
     let g2_sizes = opts.msm_g2_log_sizes.clone().unwrap_or_else(|| {
         let g1 = opts.msm_log_sizes.iter().copied();
@@ -307,74 +336,15 @@ pub fn msm_suite(opts: &ZkBenchOptions) -> Result<Vec<BenchRecord>> {
         let n = 1usize << k;
         let bases = execs[0].pool().install(|| random_g2_bases(n, opts.seed));
         let scalars = random_scalars(n, opts.seed.wrapping_add(500 + u64::from(k)));
-        let reference = if k <= opts.cpu_max_msm_log {
-            let mut r = None;
-            let ms = time_reps(opts.reps.min(3), || {
-                r = Some(execs[0].msm_g2(&bases, &scalars)?);
-                Ok(())
-            })?;
-            out.push(record(
-                "msm",
-                format!("g2-2^{k}"),
-                "cpu",
-                &cpu_dev,
-                n as u64,
-                ms,
-                threads,
-            ));
-            eprintln!("msm g2 2^{k} cpu: {ms:.2} ms");
-            r
-        } else {
-            None
+        let case = MsmCase {
+            group: "g2",
+            bases: &bases,
+            scalars: &scalars,
+            msm: ZkExecutor::msm_g2,
+            upload: ZkExecutor::upload_g2_bases,
+            resident: ZkExecutor::msm_g2_resident,
         };
-        for e in &execs[1..] {
-            let dev = e.device_name().unwrap_or_default();
-            let be = e.backend_name();
-            let before = e.stats().gpu_failures;
-            let mut res = None;
-            let ms = time_reps(opts.reps, || {
-                res = Some(e.msm_g2(&bases, &scalars)?);
-                Ok(())
-            })?;
-            let resident = e.upload_g2_bases(&bases)?;
-            let mut res2 = None;
-            let ms2 = time_reps(opts.reps, || {
-                res2 = Some(e.msm_g2_resident(&bases, resident.as_ref(), &scalars)?);
-                Ok(())
-            })?;
-            drop(resident);
-            if e.stats().gpu_failures != before {
-                eprintln!("msm g2 2^{k} {be}: device failed (fell back to the CPU); not recorded");
-                continue;
-            }
-            let ok = match &reference {
-                Some(r) => res.as_ref() == Some(r) && res2.as_ref() == Some(r),
-                None => res == res2,
-            };
-            if !ok {
-                eprintln!("msm g2 2^{k} {be}: RESULT MISMATCH with arkworks; not recorded");
-                continue;
-            }
-            eprintln!("msm g2 2^{k} {be}: {ms:.2} ms end-to-end, {ms2:.2} ms bases resident");
-            out.push(record(
-                "msm",
-                format!("g2-2^{k}-resident-bases"),
-                be,
-                &dev,
-                n as u64,
-                ms2,
-                threads,
-            ));
-            out.push(record(
-                "msm",
-                format!("g2-2^{k}"),
-                be,
-                &dev,
-                n as u64,
-                ms,
-                threads,
-            ));
-        }
+        msm_size(opts, &execs, k, case, &mut out)?;
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ark_bn254::{Fq, Fq2, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
@@ -71,52 +72,6 @@ fn fq_from_device(l: &[u64]) -> Result<Fq> {
     Ok(Fq::new_unchecked(BigInt(a)))
 }
 
-/// G1 points in XYZZ coordinates (16 limbs each: X, Y, ZZ, ZZZ) -> arkworks, checking that
-/// each is on the curve. One field inversion for all of them (batch inversion).
-fn g1_batch_from_xyzz(flat: &[u64]) -> Result<Vec<G1Projective>> {
-    let points = flat.chunks_exact(16);
-    let mut coords = Vec::with_capacity(points.len());
-    let mut denoms = Vec::with_capacity(points.len() * 2);
-    for l in points {
-        let x = fq_from_device(&l[0..4])?;
-        let y = fq_from_device(&l[4..8])?;
-        let zz = fq_from_device(&l[8..12])?;
-        let zzz = fq_from_device(&l[12..16])?;
-        if zz.is_zero() {
-            coords.push(None);
-            continue;
-        }
-        if zzz.is_zero() {
-            return Err(GpuError::Launch(
-                "device returned an inconsistent XYZZ point".into(),
-            ));
-        }
-        coords.push(Some((x, y)));
-        denoms.push(zz);
-        denoms.push(zzz);
-    }
-    ark_ff::batch_inversion(&mut denoms);
-    let mut inv = denoms.chunks_exact(2);
-    let mut out = Vec::with_capacity(coords.len());
-    for c in coords {
-        let Some((x, y)) = c else {
-            out.push(G1Projective::zero());
-            continue;
-        };
-        let d = inv
-            .next()
-            .ok_or_else(|| GpuError::Launch("batch inversion lost a point".into()))?;
-        let p = G1Affine::new_unchecked(x * d[0], y * d[1]);
-        if !p.is_on_curve() {
-            return Err(GpuError::Launch(
-                "device returned a point off the curve".into(),
-            ));
-        }
-        out.push(p.into_group());
-    }
-    Ok(out)
-}
-
 fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
     Ok(Fq2::new(
         fq_from_device(&l[0..4])?,
@@ -124,18 +79,26 @@ fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
     ))
 }
 
-/// G2 points in XYZZ coordinates (32 limbs each: X, Y, ZZ, ZZZ over Fq2, c0 before c1) ->
-/// arkworks, checking that each coordinate is reduced and each point is on the curve. One
-/// field inversion for all of them.
-fn g2_batch_from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
-    let points = flat.chunks_exact(32);
+/// Points in XYZZ coordinates (X, Y, ZZ, ZZZ, each `coord_u64` limbs; Fq2 with c0 before c1)
+/// -> arkworks, checking that each coordinate is reduced (`coord`) and each point is on the
+/// curve. One field inversion for all of them (batch inversion).
+fn batch_from_xyzz<P: SWCurveConfig>(
+    flat: &[u64],
+    coord_u64: usize,
+    coord: fn(&[u64]) -> Result<P::BaseField>,
+) -> Result<Vec<Projective<P>>> {
+    let points = flat.chunks_exact(4 * coord_u64);
     let mut coords = Vec::with_capacity(points.len());
     let mut denoms = Vec::with_capacity(points.len() * 2);
     for l in points {
-        let x = fq2_from_device(&l[0..8])?;
-        let y = fq2_from_device(&l[8..16])?;
-        let zz = fq2_from_device(&l[16..24])?;
-        let zzz = fq2_from_device(&l[24..32])?;
+        let mut c = l.chunks_exact(coord_u64).map(coord);
+        let (Some(x), Some(y), Some(zz), Some(zzz)) = (c.next(), c.next(), c.next(), c.next())
+        else {
+            return Err(GpuError::Launch(
+                "device returned a short XYZZ point".into(),
+            ));
+        };
+        let (x, y, zz, zzz) = (x?, y?, zz?, zzz?);
         if zz.is_zero() {
             coords.push(None);
             continue;
@@ -154,16 +117,16 @@ fn g2_batch_from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
     let mut out = Vec::with_capacity(coords.len());
     for c in coords {
         let Some((x, y)) = c else {
-            out.push(G2Projective::zero());
+            out.push(Projective::<P>::zero());
             continue;
         };
         let d = inv
             .next()
             .ok_or_else(|| GpuError::Launch("batch inversion lost a point".into()))?;
-        let p = G2Affine::new_unchecked(x * d[0], y * d[1]);
+        let p = Affine::<P>::new_unchecked(x * d[0], y * d[1]);
         if !p.is_on_curve() {
             return Err(GpuError::Launch(
-                "device returned a G2 point off the curve".into(),
+                "device returned a point off the curve".into(),
             ));
         }
         out.push(p.into_group());
@@ -224,7 +187,7 @@ impl MsmGroup for G1 {
         write_g1(dst, src)
     }
     fn from_xyzz(flat: &[u64]) -> Result<Vec<G1Projective>> {
-        g1_batch_from_xyzz(flat)
+        batch_from_xyzz::<ark_bn254::g1::Config>(flat, 4, fq_from_device)
     }
 }
 
@@ -238,7 +201,7 @@ impl MsmGroup for G2 {
         write_g2(dst, src)
     }
     fn from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
-        g2_batch_from_xyzz(flat)
+        batch_from_xyzz::<ark_bn254::g2::Config>(flat, 8, fq2_from_device)
     }
 }
 
@@ -1236,7 +1199,7 @@ mod tests {
         xyzz[12..16].copy_from_slice(&Fq::ONE.0 .0);
         let mut ident = xyzz;
         ident[8..16].fill(0);
-        let got = g1_batch_from_xyzz(&[xyzz, ident, xyzz].concat()).unwrap();
+        let got = <G1 as MsmGroup>::from_xyzz(&[xyzz, ident, xyzz].concat()).unwrap();
         assert_eq!(
             got,
             vec![
@@ -1247,7 +1210,7 @@ mod tests {
         );
         let mut off = xyzz;
         off[0] ^= 1;
-        assert!(g1_batch_from_xyzz(&off).is_err());
+        assert!(<G1 as MsmGroup>::from_xyzz(&off).is_err());
         assert_eq!(g1_limbs(&G1Affine::zero()), [0; 8]);
     }
 
@@ -1277,19 +1240,19 @@ mod tests {
             scaled[8 * k..8 * k + 4].copy_from_slice(&f.c0.0 .0);
             scaled[8 * k + 4..8 * k + 8].copy_from_slice(&f.c1.0 .0);
         }
-        let got = g2_batch_from_xyzz(&[xyzz, ident, scaled].concat()).unwrap();
+        let got = <G2 as MsmGroup>::from_xyzz(&[xyzz, ident, scaled].concat()).unwrap();
         let gen = G2Projective::generator();
         assert_eq!(got, vec![gen, G2Projective::zero(), gen]);
         // off the curve, unreduced, inconsistent ZZ/ZZZ: all rejected
         let mut off = xyzz;
         off[0] ^= 1;
-        assert!(g2_batch_from_xyzz(&off).is_err());
+        assert!(<G2 as MsmGroup>::from_xyzz(&off).is_err());
         let mut unreduced = xyzz;
         unreduced[4..8].copy_from_slice(&Fq::MODULUS.0);
-        assert!(g2_batch_from_xyzz(&unreduced).is_err());
+        assert!(<G2 as MsmGroup>::from_xyzz(&unreduced).is_err());
         let mut bad = xyzz;
         bad[24..32].fill(0);
-        assert!(g2_batch_from_xyzz(&bad).is_err());
+        assert!(<G2 as MsmGroup>::from_xyzz(&bad).is_err());
         // write_g2 lays the limbs out little-endian, 128 bytes per point
         let mut bytes = vec![0u8; 256];
         write_g2(&mut bytes, &[g, G2Affine::zero()]);

@@ -33,6 +33,7 @@ use crate::config::GpuConfig;
 use crate::device::{BackendKind, GpuDevice};
 use crate::error::{GpuError, Result};
 
+use gpu::GpuZk;
 pub use gpu::{DeviceG1Bases, DeviceG2Bases};
 
 /// Direction of an NTT.
@@ -268,32 +269,63 @@ impl ZkExecutor {
         );
     }
 
-    /// `sum scalars[i] * bases[i]` over G1. Errors only on malformed input (different
-    /// lengths); device failures fall back to the CPU.
-    pub fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
-        if bases.len() != scalars.len() {
-            return cpu::msm_g1(bases, scalars);
+    /// Runs one MSM on the route its size picks: mismatched lengths go to `cpu` (which
+    /// reports them), an empty one is the identity, one of at least `msm.min_gpu_len`
+    /// points goes to the device when `gpu` can run it (`None`: resident bases missing),
+    /// and a device fault is counted and redone by `cpu` on this executor's pool.
+    #[allow(clippy::type_complexity)]
+    fn route_msm<P: Default + Send>(
+        &self,
+        what: &str,
+        lens: (usize, usize),
+        gpu: Option<&(dyn Fn(&mut GpuZk, Option<u32>) -> Result<P> + Sync)>,
+        cpu: &(dyn Fn() -> Result<P> + Sync),
+    ) -> Result<P> {
+        let (bases, scalars) = lens;
+        if bases != scalars {
+            return cpu();
         }
-        if scalars.is_empty() {
-            return Ok(G1Projective::default());
+        if scalars == 0 {
+            return Ok(P::default());
         }
-        if let Some(g) = &self.gpu {
-            if scalars.len() >= self.config.msm.min_gpu_len.max(1) {
+        if let (Some(g), Some(run)) = (&self.gpu, gpu) {
+            if scalars >= self.config.msm.min_gpu_len {
                 let r = self
                     .pool
-                    .install(|| g.lock().msm_g1(bases, scalars, self.config.msm.window_bits));
+                    .install(|| run(&mut g.lock(), self.config.msm.window_bits));
                 match r {
                     Ok(p) => {
                         bump(&self.stats.gpu_msm);
                         return Ok(p);
                     }
-                    Err(e) if e.is_device_fault() => self.fallback("G1 MSM", &e),
+                    Err(e) if e.is_device_fault() => self.fallback(what, &e),
                     Err(e) => return Err(e),
                 }
             }
         }
         bump(&self.stats.cpu_msm);
-        self.pool.install(|| cpu::msm_g1(bases, scalars))
+        self.pool.install(cpu)
+    }
+
+    /// Checks that resident bases match the host bases they were uploaded from.
+    fn check_resident(device_len: usize, host_len: usize) -> Result<()> {
+        if device_len != host_len {
+            return Err(GpuError::InvalidInput(format!(
+                "device bases hold {device_len} points, host bases {host_len}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `sum scalars[i] * bases[i]` over G1. Errors only on malformed input (different
+    /// lengths); device failures fall back to the CPU.
+    pub fn msm_g1(&self, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
+        self.route_msm(
+            "G1 MSM",
+            (bases.len(), scalars.len()),
+            Some(&|g: &mut GpuZk, c| g.msm_g1(bases, scalars, c)),
+            &|| cpu::msm_g1(bases, scalars),
+        )
     }
 
     /// Copies G1 bases to the device once, for many [`ZkExecutor::msm_g1_resident`] calls
@@ -314,65 +346,31 @@ impl ZkExecutor {
         device_bases: Option<&DeviceG1Bases>,
         scalars: &[Fr],
     ) -> Result<G1Projective> {
-        if bases.len() != scalars.len() {
-            return cpu::msm_g1(bases, scalars);
-        }
-        if scalars.is_empty() {
-            return Ok(G1Projective::default());
-        }
-        let big_enough = scalars.len() >= self.config.msm.min_gpu_len;
-        if let (Some(g), Some(db), true) = (&self.gpu, device_bases, big_enough) {
-            if db.len != bases.len() {
-                return Err(GpuError::InvalidInput(format!(
-                    "device bases hold {} points, host bases {}",
-                    db.len,
-                    bases.len()
-                )));
+        let run = |g: &mut GpuZk, c| match device_bases {
+            Some(db) => {
+                Self::check_resident(db.len, bases.len())?;
+                g.msm_g1_resident(db, scalars, c)
             }
-            let r = self.pool.install(|| {
-                g.lock()
-                    .msm_g1_resident(db, scalars, self.config.msm.window_bits)
-            });
-            match r {
-                Ok(p) => {
-                    bump(&self.stats.gpu_msm);
-                    return Ok(p);
-                }
-                Err(e) if e.is_device_fault() => self.fallback("G1 MSM", &e),
-                Err(e) => return Err(e),
-            }
-        }
-        bump(&self.stats.cpu_msm);
-        self.pool.install(|| cpu::msm_g1(bases, scalars))
+            None => Err(GpuError::InvalidInput("no resident bases".into())),
+        };
+        self.route_msm(
+            "G1 MSM",
+            (bases.len(), scalars.len()),
+            device_bases.map(|_| &run as &(dyn Fn(&mut GpuZk, Option<u32>) -> Result<_> + Sync)),
+            &|| cpu::msm_g1(bases, scalars),
+        )
     }
 
     /// `sum scalars[i] * bases[i]` over G2, on the device under the same rules as
     /// [`ZkExecutor::msm_g1`] (at least `msm.min_gpu_len` points; a device failure is
     /// counted and the call redone on the CPU), else arkworks on this executor's pool.
     pub fn msm_g2(&self, bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
-        if bases.len() != scalars.len() {
-            return cpu::msm_g2(bases, scalars);
-        }
-        if scalars.is_empty() {
-            return Ok(G2Projective::default());
-        }
-        if let Some(g) = &self.gpu {
-            if scalars.len() >= self.config.msm.min_gpu_len.max(1) {
-                let r = self
-                    .pool
-                    .install(|| g.lock().msm_g2(bases, scalars, self.config.msm.window_bits));
-                match r {
-                    Ok(p) => {
-                        bump(&self.stats.gpu_msm);
-                        return Ok(p);
-                    }
-                    Err(e) if e.is_device_fault() => self.fallback("G2 MSM", &e),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        bump(&self.stats.cpu_msm);
-        self.pool.install(|| cpu::msm_g2(bases, scalars))
+        self.route_msm(
+            "G2 MSM",
+            (bases.len(), scalars.len()),
+            Some(&|g: &mut GpuZk, c| g.msm_g2(bases, scalars, c)),
+            &|| cpu::msm_g2(bases, scalars),
+        )
     }
 
     /// Copies G2 bases to the device once, for many [`ZkExecutor::msm_g2_resident`] calls.
@@ -392,36 +390,19 @@ impl ZkExecutor {
         device_bases: Option<&DeviceG2Bases>,
         scalars: &[Fr],
     ) -> Result<G2Projective> {
-        if bases.len() != scalars.len() {
-            return cpu::msm_g2(bases, scalars);
-        }
-        if scalars.is_empty() {
-            return Ok(G2Projective::default());
-        }
-        let big_enough = scalars.len() >= self.config.msm.min_gpu_len;
-        if let (Some(g), Some(db), true) = (&self.gpu, device_bases, big_enough) {
-            if db.len != bases.len() {
-                return Err(GpuError::InvalidInput(format!(
-                    "device bases hold {} points, host bases {}",
-                    db.len,
-                    bases.len()
-                )));
+        let run = |g: &mut GpuZk, c| match device_bases {
+            Some(db) => {
+                Self::check_resident(db.len, bases.len())?;
+                g.msm_g2_resident(db, scalars, c)
             }
-            let r = self.pool.install(|| {
-                g.lock()
-                    .msm_g2_resident(db, scalars, self.config.msm.window_bits)
-            });
-            match r {
-                Ok(p) => {
-                    bump(&self.stats.gpu_msm);
-                    return Ok(p);
-                }
-                Err(e) if e.is_device_fault() => self.fallback("G2 MSM", &e),
-                Err(e) => return Err(e),
-            }
-        }
-        bump(&self.stats.cpu_msm);
-        self.pool.install(|| cpu::msm_g2(bases, scalars))
+            None => Err(GpuError::InvalidInput("no resident bases".into())),
+        };
+        self.route_msm(
+            "G2 MSM",
+            (bases.len(), scalars.len()),
+            device_bases.map(|_| &run as &(dyn Fn(&mut GpuZk, Option<u32>) -> Result<_> + Sync)),
+            &|| cpu::msm_g2(bases, scalars),
+        )
     }
 
     /// In-place NTT of `values` (length a power of two, at most 2^28), over the subgroup of
