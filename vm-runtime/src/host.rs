@@ -476,38 +476,16 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
         "sha256",
-        |mut c: Caller<'_, HostState>, ptr: i32, len: i32, out: i32| -> HostResult<()> {
-            let g = gas(&c);
-            let len = len_arg(len, c.data().cfg.memory_limit_bytes, "hash input")?;
-            charge(
-                &mut c,
-                g.host_call + g.hash + g.hash_per_word * per_word(len),
-            )?;
-            let mem = memory(&c)?;
-            let digest = {
-                let data = mem.data(&c);
-                sha2::Sha256::digest(&data[range(ptr, len, data.len())?])
-            };
-            write_mem(&mut c, out, &digest)
+        |c: Caller<'_, HostState>, ptr: i32, len: i32, out: i32| {
+            hash_call::<sha2::Sha256>(c, ptr, len, out)
         },
     )?;
 
     linker.func_wrap(
         m,
         "keccak256",
-        |mut c: Caller<'_, HostState>, ptr: i32, len: i32, out: i32| -> HostResult<()> {
-            let g = gas(&c);
-            let len = len_arg(len, c.data().cfg.memory_limit_bytes, "hash input")?;
-            charge(
-                &mut c,
-                g.host_call + g.hash + g.hash_per_word * per_word(len),
-            )?;
-            let mem = memory(&c)?;
-            let digest = {
-                let data = mem.data(&c);
-                sha3::Keccak256::digest(&data[range(ptr, len, data.len())?])
-            };
-            write_mem(&mut c, out, &digest)
+        |c: Caller<'_, HostState>, ptr: i32, len: i32, out: i32| {
+            hash_call::<sha3::Keccak256>(c, ptr, len, out)
         },
     )?;
 
@@ -557,4 +535,26 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
 
     Ok(())
+}
+
+/// The `sha256` / `keccak256` host calls: charge per word, hash `len` bytes at `ptr`, write
+/// the 32-byte digest at `out`.
+fn hash_call<D: Digest>(
+    mut c: Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+    out: i32,
+) -> HostResult<()> {
+    let g = gas(&c);
+    let len = len_arg(len, c.data().cfg.memory_limit_bytes, "hash input")?;
+    charge(
+        &mut c,
+        g.host_call + g.hash + g.hash_per_word * per_word(len),
+    )?;
+    let mem = memory(&c)?;
+    let digest = {
+        let data = mem.data(&c);
+        D::digest(&data[range(ptr, len, data.len())?])
+    };
+    write_mem(&mut c, out, &digest)
 }
