@@ -206,33 +206,46 @@ impl ProvingService {
         Ok(w)
     }
 
+    /// Proves one instance (or finds it in the cache). A fresh proof comes back with the
+    /// key to cache it under; the caller inserts it, so a batch proved in parallel fills the
+    /// LRU cache in input order.
     fn prove_one<C: ConstraintSynthesizer<Fr>>(
         &self,
         id: &str,
         entry: &CircuitEntry,
         circuit: C,
-    ) -> Result<ProofOutput> {
+    ) -> Result<(ProofOutput, Option<ProofCacheKey>)> {
         let w = Self::synthesize_with_shared_matrices(entry, circuit)?;
         let key = ProofCacheKey::of(id, &w);
         if let Some(proof) = self.cache.lock().get(&key) {
             self.stats.lock().cache_hits += 1;
-            return Ok(ProofOutput {
+            let out = ProofOutput {
                 proof,
                 public_inputs: w.public_inputs().to_vec(),
                 cached: true,
-            });
+            };
+            return Ok((out, None));
         }
         let mut rng = rand::thread_rng();
         let r = Fr::rand(&mut rng);
         let s = Fr::rand(&mut rng);
         let proof = create_proof(self.backend.as_ref(), &entry.pk, r, s, &w)?;
-        self.cache.lock().put(key, proof.clone());
         self.stats.lock().proofs += 1;
-        Ok(ProofOutput {
+        let out = ProofOutput {
             proof,
             public_inputs: w.public_inputs().to_vec(),
             cached: false,
-        })
+        };
+        Ok((out, Some(key)))
+    }
+
+    /// Caches a fresh proof and hands the output on.
+    fn cache_fresh(&self, r: Result<(ProofOutput, Option<ProofCacheKey>)>) -> Result<ProofOutput> {
+        let (out, key) = r?;
+        if let Some(key) = key {
+            self.cache.lock().put(key, out.proof.clone());
+        }
+        Ok(out)
     }
 
     /// Proves one circuit instance of the registered circuit `id`.
@@ -242,7 +255,8 @@ impl ProvingService {
         circuit: C,
     ) -> Result<ProofOutput> {
         let entry = self.entry(id)?;
-        self.pool.install(|| self.prove_one(id, &entry, circuit))
+        let r = self.pool.install(|| self.prove_one(id, &entry, circuit));
+        self.cache_fresh(r)
     }
 
     /// Proves many instances of one registered circuit: one set-up, constraint matrices
@@ -259,16 +273,17 @@ impl ProvingService {
         // The first instance builds the shared matrices (if not yet built).
         if entry.matrices.lock().is_none() {
             if let Some(first) = circuits.next() {
-                out.push(self.pool.install(|| self.prove_one(id, &entry, first)));
+                let r = self.pool.install(|| self.prove_one(id, &entry, first));
+                out.push(self.cache_fresh(r));
             }
         }
         let rest: Vec<C> = circuits.collect();
-        let proved: Vec<Result<ProofOutput>> = self.pool.install(|| {
+        let proved: Vec<_> = self.pool.install(|| {
             rest.into_par_iter()
                 .map(|c| self.prove_one(id, &entry, c))
                 .collect()
         });
-        out.extend(proved);
+        out.extend(proved.into_iter().map(|r| self.cache_fresh(r)));
         Ok(out)
     }
 }
