@@ -7,13 +7,20 @@
 //!    `Rejected` (nothing written).
 //! 2. The payload's public inputs are decoded (length and canonical field elements checked;
 //!    the proof itself was decoded with every check and verified by the pipeline, which
-//!    rejects a block with any bad proof) and [`zk_privacy::pool::PrivacyPool::apply_transfer`]
-//!    runs over the MVCC view (sub-keys under `StateKey::privacy`): the root must be recent,
-//!    the nullifiers unspent. A failed rule is `Rejected` with its reason and writes nothing,
-//!    so a double spend, in one block or across blocks, fails deterministically (block order
-//!    decides which one wins).
-//! 3. Accepted: the pool's writes plus the sender's nonce + 1. The public fee is burned
+//!    rejects a block with any bad proof) and [`zk_privacy::pool::PrivacyPool::spend`]
+//!    runs over the MVCC view (sub-keys under `StateKey::privacy`): the root must be one of
+//!    the recent *block* roots, the nullifiers unspent. A failed rule is `Rejected` with its
+//!    reason and writes nothing, so a double spend, in one block or across blocks, fails
+//!    deterministically (block order decides which one wins).
+//! 3. Accepted: the nullifiers plus the sender's nonce + 1. The public fee is burned
 //!    from the shielded pool (no native balance changes); gas used is [`PRIVACY_GAS`].
+//! 4. After the whole block executed, [`NodeExecutor::finalize_block`] appends the output
+//!    commitments of the accepted transfers, in block order, to the note tree in one batch
+//!    and records one new root for the block. Transfers of a block therefore share no
+//!    state but nullifiers (Block-STM runs them in parallel), and the tree update costs
+//!    about two Poseidon hashes per commitment, hashed level by level in parallel. A block
+//!    whose accepted transfers do not fit in the tree is invalid (rejected, nothing
+//!    committed); the dev workload never builds one.
 
 use std::sync::Arc;
 
@@ -21,9 +28,10 @@ use vm_runtime::executor::VmExecutor;
 use vm_runtime::tx::{Transaction, TxKind};
 use vm_runtime::vm::Vm;
 use vm_state::{
-    BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor, TxStatus,
+    BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView, TxExecutor,
+    TxStatus, WriteSet,
 };
-use zk_privacy::pool::{PrivacyPool, PrivacyState};
+use zk_privacy::pool::{AppendedNotes, PrivacyPool, PrivacyState};
 
 /// Gas recorded for an accepted privacy transaction.
 pub const PRIVACY_GAS: u64 = 50_000;
@@ -54,6 +62,49 @@ impl NodeExecutor {
     pub fn privacy_pool(&self) -> &PrivacyPool {
         &self.pool
     }
+
+    /// The end-of-block step (rule 4 above): appends the output commitments of the
+    /// block's accepted privacy transfers (`receipts[i].status == Success`) to the note tree
+    /// over `base` (committed state before the block; no transaction writes the tree) and
+    /// adds the tree's writes to `write_set`. `Ok(None)`: no accepted privacy transfer.
+    /// An error makes the block invalid.
+    pub fn finalize_block(
+        &self,
+        txs: &[Transaction],
+        receipts: &[Receipt],
+        base: &dyn StateReader,
+        write_set: &mut WriteSet,
+    ) -> Result<Option<AppendedNotes>, String> {
+        let mut commitments = Vec::new();
+        for (i, (tx, r)) in txs.iter().zip(receipts).enumerate() {
+            if let (TxKind::Privacy(payload), TxStatus::Success) = (&tx.kind, &r.status) {
+                let public = zk_privacy::PrivacyTransfer::decode_public(payload)
+                    .map_err(|e| format!("transaction {i}: accepted but undecodable: {e}"))?;
+                commitments.extend_from_slice(&public.commitments);
+            }
+        }
+        if commitments.is_empty() {
+            return Ok(None);
+        }
+        let mut state = PoolView {
+            source: Source::Base(base),
+            writes: Vec::new(),
+        };
+        let appended = self
+            .pool
+            .append_commitments(&mut state, &commitments)
+            .map_err(|e| format!("reading the note tree: {e}"))?
+            .map_err(|r| {
+                format!(
+                    "the block's {} accepted privacy transfers: {r}",
+                    commitments.len() / 2
+                )
+            })?;
+        for (k, v) in state.writes {
+            write_set.insert(StateKey::privacy(&k), v.map(StateValue::from));
+        }
+        Ok(appended)
+    }
 }
 
 fn rejected(msg: String) -> Receipt {
@@ -66,10 +117,19 @@ fn rejected(msg: String) -> Receipt {
     }
 }
 
-/// The privacy sub-keyspace of an MVCC view, with the transaction's own writes buffered so
-/// nothing reaches the view unless the transfer is accepted.
+/// Where [`PoolView`] reads from.
+enum Source<'a> {
+    /// A transaction's MVCC view (execution).
+    View(&'a mut dyn StateView),
+    /// Committed state before the block (the end-of-block note append).
+    Base(&'a dyn StateReader),
+}
+
+/// The privacy sub-keyspace of a view or of committed state, with writes buffered
+/// (read-your-writes) so nothing reaches the view or the write set unless the caller
+/// applies them.
 struct PoolView<'a> {
-    view: &'a mut dyn StateView,
+    source: Source<'a>,
     writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -79,10 +139,14 @@ impl PrivacyState for PoolView<'_> {
         if let Some((_, v)) = self.writes.iter().rev().find(|(k, _)| k == sub_key) {
             return Ok(v.clone());
         }
-        Ok(self
-            .view
-            .read(&StateKey::privacy(sub_key))?
-            .map(|v| v.to_vec()))
+        let key = StateKey::privacy(sub_key);
+        let value = match &mut self.source {
+            Source::View(view) => view.read(&key)?,
+            Source::Base(base) => base
+                .get(&key)
+                .map_err(|e| ReadError::Storage(e.to_string()))?,
+        };
+        Ok(value.map(|v| v.to_vec()))
     }
     fn write(&mut self, sub_key: Vec<u8>, value: Option<Vec<u8>>) {
         self.writes.push((sub_key, value));
@@ -134,13 +198,16 @@ impl TxExecutor for NodeExecutor {
             Err(e) => return Ok(rejected(format!("malformed privacy payload: {e}"))),
         };
         let mut pv = PoolView {
-            view,
+            source: Source::View(view),
             writes: Vec::new(),
         };
-        match self.pool.apply_transfer(&mut pv, &public)? {
+        match self.pool.spend(&mut pv, &public)? {
             Err(rejection) => Ok(rejected(rejection.to_string())),
-            Ok(_applied) => {
-                let PoolView { view, writes } = pv;
+            Ok(()) => {
+                let PoolView { source, writes } = pv;
+                let Source::View(view) = source else {
+                    return Err(ReadError::Storage("privacy view lost its source".into()));
+                };
                 for (k, v) in writes {
                     view.write(StateKey::privacy(&k), v.map(StateValue::from));
                 }

@@ -393,18 +393,15 @@ fn generate(cfg: NodeConfig, out: &Path, blocks: u64, txs: Option<usize>) -> Res
     let mut w = BlockFileWriter::new(BufWriter::new(f), &genesis)?;
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(cfg.dev.seed);
-    // Privacy transfers reference the empty tree's root, recent for the first
-    // PRIVACY_RECENT_ROOTS transfers.
+    // Privacy transfers reference the empty tree's root, recent until
+    // PRIVACY_RECENT_ROOTS blocks have appended notes (one root per block).
     let empty_root = zk_privacy::tree::empty_root(cfg.privacy.tree_depth);
-    let mut privacy_total = 0usize;
     for i in 0..blocks {
         if let Some(p) = &prover {
-            for _ in 0..per_block {
-                if privacy_total >= node_core::pipeline::PRIVACY_RECENT_ROOTS {
-                    break;
+            if i + 1 < node_core::pipeline::PRIVACY_RECENT_ROOTS as u64 {
+                for _ in 0..per_block {
+                    workload.push_privacy(p.make_payload(empty_root, &mut rng)?);
                 }
-                workload.push_privacy(p.make_payload(empty_root, &mut rng)?);
-                privacy_total += 1;
             }
         }
         let b = workload.next_block(n, 1_700_000_000 + i);

@@ -8,7 +8,8 @@
 //! 3. **signatures**: every Ed25519 signature, in one routed batch;
 //! 4. **proofs**: every privacy proof, in one routed batch (random linear combination);
 //! 5. **execute**: Block-STM over a snapshot of committed state (`vm_state`), through
-//!    [`NodeExecutor`] (WASM VM + privacy-pool rules);
+//!    [`NodeExecutor`] (WASM VM + privacy-pool rules), then the block's note commitments
+//!    appended to the privacy tree in one batch ([`NodeExecutor::finalize_block`]);
 //! 6. **state root + commit**: the write set (plus the head record) is committed in one
 //!    atomic step; leaf hashes and the Merkle root go through [`RoutedHasher`] (routed);
 //! 7. **metrics**.
@@ -762,6 +763,18 @@ impl Node {
             }
         }
         let mut ws = out.write_set;
+        let tn = Instant::now();
+        let appended = self.pool.install(|| {
+            self.exec
+                .finalize_block(&v.txs, &out.receipts, base, &mut ws)
+                .map_err(|reason| Self::reject(height, reason))
+        })?;
+        stages.push(StageTime {
+            stage: "notes",
+            ms: tn.elapsed().as_secs_f64() * 1e3,
+            route: if appended.is_some() { "cpu" } else { "-" }.into(),
+        });
+        let exec_ns = t.elapsed().as_nanos() as u64;
         ws.insert(head_key(), Some(head_value(height, &v.hash)));
         Ok(ExecutedBlock {
             height,

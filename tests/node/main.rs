@@ -154,6 +154,8 @@ fn reference_root_depth(genesis: &Genesis, blocks: &[Block], depth: usize) -> St
         let out =
             vm_state::execute_block_sequential(&exec, &txs, &env, snap.as_ref()).expect("execute");
         let mut ws = out.write_set;
+        exec.finalize_block(&txs, &out.receipts, snap.as_ref(), &mut ws)
+            .expect("note tree");
         let mut head = b.header.height.to_le_bytes().to_vec();
         head.extend_from_slice(&b.header.hash());
         ws.insert(head_key(), Some(StateValue::from(head)));

@@ -11,15 +11,22 @@
 //! | `"rootseq" ‖ root (32 B)` | `seq: u64 LE`, the latest sequence number of that root |
 //! | `"nf" ‖ nullifier (32 B)` | `[1]`: the nullifier has been spent |
 //!
-//! Roots get sequence numbers 0 (the empty tree), 1, 2, ... as transfers append
-//! commitments. A root is *recent* while its sequence number is among the last
-//! `recent_roots` (K) ones; older root entries are deleted as new ones arrive.
+//! Roots get sequence numbers 0 (the empty tree), 1, 2, ... as commitments are appended.
+//! A root is *recent* while its sequence number is among the last `recent_roots` (K) ones;
+//! older root entries are deleted as new ones arrive.
 //!
-//! [`PrivacyPool::apply_transfer`] reads everything it needs first, checks, and only then
-//! writes, so a rejected transfer writes nothing and a view that does not show a
-//! transaction its own writes (MVCC) is fine. Two transfers spending the same note, in one
-//! block or in two, reveal the same nullifier: the later one (in block order) is rejected
-//! with [`Rejection::NullifierSpent`].
+//! A transfer has two halves:
+//! - [`PrivacyPool::spend`] checks the root and the nullifiers and records the nullifiers.
+//!   It reads everything first and only then writes, so a rejected transfer writes nothing
+//!   and a view that does not show a transaction its own writes (MVCC) is fine. Two
+//!   transfers spending the same note, in one block or in two, reveal the same nullifier:
+//!   the later one (in block order) is rejected with [`Rejection::NullifierSpent`].
+//! - [`PrivacyPool::append_commitments`] appends output commitments and records one new
+//!   root. The node calls it once per block, after execution, with the commitments of the
+//!   block's accepted transfers in block order, so transfers of one block never wait on
+//!   each other's tree updates (roots are per block, as Zcash anchors are).
+//!
+//! [`PrivacyPool::apply_transfer`] does both for one transfer (tools and tests).
 
 use ark_bn254::Fr;
 
@@ -218,16 +225,16 @@ impl PrivacyPool {
         Ok(state.read(&nullifier_key(nf))?.is_some())
     }
 
-    /// Checks a transfer against the state and, if it passes, records its nullifiers,
-    /// appends its commitments and records the new root. The proof must have been
-    /// verified before. The outer `Result` carries the view's read errors; the inner one
-    /// the rule outcome.
-    pub fn apply_transfer<S: PrivacyState>(
+    /// Checks a transfer's spend against the state (distinct nullifiers, a recent root,
+    /// unspent nullifiers) and, if it passes, records its nullifiers. It reads no tree
+    /// frontier and writes no root, so transfers of one block do not depend on each other
+    /// unless they reveal the same nullifier: the node appends the block's commitments
+    /// afterwards, in one [`PrivacyPool::append_commitments`]. A rejection writes nothing.
+    pub fn spend<S: PrivacyState>(
         &self,
         state: &mut S,
         public: &TransferPublicInputs,
-    ) -> std::result::Result<std::result::Result<AppliedTransfer, Rejection>, S::Error> {
-        // ---- reads and checks (no writes) ----
+    ) -> std::result::Result<std::result::Result<(), Rejection>, S::Error> {
         if public.nullifiers[0] == public.nullifiers[1] {
             return Ok(Err(Rejection::DuplicateNullifier));
         }
@@ -241,11 +248,31 @@ impl PrivacyPool {
                 return Ok(Err(Rejection::NullifierSpent(hex::encode(encode_fr(nf)))));
             }
         }
+        for nf in &public.nullifiers {
+            state.write(nullifier_key(nf), Some(vec![1]));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Appends `commitments` to the tree in order (positions `count..count + n`) and
+    /// records the new root with the next sequence number (deleting the root that leaves
+    /// the window of recent roots): one root per call, however many commitments. Hashing
+    /// takes about `2n + depth` Poseidon calls, level by level in parallel
+    /// ([`Frontier::append_batch`]). `Ok(Ok(None))` for no commitments (nothing written);
+    /// [`Rejection::TreeFull`] when they do not all fit (nothing written).
+    pub fn append_commitments<S: PrivacyState>(
+        &self,
+        state: &mut S,
+        commitments: &[Fr],
+    ) -> std::result::Result<std::result::Result<Option<AppendedNotes>, Rejection>, S::Error> {
+        if commitments.is_empty() {
+            return Ok(Ok(None));
+        }
         let (count, seq) = match self.read_meta(state)? {
             Ok(m) => m,
             Err(r) => return Ok(Err(r)),
         };
-        if count + 2 > 1u64 << self.depth.min(63) {
+        if u128::from(count) + commitments.len() as u128 > 1u128 << self.depth {
             return Ok(Err(Rejection::TreeFull(self.depth)));
         }
         let mut frontier = Frontier {
@@ -267,22 +294,12 @@ impl PrivacyPool {
             Some(s) if s > 0 => state.read(&root_key(s))?,
             _ => None,
         };
-
-        // ---- compute ----
         let before = frontier.filled.clone();
-        let mut new_root = Fr::from(0u64);
-        for cm in &public.commitments {
-            new_root = match frontier.append(*cm, &self.zeros) {
-                Ok(r) => r,
-                Err(_) => return Ok(Err(Rejection::TreeFull(self.depth))),
-            };
-        }
+        let new_root = match frontier.append_batch(commitments, &self.zeros) {
+            Ok(r) => r,
+            Err(_) => return Ok(Err(Rejection::TreeFull(self.depth))),
+        };
         let new_seq = seq + 1;
-
-        // ---- writes ----
-        for nf in &public.nullifiers {
-            state.write(nullifier_key(nf), Some(vec![1]));
-        }
         for (level, (old, new)) in before.iter().zip(&frontier.filled).enumerate() {
             if old != new {
                 state.write(frontier_key(level), Some(encode_fr(new).to_vec()));
@@ -306,11 +323,76 @@ impl PrivacyPool {
             root_seq_key(&new_root),
             Some(new_seq.to_le_bytes().to_vec()),
         );
-        Ok(Ok(AppliedTransfer {
-            positions: [count, count + 1],
+        Ok(Ok(Some(AppendedNotes {
+            first_position: count,
+            count: commitments.len() as u64,
             new_root,
             root_seq: new_seq,
+        })))
+    }
+
+    /// One transfer applied on its own: [`PrivacyPool::spend`], then its two commitments
+    /// appended with a root of their own (wallet tools and tests; the node spends during
+    /// execution and appends once per block). All reads happen before any write reaches
+    /// `state`, and a rejection writes nothing. The proof must have been verified before.
+    pub fn apply_transfer<S: PrivacyState>(
+        &self,
+        state: &mut S,
+        public: &TransferPublicInputs,
+    ) -> std::result::Result<std::result::Result<AppliedTransfer, Rejection>, S::Error> {
+        let mut buf = Buffered {
+            inner: state,
+            writes: Vec::new(),
+        };
+        if let Err(r) = self.spend(&mut buf, public)? {
+            return Ok(Err(r));
+        }
+        let appended = match self.append_commitments(&mut buf, &public.commitments)? {
+            Ok(Some(a)) => a,
+            Ok(None) => return Ok(Err(corrupt("a transfer without commitments"))),
+            Err(r) => return Ok(Err(r)),
+        };
+        let Buffered { inner, writes } = buf;
+        for (k, v) in writes {
+            inner.write(k, v);
+        }
+        Ok(Ok(AppliedTransfer {
+            positions: [appended.first_position, appended.first_position + 1],
+            new_root: appended.new_root,
+            root_seq: appended.root_seq,
         }))
+    }
+}
+
+/// What [`PrivacyPool::append_commitments`] changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendedNotes {
+    /// Position of the first commitment; the others follow in order.
+    pub first_position: u64,
+    /// Number of commitments appended.
+    pub count: u64,
+    /// The tree root after the append (now the most recent root).
+    pub new_root: Fr,
+    /// Its sequence number.
+    pub root_seq: u64,
+}
+
+/// A state with writes held back (read-your-writes) until the caller applies them.
+struct Buffered<'a, S> {
+    inner: &'a mut S,
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl<S: PrivacyState> PrivacyState for Buffered<'_, S> {
+    type Error = S::Error;
+    fn read(&mut self, sub_key: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
+        if let Some((_, v)) = self.writes.iter().rev().find(|(k, _)| k == sub_key) {
+            return Ok(v.clone());
+        }
+        self.inner.read(sub_key)
+    }
+    fn write(&mut self, sub_key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.writes.push((sub_key, value));
     }
 }
 
@@ -334,5 +416,85 @@ impl PrivacyState for MemoryPrivacyState {
                 self.map.remove(&sub_key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::NoteTree;
+
+    fn public(root: Fr, k: u64) -> TransferPublicInputs {
+        TransferPublicInputs {
+            root,
+            nullifiers: [Fr::from(10 * k + 1), Fr::from(10 * k + 2)],
+            commitments: [Fr::from(10 * k + 3), Fr::from(10 * k + 4)],
+            fee: 0,
+        }
+    }
+
+    /// A block of spends followed by one batch append gives the tree of the same commitments
+    /// appended one by one, one new root per block, and a block that overflows writes
+    /// nothing.
+    #[test]
+    fn spends_then_one_append_per_block() {
+        let depth = 4;
+        let pool = PrivacyPool::new(depth, 3).unwrap();
+        let mut state = MemoryPrivacyState::default();
+        let mut tree = NoteTree::new(depth).unwrap();
+        let mut k = 0u64;
+        let mut block_roots = vec![tree.root()];
+        for (block, transfers) in [3u64, 1, 2].into_iter().enumerate() {
+            let anchor = pool.current_root(&mut state).unwrap().unwrap();
+            assert_eq!(anchor, tree.root());
+            let mut cms = Vec::new();
+            for _ in 0..transfers {
+                let p = public(anchor, k);
+                pool.spend(&mut state, &p).unwrap().unwrap();
+                // The same nullifiers again in the block: spent.
+                assert!(matches!(
+                    pool.spend(&mut state, &p).unwrap(),
+                    Err(Rejection::NullifierSpent(_))
+                ));
+                cms.extend_from_slice(&p.commitments);
+                k += 1;
+            }
+            let before = tree.len();
+            for c in &cms {
+                tree.append(*c).unwrap();
+            }
+            let a = pool
+                .append_commitments(&mut state, &cms)
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(a.first_position, before);
+            assert_eq!(a.new_root, tree.root());
+            assert_eq!(a.root_seq, block as u64 + 1);
+            block_roots.push(tree.root());
+        }
+        // K = 3: the empty root (seq 0) has left the window, the last three are recent.
+        for (seq, r) in block_roots.iter().enumerate() {
+            let recent = pool.is_recent_root(&mut state, r).unwrap().unwrap();
+            assert_eq!(recent, seq >= 1, "root #{seq}");
+        }
+        assert_eq!(pool.leaf_count(&mut state).unwrap().unwrap(), 12);
+        // 12 of 16 leaves used: three more transfers do not fit; nothing is written.
+        let before = state.clone();
+        let cms: Vec<Fr> = (0..6).map(|i| Fr::from(500 + i)).collect();
+        assert_eq!(
+            pool.append_commitments(&mut state, &cms).unwrap(),
+            Err(Rejection::TreeFull(depth))
+        );
+        assert_eq!(state, before);
+        assert_eq!(pool.append_commitments(&mut state, &[]).unwrap(), Ok(None));
+        assert_eq!(state, before);
+        // apply_transfer (spend + append of its own) still works on top.
+        let p = public(tree.root(), 99);
+        let applied = pool.apply_transfer(&mut state, &p).unwrap().unwrap();
+        tree.append(p.commitments[0]).unwrap();
+        tree.append(p.commitments[1]).unwrap();
+        assert_eq!(applied.positions, [12, 13]);
+        assert_eq!(applied.new_root, tree.root());
     }
 }

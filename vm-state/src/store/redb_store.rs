@@ -1,8 +1,11 @@
 //! [`RedbStore`]: committed state in a redb 2 database file.
 //!
-//! Tables: `state` (key -> value), `leaves` (key -> 32-byte leaf hash of the entry) and
-//! `meta` (`height` -> u64 LE, `root` -> 32 bytes). A block is ONE redb write transaction
-//! holding its writes, its leaf-hash updates, the new height and the new root; redb commits it
+//! Tables (state format 2): `state` (key -> 32-byte leaf hash of the entry ‖ value) and
+//! `meta` (`format` -> `[2]`, `height` -> u64 LE, `root` -> 32 bytes). Keeping the leaf hash
+//! in front of the value makes a block's writes one B-tree insert per key (format 1 kept the
+//! hashes in a second table: twice the inserts, which dominated the commit). A block is ONE
+//! redb write transaction holding its writes with their leaf hashes, the new height and the
+//! new root; redb commits it
 //! atomically and durably (copy-on-write B-trees, fsync'd commit slot), so a process killed at
 //! any point reopens at the last committed block with nothing half-written. Reopening the file
 //! is the restart path.
@@ -23,10 +26,23 @@ use crate::root::{Hash32, StateHasher};
 use crate::types::{StateKey, StateValue};
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
-const LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leaves");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_FORMAT: &str = "format";
 const META_HEIGHT: &str = "height";
 const META_ROOT: &str = "root";
+/// The on-disk layout this code reads and writes.
+const FORMAT: u8 = 2;
+
+/// Splits a stored `leaf hash ‖ value`.
+fn split_entry(stored: &[u8]) -> Result<(&[u8], &[u8])> {
+    if stored.len() < 32 {
+        return Err(VmStateError::Corrupt(format!(
+            "state entry of {} bytes has no leaf hash",
+            stored.len()
+        )));
+    }
+    Ok(stored.split_at(32))
+}
 
 /// [`StateStore`] on an embedded redb database.
 pub struct RedbStore {
@@ -85,8 +101,22 @@ impl RedbStore {
         let wtx = db.begin_write()?;
         {
             wtx.open_table(STATE)?;
-            wtx.open_table(LEAVES)?;
-            wtx.open_table(META)?;
+            let mut meta = wtx.open_table(META)?;
+            let format = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
+            match format.as_deref() {
+                Some([FORMAT]) => {}
+                None if meta.get(META_HEIGHT)?.is_none() => {
+                    meta.insert(META_FORMAT, &[FORMAT][..])?;
+                }
+                other => {
+                    return Err(VmStateError::Database(format!(
+                        "{} holds state format {} (this build reads format {FORMAT}); \
+                         re-import the chain into a new data directory",
+                        path.display(),
+                        other.map_or("1".to_string(), |f| format!("{f:?}"))
+                    )))
+                }
+            }
         }
         wtx.commit()?;
         Ok(Self { db, path })
@@ -130,23 +160,24 @@ impl RedbStore {
             check_height(read_latest(&meta)?, height)?;
             let updates = leaf_updates(write_set, hasher)?;
             let mut state = wtx.open_table(STATE)?;
-            let mut leaves = wtx.open_table(LEAVES)?;
+            let mut entry = Vec::new();
             for ((key, value), (_, leaf)) in write_set.iter().zip(&updates) {
                 match (value, leaf) {
                     (Some(v), Some(h)) => {
-                        state.insert(key.as_bytes(), &v[..])?;
-                        leaves.insert(key.as_bytes(), &h[..])?;
+                        entry.clear();
+                        entry.extend_from_slice(h);
+                        entry.extend_from_slice(v);
+                        state.insert(key.as_bytes(), &entry[..])?;
                     }
                     _ => {
                         state.remove(key.as_bytes())?;
-                        leaves.remove(key.as_bytes())?;
                     }
                 }
             }
-            let mut all = Vec::with_capacity(leaves.len().map(|n| n as usize).unwrap_or(0));
-            for item in leaves.iter()? {
-                let (_, h) = item?;
-                all.push(to_hash(h.value(), "leaf hash")?);
+            let mut all = Vec::with_capacity(state.len().map(|n| n as usize).unwrap_or(0));
+            for item in state.iter()? {
+                let (_, v) = item?;
+                all.push(to_hash(split_entry(v.value())?.0, "leaf hash")?);
             }
             let info = CommitInfo {
                 height,
@@ -202,11 +233,14 @@ impl StateStore for RedbStore {
 
     fn preview_root(&self, write_set: &WriteSet, hasher: &dyn StateHasher) -> Result<Hash32> {
         let rtx = self.db.begin_read()?;
-        let leaves = rtx.open_table(LEAVES)?;
+        let state = rtx.open_table(STATE)?;
         let updates = leaf_updates(write_set, hasher)?;
-        let existing = leaves.iter()?.map(|item| {
-            let (k, h) = item?;
-            Ok((k.value().to_vec(), to_hash(h.value(), "leaf hash")?))
+        let existing = state.iter()?.map(|item| {
+            let (k, v) = item?;
+            Ok((
+                k.value().to_vec(),
+                to_hash(split_entry(v.value())?.0, "leaf hash")?,
+            ))
         });
         let all = merge_leaves(existing, &updates)?;
         Ok(hasher.merkle_root(&all))
@@ -233,7 +267,10 @@ impl StateStore for RedbStore {
             if !k.value().starts_with(prefix) {
                 break;
             }
-            out.push((StateKey(k.value().to_vec()), Arc::from(v.value())));
+            out.push((
+                StateKey(k.value().to_vec()),
+                Arc::from(split_entry(v.value())?.1),
+            ));
         }
         Ok(out)
     }
@@ -246,9 +283,9 @@ pub struct RedbSnapshot {
 
 impl StateReader for RedbSnapshot {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>> {
-        Ok(self
-            .table
-            .get(key.as_bytes())?
-            .map(|v| Arc::from(v.value())))
+        match self.table.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(Arc::from(split_entry(v.value())?.1))),
+        }
     }
 }

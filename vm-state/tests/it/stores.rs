@@ -171,3 +171,27 @@ fn pooled_hasher_gives_the_same_roots() {
         b.commit_block(0, &ws, &plain).expect("b")
     );
 }
+
+/// A data directory written by another state format (format 1: no `format` entry, a
+/// height) is refused with an error naming the format, and left as it was.
+#[test]
+fn redb_refuses_another_state_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.redb");
+    {
+        let db = redb::Database::create(&path).expect("create");
+        let wtx = db.begin_write().expect("write");
+        {
+            let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            let mut t = wtx.open_table(meta).expect("meta");
+            t.insert("height", &7u64.to_le_bytes()[..]).expect("insert");
+        }
+        wtx.commit().expect("commit");
+    }
+    let err = RedbStore::open(&path).expect_err("format 1 must be refused");
+    assert!(err.to_string().contains("state format 1"), "{err}");
+    // A fresh directory opens, and opens again.
+    let fresh = dir.path().join("fresh.redb");
+    drop(RedbStore::open(&fresh).expect("open"));
+    RedbStore::open(&fresh).expect("reopen");
+}
