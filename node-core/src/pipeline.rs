@@ -19,14 +19,13 @@
 //! while block N executes and commits. A block that fails 1-4 is rejected with the reason
 //! and changes nothing; blocks before it stay committed.
 //!
-//! Committing block N while N+1 executes would be safe (N+1 reading a snapshot with N's
-//! write set on top, commits kept in order and atomic, so a crash never leaves a block
-//! without its parent), and was tried, but measured slower: the state-root hashing then
-//! shares the thread pool with Block-STM and stalls it (16-core H200 host: execute 670-780
-//! ms and state root 270-350 ms per 10k-tx block overlapped; 2-core dev machine, `supervm
-//! bench node --blocks 2 --txs 4000`, back to back: 8.5k and 7.6k tx/s in line against
-//! 5.2k and 4.5k overlapped, a second pair under outside load inconclusive). It needs the
-//! hashing off the execution pool first (a pool of its own, or the GPU route).
+//! Block N-1 commits on a third thread while block N executes: N reads a snapshot of
+//! committed state with N-1's write set laid on top ([`Overlay`]); at most one commit is in
+//! flight and commits stay in order, each atomic, so a crash never leaves a block without
+//! its parent. The committing thread does its CPU hashing itself
+//! ([`RoutedHasher::inline_cpu`]): an earlier version hashed on the shared pool, where
+//! Block-STM's workers hold every thread until the block ends, and measured slower than no
+//! overlap at all.
 //!
 //! Within a stage, the per-transaction work runs on the node's thread pool: decoding,
 //! signing hashes, transaction ids (routed hashing), signature and proof batches (proof
@@ -57,7 +56,7 @@ use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
 use crate::exec::NodeExecutor;
 use crate::metrics as m;
-use crate::scheduler::{HybridScheduler, ProofItem, Route, SigItem};
+use crate::scheduler::{HybridScheduler, Kernel, ProofItem, Route, SigItem};
 
 /// Recent roots the node's privacy pool accepts (a chain parameter).
 pub const PRIVACY_RECENT_ROOTS: usize = 4096;
@@ -89,6 +88,9 @@ pub struct RoutedHasher {
     sched: Arc<HybridScheduler>,
     /// Builds the leaf messages in parallel (`None`: on the calling thread).
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// Work the scheduler would route to the CPU runs on the calling thread instead of the
+    /// CPU pool (the commit thread: Block-STM holds the pool while the next block executes).
+    inline_cpu: bool,
     nanos: AtomicU64,
     routes: Mutex<Vec<Route>>,
 }
@@ -98,6 +100,7 @@ impl RoutedHasher {
         Self {
             sched,
             pool: None,
+            inline_cpu: false,
             nanos: AtomicU64::new(0),
             routes: Mutex::new(Vec::new()),
         }
@@ -106,6 +109,21 @@ impl RoutedHasher {
     pub fn with_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
         self.pool = Some(pool);
         self
+    }
+    /// CPU-routed hashing on the calling thread (see the field).
+    pub fn inline_cpu(mut self) -> Self {
+        self.inline_cpu = true;
+        self
+    }
+    /// Whether this batch runs on the calling thread.
+    fn runs_inline(&self, kernel: Kernel, n: usize) -> bool {
+        self.inline_cpu && !self.sched.prefers_gpu(kernel, n)
+    }
+    fn finish_inline(&self, kernel: Kernel, n: usize, t: Instant) {
+        let ns = t.elapsed().as_nanos() as u64;
+        self.sched.count_inline(kernel, n, ns);
+        self.routes.lock().push(Route::Cpu);
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
     }
     /// Time spent hashing and the routes taken since the last call.
     pub fn take(&self) -> (u64, Vec<Route>) {
@@ -119,6 +137,14 @@ impl RoutedHasher {
 impl StateHasher for RoutedHasher {
     fn leaf_hashes(&self, entries: &[(&[u8], &[u8])]) -> Vec<Hash32> {
         let t = Instant::now();
+        if self.runs_inline(Kernel::Hash, entries.len()) {
+            let out = entries
+                .iter()
+                .map(|(k, v)| vm_state::root::leaf_hash(k, v))
+                .collect();
+            self.finish_inline(Kernel::Hash, entries.len(), t);
+            return out;
+        }
         let msg = |(k, v): &(&[u8], &[u8])| {
             let mut m = Vec::with_capacity(4 + k.len() + v.len());
             m.extend_from_slice(&u32::try_from(k.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -153,6 +179,11 @@ impl StateHasher for RoutedHasher {
 
     fn merkle_root(&self, leaves: &[Hash32]) -> Hash32 {
         let t = Instant::now();
+        if self.runs_inline(Kernel::Merkle, leaves.len()) {
+            let out = vm_state::root::merkle_root(leaves);
+            self.finish_inline(Kernel::Merkle, leaves.len(), t);
+            return out;
+        }
         let out = match self.sched.merkle_root(leaves) {
             Ok((r, rep)) => {
                 self.routes.lock().push(rep.route);
@@ -417,6 +448,8 @@ pub struct Node {
     executor: ParallelExecutor,
     exec: NodeExecutor,
     hasher: RoutedHasher,
+    /// The hasher of commits that overlap the next block's execution ([`Node::import`]).
+    commit_hasher: RoutedHasher,
     pool: Arc<rayon::ThreadPool>,
     privacy: Arc<OnceLock<PrivacyKeys>>,
 }
@@ -445,6 +478,7 @@ impl Node {
         let threads = pool.current_num_threads();
         Ok(Self {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
+            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(),
             executor: ParallelExecutor::with_pool(pool.clone(), threads),
             exec: NodeExecutor::new(vm, ppool),
             cfg,
@@ -796,6 +830,10 @@ impl Node {
     /// Stages 6-7: state root and one atomic commit of an executed block (which must
     /// follow the head), then metrics.
     pub fn commit(&self, e: ExecutedBlock) -> Result<BlockReport> {
+        self.commit_with(e, &self.hasher)
+    }
+
+    fn commit_with(&self, e: ExecutedBlock, hasher: &RoutedHasher) -> Result<BlockReport> {
         let height = e.height;
         let ws = &*e.write_set;
         let committed_bytes: u64 = ws
@@ -803,13 +841,13 @@ impl Node {
             .map(|(k, v)| (k.0.len() + v.as_ref().map_or(0, |v| v.len())) as u64)
             .sum();
         let t = Instant::now();
-        self.hasher.take();
+        hasher.take();
         let info = self
             .store
-            .commit_block(height, ws, &self.hasher)
+            .commit_block(height, ws, hasher)
             .map_err(Self::store_err)?;
         let commit_ns = t.elapsed().as_nanos() as u64;
-        let (root_ns, routes) = self.hasher.take();
+        let (root_ns, routes) = hasher.take();
         let mut stages = e.stages;
         stages.push(StageTime {
             stage: "stateroot",
@@ -877,10 +915,17 @@ impl Node {
         self.execute_commit(v)
     }
 
-    /// Imports a stream of blocks, verifying block N+1 on a second thread while block N
-    /// executes and commits. Stops at the end of the stream, at the first bad block (its
-    /// error is returned after every block before it is committed), or when `stop` is set.
-    /// `on_block` sees each committed block's report. Returns the number committed.
+    /// Imports a stream of blocks as a three-stage pipeline: block N+1 is verified on one
+    /// thread and block N-1 commits on another while block N executes. Stops at the end of
+    /// the stream, at the first bad block (its error is returned after every block before
+    /// it is committed), or when `stop` is set. `on_block` sees each committed block's
+    /// report, in order. Returns the number committed.
+    ///
+    /// Block N executes over a snapshot of committed state with block N-1's write set on
+    /// top ([`Overlay`]), so it need not wait for N-1's commit; at most one commit is in
+    /// flight, and commits happen in order, each atomic, so a crash leaves a prefix of the
+    /// chain. The committing thread hashes on its own thread (or the GPU), not on the pool
+    /// that Block-STM holds ([`RoutedHasher::inline_cpu`]).
     pub fn import<I>(
         &self,
         blocks: I,
@@ -914,16 +959,95 @@ impl Node {
                     }
                 }
             });
-            let mut committed = 0;
+            let (ctx, crx) = mpsc::channel::<ExecutedBlock>();
+            let (dtx, drx) = mpsc::channel::<Result<BlockReport>>();
+            s.spawn(move || {
+                for e in crx {
+                    let r = self.commit_with(e, &self.commit_hasher);
+                    let failed = r.is_err();
+                    if dtx.send(r).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut committed = 0u64;
+            let mut in_flight = 0usize;
+            let mut first_err: Option<NodeError> = None;
+            let mut handle = |r: Result<BlockReport>, first_err: &mut Option<NodeError>| match r {
+                Ok(rep) => {
+                    committed += 1;
+                    on_block(&rep);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            };
+            let mut prev: Option<Arc<WriteSet>> = None;
             for v in rx {
-                let rep = self.execute_commit(v?)?;
-                committed += 1;
-                on_block(&rep);
+                let v = match v {
+                    Ok(v) => v,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                        break;
+                    }
+                };
+                // Block N-2 must be committed before N reads a snapshot (N-1 may still be
+                // committing: its write set is laid over the snapshot).
+                while in_flight > 1 {
+                    match drx.recv() {
+                        Ok(r) => handle(r, &mut first_err),
+                        Err(_) => break,
+                    }
+                    in_flight -= 1;
+                }
+                while let Ok(r) = drx.try_recv() {
+                    handle(r, &mut first_err);
+                    in_flight -= 1;
+                }
+                if first_err.is_some() {
+                    break;
+                }
+                let snapshot = match self.store.snapshot() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        first_err = Some(Self::store_err(e));
+                        break;
+                    }
+                };
+                let executed = match (&prev, in_flight) {
+                    (Some(top), 1..) => self.execute(
+                        v,
+                        &Overlay {
+                            base: snapshot,
+                            top: top.clone(),
+                        },
+                    ),
+                    _ => self.execute(v, snapshot.as_ref()),
+                };
+                let e = match executed {
+                    Ok(e) => e,
+                    Err(e) => {
+                        first_err = Some(e);
+                        break;
+                    }
+                };
+                prev = Some(e.write_set.clone());
+                if ctx.send(e).is_err() {
+                    break;
+                }
+                in_flight += 1;
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
             }
-            Ok(committed)
+            drop(ctx);
+            for r in drx {
+                handle(r, &mut first_err);
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(committed),
+            }
         })
     }
 
@@ -974,6 +1098,21 @@ impl Node {
             .current_root(&mut CommittedPrivacy(self.store.as_ref()))
             .map_err(Self::store_err)?
             .map_err(|r| NodeError::Store(r.to_string()))
+    }
+}
+
+/// Committed state with the write set of a block that is still committing on top.
+struct Overlay {
+    base: Arc<dyn StateReader>,
+    top: Arc<WriteSet>,
+}
+
+impl StateReader for Overlay {
+    fn get(&self, key: &StateKey) -> vm_state::Result<Option<StateValue>> {
+        match self.top.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
     }
 }
 

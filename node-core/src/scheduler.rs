@@ -471,6 +471,31 @@ impl HybridScheduler {
         }
     }
 
+    /// Whether a batch of `n` items of `kernel` would go (at least partly) to the GPU, without
+    /// counting a decision: lets a caller that must not wait for the CPU pool (the commit
+    /// thread, while Block-STM holds the pool) do CPU-routed work on its own thread instead.
+    pub fn prefers_gpu(&self, kernel: Kernel, n: usize) -> bool {
+        match &self.gpu {
+            Some(g) if n > 0 && g.supports(kernel) => {}
+            _ => return false,
+        }
+        match self.strategy {
+            Strategy::CpuOnly => false,
+            Strategy::GpuOnly => true,
+            Strategy::Auto | Strategy::LoadBalance => match kernel.threshold(&self.thresholds) {
+                Some(t) if self.strategy == Strategy::Auto => n >= t,
+                _ => self.decide_auto_like(kernel, n).0 == Route::Gpu,
+            },
+        }
+    }
+
+    /// Counts a batch of `kernel` that the caller ran on the CPU itself (see
+    /// [`HybridScheduler::prefers_gpu`]). Its time does not feed the cost models, which
+    /// describe the CPU pool.
+    pub fn count_inline(&self, kernel: Kernel, items: usize, ns: u64) {
+        self.count(kernel.task_type(), Route::Cpu, items, ns);
+    }
+
     fn decide_auto_like(&self, kernel: Kernel, n: usize) -> (Route, usize) {
         let models = self.models.lock();
         match models
