@@ -54,16 +54,18 @@ fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
 
 /// Proves (or loads from the cache) `n` privacy payloads under the empty tree's root.
 fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Result<Vec<Vec<u8>>> {
+    // Transfer i is proved with its own seed, so a cache of m >= n transfers serves any n
+    // (its first n), and a shorter one is extended.
     let path = cfg.node.data_dir.join(format!(
-        "bench-privacy-d{}-s{}-n{n}.bin",
+        "bench-privacy-d{}-s{}.bin",
         prover.depth, cfg.privacy.dev_seed
     ));
+    let mut out = Vec::with_capacity(n);
     if let Ok(mut f) = std::fs::File::open(&path) {
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes).map_err(io(&path))?;
-        let mut out = Vec::with_capacity(n);
         let mut rest = &bytes[..];
-        while rest.len() >= 4 {
+        while rest.len() >= 4 && out.len() < n {
             let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
             if rest.len() < 4 + len {
                 break;
@@ -75,10 +77,14 @@ fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Resul
             return Ok(out);
         }
     }
-    eprintln!("bench node: proving {n} privacy transfers (cached afterwards)...");
+    let have = out.len();
+    eprintln!(
+        "bench node: proving {} privacy transfers ({have} cached; cached afterwards)...",
+        n - have
+    );
     let t = Instant::now();
     let root = zk_privacy::tree::empty_root(prover.depth);
-    let out: Vec<Vec<u8>> = (0..n)
+    let fresh: Vec<Vec<u8>> = (have..n)
         .into_par_iter()
         .map(|i| {
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0xB0B0 + i as u64);
@@ -86,9 +92,11 @@ fn privacy_payloads(cfg: &NodeConfig, prover: &PrivacyProver, n: usize) -> Resul
         })
         .collect::<Result<_>>()?;
     eprintln!(
-        "bench node: proved {n} transfers in {:.1}s",
+        "bench node: proved {} transfers in {:.1}s",
+        n - have,
         t.elapsed().as_secs_f64()
     );
+    out.extend(fresh);
     std::fs::create_dir_all(&cfg.node.data_dir).map_err(io(&cfg.node.data_dir))?;
     let mut f = std::fs::File::create(&path).map_err(io(&path))?;
     for p in &out {

@@ -88,9 +88,10 @@ pub struct RoutedHasher {
     sched: Arc<HybridScheduler>,
     /// Builds the leaf messages in parallel (`None`: on the calling thread).
     pool: Option<Arc<rayon::ThreadPool>>,
-    /// Work the scheduler would route to the CPU runs on the calling thread instead of the
-    /// CPU pool (the commit thread: Block-STM holds the pool while the next block executes).
-    inline_cpu: bool,
+    /// Work the scheduler would route to the CPU runs here instead of on the CPU pool (the
+    /// commit thread: Block-STM holds the pool while the next block executes): on the
+    /// calling thread, or on a small pool of its own.
+    inline_cpu: Option<vm_state::CpuStateHasher>,
     nanos: AtomicU64,
     routes: Mutex<Vec<Route>>,
 }
@@ -100,7 +101,7 @@ impl RoutedHasher {
         Self {
             sched,
             pool: None,
-            inline_cpu: false,
+            inline_cpu: None,
             nanos: AtomicU64::new(0),
             routes: Mutex::new(Vec::new()),
         }
@@ -110,14 +111,20 @@ impl RoutedHasher {
         self.pool = Some(pool);
         self
     }
-    /// CPU-routed hashing on the calling thread (see the field).
-    pub fn inline_cpu(mut self) -> Self {
-        self.inline_cpu = true;
+    /// CPU-routed hashing off the CPU pool: on `pool`, or on the calling thread (see the
+    /// field).
+    pub fn inline_cpu(mut self, pool: Option<Arc<rayon::ThreadPool>>) -> Self {
+        self.inline_cpu = Some(match pool {
+            Some(p) => vm_state::CpuStateHasher::with_pool(p),
+            None => vm_state::CpuStateHasher::new(),
+        });
         self
     }
-    /// Whether this batch runs on the calling thread.
-    fn runs_inline(&self, kernel: Kernel, n: usize) -> bool {
-        self.inline_cpu && !self.sched.prefers_gpu(kernel, n)
+    /// The hasher for this batch when it runs off the CPU pool.
+    fn runs_inline(&self, kernel: Kernel, n: usize) -> Option<&vm_state::CpuStateHasher> {
+        self.inline_cpu
+            .as_ref()
+            .filter(|_| !self.sched.prefers_gpu(kernel, n))
     }
     fn finish_inline(&self, kernel: Kernel, n: usize, t: Instant) {
         let ns = t.elapsed().as_nanos() as u64;
@@ -137,11 +144,8 @@ impl RoutedHasher {
 impl StateHasher for RoutedHasher {
     fn leaf_hashes(&self, entries: &[(&[u8], &[u8])]) -> Vec<Hash32> {
         let t = Instant::now();
-        if self.runs_inline(Kernel::Hash, entries.len()) {
-            let out = entries
-                .iter()
-                .map(|(k, v)| vm_state::root::leaf_hash(k, v))
-                .collect();
+        if let Some(cpu) = self.runs_inline(Kernel::Hash, entries.len()) {
+            let out = cpu.leaf_hashes(entries);
             self.finish_inline(Kernel::Hash, entries.len(), t);
             return out;
         }
@@ -179,8 +183,8 @@ impl StateHasher for RoutedHasher {
 
     fn merkle_root(&self, leaves: &[Hash32]) -> Hash32 {
         let t = Instant::now();
-        if self.runs_inline(Kernel::Merkle, leaves.len()) {
-            let out = vm_state::root::merkle_root(leaves);
+        if let Some(cpu) = self.runs_inline(Kernel::Merkle, leaves.len()) {
+            let out = cpu.merkle_root(leaves);
             self.finish_inline(Kernel::Merkle, leaves.len(), t);
             return out;
         }
@@ -476,9 +480,17 @@ impl Node {
         let ppool = PrivacyPool::new(cfg.privacy.tree_depth, PRIVACY_RECENT_ROOTS)
             .map_err(|e| NodeError::Execution(e.to_string()))?;
         let threads = pool.current_num_threads();
+        // A quarter of the node's threads (up to 4) hash the commits that overlap the next
+        // block's execution; short bursts, so they oversubscribe the cores only briefly.
+        let commit_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads((threads / 4).clamp(1, 4))
+            .thread_name(|i| format!("commit-hash-{i}"))
+            .build()
+            .map(Arc::new)
+            .ok();
         Ok(Self {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
-            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(),
+            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(commit_pool),
             executor: ParallelExecutor::with_pool(pool.clone(), threads),
             exec: NodeExecutor::new(vm, ppool),
             cfg,
@@ -798,11 +810,18 @@ impl Node {
         }
         let mut ws = out.write_set;
         let tn = Instant::now();
-        let appended = self.pool.install(|| {
+        // Only a block with privacy transfers needs the pool (which the next block's
+        // verification may be using).
+        let mut finalize = || {
             self.exec
                 .finalize_block(&v.txs, &out.receipts, base, &mut ws)
                 .map_err(|reason| Self::reject(height, reason))
-        })?;
+        };
+        let appended = if v.privacy_txs > 0 {
+            self.pool.install(finalize)?
+        } else {
+            finalize()?
+        };
         stages.push(StageTime {
             stage: "notes",
             ms: tn.elapsed().as_secs_f64() * 1e3,
