@@ -100,9 +100,13 @@ impl NodeExecutor {
                     commitments.len() / 2
                 )
             })?;
-        for (k, v) in state.writes {
-            write_set.insert(StateKey::privacy(&k), v.map(StateValue::from));
-        }
+        // Later writes of a sub-key win (as they did in the pool's view).
+        write_set.extend(
+            state
+                .writes
+                .into_iter()
+                .map(|(k, v)| (StateKey::privacy(&k), v.map(StateValue::from))),
+        );
         Ok(appended)
     }
 }

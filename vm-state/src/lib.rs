@@ -20,6 +20,7 @@ pub mod root;
 pub mod store;
 pub mod testing;
 pub mod types;
+pub mod write_set;
 
 pub use error::{Result, VmStateError};
 pub use mvcc::{

@@ -1,8 +1,8 @@
 //! The block executors: [`ParallelExecutor`] (Block-STM on an explicit rayon pool) and
 //! [`execute_block_sequential`], the oracle it must always agree with.
 
+use crate::write_set::WriteSet;
 use std::any::Any;
-use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -326,7 +326,7 @@ impl ParallelExecutor {
         // and check the receipts.
         let (write_set, receipts) = self.pool.install(|| {
             rayon::join(
-                || final_writes.into_iter().collect::<BTreeMap<_, _>>(),
+                || WriteSet::from_sorted(final_writes),
                 || {
                     use rayon::prelude::*;
                     (0..n)
@@ -389,7 +389,7 @@ const PROBE_MIN: usize = 512;
 
 /// Committed state seen through the write set of the block's earlier segments.
 struct Layered<'a> {
-    writes: &'a BTreeMap<StateKey, Option<StateValue>>,
+    writes: &'a WriteSet,
     base: &'a dyn StateReader,
 }
 
@@ -405,28 +405,10 @@ impl StateReader for Layered<'_> {
 /// Appends the output of the block's next segment.
 fn append(out: &mut BlockOutput, next: BlockOutput) {
     out.receipts.extend(next.receipts);
-    out.write_set = merge_sorted(std::mem::take(&mut out.write_set), next.write_set);
+    out.write_set.merge(next.write_set);
     out.stats.txs += next.stats.txs;
     out.stats.workers = out.stats.workers.max(next.stats.workers);
     out.stats.add(&next.stats);
-}
-
-/// The union of two write sets, `later`'s value winning on a common key. The smaller map is
-/// inserted into the larger one (`O(small * log large)`; the adaptive executor's sequential
-/// prefix is small next to the rest of the block).
-fn merge_sorted(
-    mut earlier: BTreeMap<StateKey, Option<StateValue>>,
-    mut later: BTreeMap<StateKey, Option<StateValue>>,
-) -> BTreeMap<StateKey, Option<StateValue>> {
-    if earlier.len() <= later.len() {
-        for (k, v) in earlier {
-            later.entry(k).or_insert(v);
-        }
-        later
-    } else {
-        earlier.extend(later);
-        earlier
-    }
 }
 
 /// Shifts transaction indices in an error of a segment starting at `offset`.
@@ -743,16 +725,13 @@ pub fn execute_block_sequential<E: TxExecutor>(
     })
 }
 
-/// The block's write set from the sequential overlay: an unstable sort of the (distinct) keys,
-/// then a linear-time bulk build of the map.
-fn sorted_write_set(
-    overlay: HashMap<StateKey, Option<StateValue>>,
-) -> BTreeMap<StateKey, Option<StateValue>> {
+/// The block's write set from the sequential overlay: an unstable sort of the (distinct) keys.
+fn sorted_write_set(overlay: HashMap<StateKey, Option<StateValue>>) -> WriteSet {
     let entries: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = overlay
         .into_iter()
         .map(|(k, v)| (KeyPrefix::of(&k), k, v))
         .collect();
-    sort_prefixed(entries, false).into_iter().collect()
+    WriteSet::from_sorted(sort_prefixed(entries, false))
 }
 
 #[cfg(test)]

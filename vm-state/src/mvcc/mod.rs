@@ -79,15 +79,13 @@ pub mod memory;
 pub mod scheduler;
 mod view;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 pub use executor::{execute_block_sequential, global_sequential_fallbacks, ParallelExecutor};
 pub use memory::MvMemory;
 pub use scheduler::Scheduler;
 
-use crate::types::{Receipt, StateKey, StateValue};
+use crate::types::Receipt;
 
 /// Counters of one block's execution.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +167,6 @@ pub struct BlockOutput {
     /// One receipt per transaction, in block order.
     pub receipts: Vec<Receipt>,
     /// Every key the block wrote, with its final value (`None`: deleted).
-    pub write_set: BTreeMap<StateKey, Option<StateValue>>,
+    pub write_set: crate::write_set::WriteSet,
     pub stats: ExecStats,
 }

@@ -28,8 +28,7 @@ use crate::error::{Result, VmStateError};
 use crate::root::{Hash32, StateHasher};
 use crate::types::{StateKey, StateValue};
 
-/// A block's writes: every key it wrote, with the final value (`None`: deleted).
-pub type WriteSet = BTreeMap<StateKey, Option<StateValue>>;
+pub use crate::write_set::WriteSet;
 
 /// Read-only access to committed state.
 pub trait StateReader: Send + Sync {

@@ -10,6 +10,12 @@
 //! any point reopens at the last committed block with nothing half-written. Reopening the file
 //! is the restart path.
 //!
+//! The leaf hashes of committed state are also kept in memory, in key order, after the first
+//! commit (about key size + 32 bytes per entry): a block's new root is then a merge of its
+//! updates into that index and a Merkle pass, on a second thread while its inserts run. The
+//! index is replaced only after a durable commit and reloaded from the table after a failed
+//! one, so it always mirrors committed state.
+//!
 //! Reads for execution go through [`RedbStore::snapshot`]: one redb read transaction (an MVCC
 //! snapshot) shared by all workers of a block, unaffected by concurrent commits.
 
@@ -44,10 +50,47 @@ fn split_entry(stored: &[u8]) -> Result<(&[u8], &[u8])> {
     Ok(stored.split_at(32))
 }
 
+/// Every committed key with its leaf hash, in key order.
+type LeafIndex = Vec<(Box<[u8]>, Hash32)>;
+
 /// [`StateStore`] on an embedded redb database.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// The leaf hashes of committed state in key order, kept in memory after the first
+    /// commit so the next state root is computed (merge + Merkle pass, on a second thread)
+    /// while the block's inserts run, instead of scanning the table after them. `None`
+    /// until loaded, and after a failed commit (reloaded from the database).
+    leaves: std::sync::Mutex<Option<LeafIndex>>,
+}
+
+/// Merges the committed leaf index with a block's updates (both in key order): the new
+/// index and its leaf hashes in order.
+fn merge_index(
+    old: LeafIndex,
+    updates: &[(&StateKey, Option<Hash32>)],
+) -> (LeafIndex, Vec<Hash32>) {
+    let mut out: LeafIndex = Vec::with_capacity(old.len() + updates.len());
+    let mut ups = updates.iter().peekable();
+    for (k, h) in old {
+        while let Some((uk, uh)) = ups.next_if(|(uk, _)| uk.as_bytes() < &k[..]) {
+            if let Some(h) = uh {
+                out.push((uk.as_bytes().into(), *h));
+            }
+        }
+        match ups.next_if(|(uk, _)| uk.as_bytes() == &k[..]) {
+            Some((_, Some(nh))) => out.push((k, *nh)),
+            Some((_, None)) => {}
+            None => out.push((k, h)),
+        }
+    }
+    for (uk, uh) in ups {
+        if let Some(h) = uh {
+            out.push((uk.as_bytes().into(), *h));
+        }
+    }
+    let hashes = out.iter().map(|(_, h)| *h).collect();
+    (out, hashes)
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -119,7 +162,11 @@ impl RedbStore {
             }
         }
         wtx.commit()?;
-        Ok(Self { db, path })
+        Ok(Self {
+            db,
+            path,
+            leaves: std::sync::Mutex::new(None),
+        })
     }
 
     /// The database file.
@@ -155,44 +202,68 @@ impl RedbStore {
         crash_before_commit: bool,
     ) -> Result<CommitInfo> {
         let t0 = std::time::Instant::now();
-        let mut phases = [0u128; 4];
+        let mut phases = [0u128; 3];
         let n_leaves: usize;
+        // Taken out for the commit; put back only once it is durable.
+        let cached = self
+            .leaves
+            .lock()
+            .map_err(|_| VmStateError::Invariant("leaf index lock poisoned".into()))?
+            .take();
         let wtx = self.db.begin_write()?;
-        let info = {
+        let (info, index) = {
             let mut meta = wtx.open_table(META)?;
             check_height(read_latest(&meta)?, height)?;
             let updates = leaf_updates(write_set, hasher)?;
             phases[0] = t0.elapsed().as_micros();
             let mut state = wtx.open_table(STATE)?;
-            let mut entry = Vec::new();
-            for ((key, value), (_, leaf)) in write_set.iter().zip(&updates) {
-                match (value, leaf) {
-                    (Some(v), Some(h)) => {
-                        entry.clear();
-                        entry.extend_from_slice(h);
-                        entry.extend_from_slice(v);
-                        state.insert(key.as_bytes(), &entry[..])?;
+            let index = match cached {
+                Some(index) => index,
+                None => {
+                    let mut index = Vec::with_capacity(state.len()? as usize);
+                    for item in state.iter()? {
+                        let (k, v) = item?;
+                        let h = to_hash(split_entry(v.value())?.0, "leaf hash")?;
+                        index.push((Box::from(k.value()), h));
                     }
-                    _ => {
-                        state.remove(key.as_bytes())?;
-                    }
+                    index
                 }
-            }
-            phases[1] = t0.elapsed().as_micros();
-            let mut all = Vec::with_capacity(state.len().map(|n| n as usize).unwrap_or(0));
-            for item in state.iter()? {
-                let (_, v) = item?;
-                all.push(to_hash(split_entry(v.value())?.0, "leaf hash")?);
-            }
-            phases[2] = t0.elapsed().as_micros();
-            n_leaves = all.len();
-            let info = CommitInfo {
-                height,
-                state_root: hasher.merkle_root(&all),
             };
+            // The new root is computed on a second thread while this one inserts.
+            let (inserted, rooted) = std::thread::scope(|s| {
+                let root_job = s.spawn(|| {
+                    let (index, hashes) = merge_index(index, &updates);
+                    let root = hasher.merkle_root(&hashes);
+                    (index, root)
+                });
+                let inserted = (|| -> Result<()> {
+                    let mut entry = Vec::new();
+                    for ((key, value), (_, leaf)) in write_set.iter().zip(&updates) {
+                        match (value, leaf) {
+                            (Some(v), Some(h)) => {
+                                entry.clear();
+                                entry.extend_from_slice(h);
+                                entry.extend_from_slice(v);
+                                state.insert(key.as_bytes(), &entry[..])?;
+                            }
+                            _ => {
+                                state.remove(key.as_bytes())?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                phases[1] = t0.elapsed().as_micros();
+                (inserted, root_job.join())
+            });
+            inserted?;
+            let (index, state_root) = rooted
+                .map_err(|_| VmStateError::Invariant("the state-root thread panicked".into()))?;
+            n_leaves = index.len();
+            let info = CommitInfo { height, state_root };
             meta.insert(META_HEIGHT, &height.to_le_bytes()[..])?;
             meta.insert(META_ROOT, &info.state_root[..])?;
-            info
+            (info, index)
         };
         if crash_before_commit {
             // Everything is written into the transaction; dropping it here is what a crash
@@ -202,18 +273,20 @@ impl RedbStore {
                 "simulated crash before commit".into(),
             ));
         }
-        phases[3] = t0.elapsed().as_micros();
+        phases[2] = t0.elapsed().as_micros();
         wtx.commit()?;
+        if let Ok(mut cache) = self.leaves.lock() {
+            *cache = Some(index);
+        }
         tracing::debug!(
             target: "supervm::commit",
             height,
             writes = write_set.len(),
             leaves = n_leaves,
-            "commit phases (us, cumulative): leaf hashes {}, inserts {}, leaf scan {}, root {}, durable commit {}",
+            "commit phases (us, cumulative): leaf hashes {}, inserts {}, root joined {}, durable commit {}",
             phases[0],
             phases[1],
             phases[2],
-            phases[3],
             t0.elapsed().as_micros()
         );
         Ok(info)

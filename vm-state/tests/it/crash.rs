@@ -74,12 +74,20 @@ fn interrupted_commit_leaves_previous_block() {
             .simulate_crash_before_commit(3, &block(3), &hasher)
             .is_err());
         assert_eq!(check_consistent(&store), Some(2));
+        // The same store object goes on from block 2: its in-memory leaf index is
+        // reloaded, not left with the dropped block's leaves.
+        store.commit_block(3, &block(3), &hasher).expect("commit");
+        assert_eq!(check_consistent(&store), Some(3));
+        assert!(store
+            .simulate_crash_before_commit(4, &block(4), &hasher)
+            .is_err());
+        assert_eq!(check_consistent(&store), Some(3));
     }
     let store = RedbStore::open(&path).expect("reopen");
-    assert_eq!(check_consistent(&store), Some(2));
-    // The same block commits fine after the restart.
-    store.commit_block(3, &block(3), &hasher).expect("commit");
     assert_eq!(check_consistent(&store), Some(3));
+    // The same block commits fine after the restart.
+    store.commit_block(4, &block(4), &hasher).expect("commit");
+    assert_eq!(check_consistent(&store), Some(4));
 }
 
 /// Child side of `killed_writer_restarts_at_last_committed_block` (runs only when spawned).

@@ -34,10 +34,7 @@ fn base(universe: u32) -> &'static BTreeMap<StateKey, StateValue> {
     &bases[i]
 }
 
-fn state_root_after(
-    base: &BTreeMap<StateKey, StateValue>,
-    ws: &BTreeMap<StateKey, Option<StateValue>>,
-) -> [u8; 32] {
+fn state_root_after(base: &BTreeMap<StateKey, StateValue>, ws: &vm_state::WriteSet) -> [u8; 32] {
     let mut state = base.clone();
     for (k, v) in ws {
         match v {

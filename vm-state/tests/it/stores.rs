@@ -24,6 +24,7 @@ fn write_set() -> impl Strategy<Value = WriteSet> {
         ),
         0..15,
     )
+    .prop_map(|m| m.into_iter().collect())
 }
 
 fn model_root(model: &BTreeMap<StateKey, StateValue>) -> [u8; 32] {
