@@ -96,6 +96,12 @@ pub struct KeyCell {
     /// without taking the lock: keys every transaction reads but none writes (a contract's
     /// code hash) stay free of lock traffic between cores.
     lowest_writer: AtomicUsize,
+    /// The highest transaction that has read this key in this block, plus one (0: none).
+    /// Only goes up. A writer that adds a version here checks it: if no higher transaction
+    /// has read the key yet, nobody needs validating again because of this write (see
+    /// [`MvMemory::record`]). Readers announce themselves before they look at the versions
+    /// and writers look after they wrote (both `SeqCst`), so one of them sees the other.
+    max_reader: AtomicUsize,
     base: OnceLock<Option<StateValue>>,
 }
 
@@ -107,6 +113,7 @@ impl KeyCell {
             hash,
             versions: Mutex::new(SmallVec::new()),
             lowest_writer: AtomicUsize::new(usize::MAX),
+            max_reader: AtomicUsize::new(0),
             base: OnceLock::new(),
         }
     }
@@ -115,9 +122,12 @@ impl KeyCell {
     }
     /// The latest entry strictly below `txn`.
     pub fn read_below(&self, txn: TxIndex) -> MvRead {
+        self.max_reader
+            .fetch_max(txn.saturating_add(1), Ordering::SeqCst);
         // A write that races with this load is not complete yet: reading committed state is
-        // then a valid order (validation re-reads after the writer has finished).
-        if txn <= self.lowest_writer.load(Ordering::Acquire) {
+        // then a valid order (the writer sees this reader in `max_reader` and has the
+        // higher transactions validated again).
+        if txn <= self.lowest_writer.load(Ordering::SeqCst) {
             return MvRead::Storage;
         }
         let versions = self.versions.lock();
@@ -143,11 +153,16 @@ impl KeyCell {
     }
     fn set(&self, txn: TxIndex, entry: Entry) {
         let mut versions = self.versions.lock();
-        self.lowest_writer.fetch_min(txn, Ordering::AcqRel);
+        self.lowest_writer.fetch_min(txn, Ordering::SeqCst);
         match versions.binary_search_by_key(&txn, |(t, _)| *t) {
             Ok(i) => versions[i].1 = entry,
             Err(i) => versions.insert(i, (txn, entry)),
         }
+    }
+    /// Whether a transaction above `txn` has read this key in this block (call after
+    /// writing the version of `txn`: see `max_reader`).
+    fn read_above(&self, txn: TxIndex) -> bool {
+        self.max_reader.load(Ordering::SeqCst) > txn.saturating_add(1)
     }
     fn remove(&self, txn: TxIndex) {
         let mut versions = self.versions.lock();
@@ -496,7 +511,10 @@ impl MvMemory {
     /// Records the output of incarnation `(txn, incarnation)`: its writes become versions,
     /// writes of the previous incarnation to keys not written now are removed. Returns
     /// whether a key outside the previous incarnation's write set was written ("wrote a new
-    /// path": then all higher transactions need validation again).
+    /// path") that a higher transaction has already read: then the higher transactions need
+    /// validation again. Block-STM revalidates on every new path; a new path nobody above
+    /// has read cannot have invalidated a read (a later reader sees the new version), which
+    /// spares most first incarnations the revalidation of every transaction above them.
     pub(crate) fn record(
         &self,
         txn: TxIndex,
@@ -515,8 +533,9 @@ impl MvMemory {
             );
         }
         let mut slot = self.slot(txn)?.lock();
+        let read_above = |c: &CellRef| self.at(*c).read_above(txn);
         let wrote_new_path = if slot.writes.is_empty() {
-            !writes.is_empty()
+            writes.iter().any(|(c, _)| read_above(c))
         } else if slot.writes.len() * writes.len() <= 64 {
             for (old, _) in &slot.writes {
                 if !writes.iter().any(|(c, _)| c == old) {
@@ -525,7 +544,7 @@ impl MvMemory {
             }
             writes
                 .iter()
-                .any(|(c, _)| !slot.writes.iter().any(|(o, _)| c == o))
+                .any(|(c, _)| !slot.writes.iter().any(|(o, _)| c == o) && read_above(c))
         } else {
             let new: HashSet<CellRef> = writes.iter().map(|(c, _)| *c).collect();
             let old: HashSet<CellRef> = slot.writes.iter().map(|(c, _)| *c).collect();
@@ -534,7 +553,7 @@ impl MvMemory {
                     self.at(*c).remove(txn);
                 }
             }
-            new.iter().any(|p| !old.contains(p))
+            new.iter().any(|p| !old.contains(p) && read_above(p))
         };
         slot.incarnation = incarnation;
         slot.reads = reads;
@@ -703,15 +722,29 @@ mod tests {
             return_data: vec![],
             events: vec![],
         };
-        assert!(mem
+        // A new path nobody above has read: no revalidation needed.
+        assert!(!mem
             .record(1, 0, vec![], vec![(a, None)], r.clone())
             .unwrap());
+        // Transaction 2 reads both keys (before and after the write of 1).
+        assert_eq!(
+            mem.read(&key(1), 2),
+            MvRead::Version {
+                txn: 1,
+                incarnation: 0,
+                value: None
+            }
+        );
+        assert_eq!(mem.read(&key(2), 2), MvRead::Storage);
+        // The same path again: not new.
         assert!(!mem
             .record(1, 1, vec![], vec![(a, None)], r.clone())
             .unwrap());
+        // A new path that transaction 2 has read: revalidate.
         assert!(mem
             .record(1, 2, vec![], vec![(b, None)], r.clone())
             .unwrap());
+
         assert_eq!(mem.read(&key(1), 2), MvRead::Storage);
         assert_eq!(
             mem.read(&key(2), 2),
@@ -723,5 +756,22 @@ mod tests {
         );
         mem.convert_writes_to_estimates(1).unwrap();
         assert_eq!(mem.read(&key(2), 2), MvRead::Estimate(1));
+    }
+
+    /// Reads by the writer itself or below it do not call for revalidation.
+    #[test]
+    fn reads_at_or_below_the_writer_do_not_count() {
+        let mem = MvMemory::new(3);
+        let c = mem.cached_cell(&mut CellCache::new(0), &key(3));
+        assert_eq!(mem.read(&key(3), 1), MvRead::Storage);
+        assert_eq!(mem.read(&key(3), 0), MvRead::Storage);
+        let r = Receipt {
+            status: crate::types::TxStatus::Success,
+            gas_used: 0,
+            fee: 0,
+            return_data: vec![],
+            events: vec![],
+        };
+        assert!(!mem.record(1, 0, vec![], vec![(c, None)], r).unwrap());
     }
 }
