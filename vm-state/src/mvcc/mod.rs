@@ -35,11 +35,17 @@
 //! version read, and no ESTIMATE may be in the way. A failed validation aborts the incarnation
 //! (only the first failing validation of an incarnation wins), marks its writes ESTIMATE and
 //! schedules its re-execution. The scheduler's `validation_idx` moves forward over the block;
-//! it is pulled back (a new *wave*) to `txn + 1` when `txn` is aborted, and to `txn` when a
-//! re-execution of `txn` writes a key its previous incarnation did not write (every higher
-//! transaction might have read that key from below). A re-execution that writes only keys it
-//! wrote before needs only its own validation: readers of those keys hit the ESTIMATEs, or will
-//! be validated when their turn comes.
+//! it is pulled back (a new *wave*) to `txn + 1` when `txn` is aborted, and to `txn` when an
+//! incarnation of `txn` writes a key its previous incarnation did not write (a *new path*)
+//! **and a higher transaction has already read that key** (it may have read it from below).
+//! Each key's cell keeps the highest transaction that read it (`max_reader`, raised before
+//! the reader looks at the versions; the writer checks it after adding its version, both
+//! `SeqCst`, so either the writer sees the reader or the reader sees the version). Plain
+//! Block-STM pulls the wave back on every new path, which makes every first incarnation
+//! revalidate every transaction above it that has executed; with the check, a block of
+//! mostly independent transactions is validated about once per transaction. A re-execution
+//! that writes only keys it wrote before needs only its own validation: readers of those keys
+//! hit the ESTIMATEs, or will be validated when their turn comes.
 //!
 //! # The collaborative scheduler
 //!
