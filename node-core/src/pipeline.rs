@@ -454,6 +454,10 @@ pub struct Node {
     hasher: RoutedHasher,
     /// The hasher of commits that overlap the next block's execution ([`Node::import`]).
     commit_hasher: RoutedHasher,
+    /// A small pool of its own (a quarter of the node's threads, up to 4) for short work on
+    /// the critical path that must not queue behind the next block's verification on the
+    /// main pool: the commit's hashing and the block's note-tree append.
+    side_pool: Option<Arc<rayon::ThreadPool>>,
     pool: Arc<rayon::ThreadPool>,
     privacy: Arc<OnceLock<PrivacyKeys>>,
 }
@@ -481,7 +485,8 @@ impl Node {
             .map_err(|e| NodeError::Execution(e.to_string()))?;
         let threads = pool.current_num_threads();
         // A quarter of the node's threads (up to 4) hash the commits that overlap the next
-        // block's execution; short bursts, so they oversubscribe the cores only briefly.
+        // block's execution and append the block's notes; short bursts, so they
+        // oversubscribe the cores only briefly.
         let commit_pool = rayon::ThreadPoolBuilder::new()
             .num_threads((threads / 4).clamp(1, 4))
             .thread_name(|i| format!("commit-hash-{i}"))
@@ -490,7 +495,8 @@ impl Node {
             .ok();
         Ok(Self {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
-            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(commit_pool),
+            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(commit_pool.clone()),
+            side_pool: commit_pool,
             executor: ParallelExecutor::with_pool(pool.clone(), threads),
             exec: NodeExecutor::new(vm, ppool),
             cfg,
@@ -810,17 +816,16 @@ impl Node {
         }
         let mut ws = out.write_set;
         let tn = Instant::now();
-        // Only a block with privacy transfers needs the pool (which the next block's
-        // verification may be using).
+        // The note-tree append is on the critical path; the main pool may be busy verifying
+        // the next block, so a block with privacy transfers appends on the side pool.
         let mut finalize = || {
             self.exec
                 .finalize_block(&v.txs, &out.receipts, base, &mut ws)
                 .map_err(|reason| Self::reject(height, reason))
         };
-        let appended = if v.privacy_txs > 0 {
-            self.pool.install(finalize)?
-        } else {
-            finalize()?
+        let appended = match &self.side_pool {
+            Some(side) if v.privacy_txs > 0 => side.install(finalize)?,
+            _ => finalize()?,
         };
         stages.push(StageTime {
             stage: "notes",

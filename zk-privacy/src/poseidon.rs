@@ -112,9 +112,10 @@ fn permute3(state: &mut [Fr; 3]) {
         } else {
             state[0] = sbox(state[0]);
         }
-        let [a, b, c] = *state;
+        let v = *state;
         for (s, m) in state.iter_mut().zip(&t.mds) {
-            *s = a * m[0] + b * m[1] + c * m[2];
+            // One lazily reduced dot product per row (ark-ff's `sum_of_products`).
+            *s = Fr::sum_of_products(&v, m);
         }
     }
 }
