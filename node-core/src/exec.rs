@@ -230,3 +230,81 @@ impl TxExecutor for NodeExecutor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_bn254::Fr;
+    use zk_privacy::transfer::{encode_fr, PROOF_BYTES, TRANSFER_BYTES};
+
+    /// A privacy transaction whose payload carries these public inputs (the proof bytes are
+    /// not read after the pipeline's verification, so zeros do here).
+    fn privacy_tx(k: u64) -> Transaction {
+        let mut p = vec![0u8; PROOF_BYTES];
+        for x in [
+            zk_privacy::tree::empty_root(2),
+            Fr::from(100 + 2 * k),
+            Fr::from(101 + 2 * k),
+            Fr::from(200 + 2 * k),
+            Fr::from(201 + 2 * k),
+        ] {
+            p.extend_from_slice(&encode_fr(&x));
+        }
+        p.extend_from_slice(&0u64.to_le_bytes());
+        assert_eq!(p.len(), TRANSFER_BYTES);
+        Transaction::new_unsigned(1, [0; 32], k, 100_000, 1, TxKind::Privacy(p))
+    }
+
+    fn receipt(status: TxStatus) -> Receipt {
+        Receipt {
+            status,
+            gas_used: PRIVACY_GAS,
+            fee: 0,
+            return_data: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The end-of-block append takes the accepted transfers' commitments in block order,
+    /// skips rejected ones, and fails (the block is invalid) when they do not fit the tree.
+    #[test]
+    fn finalize_appends_accepted_notes_and_rejects_an_overflow() {
+        let vm = Arc::new(Vm::new(vm_runtime::VmConfig::default()).expect("vm"));
+        let exec = NodeExecutor::new(vm, PrivacyPool::new(2, 8).expect("pool"));
+        let txs: Vec<Transaction> = (0..3).map(privacy_tx).collect();
+        let base = vm_state::EmptyState;
+
+        // Three accepted transfers = six notes: a depth-2 tree holds four.
+        let ok = vec![receipt(TxStatus::Success); 3];
+        let mut ws = WriteSet::new();
+        let err = exec
+            .finalize_block(&txs, &ok, &base, &mut ws)
+            .expect_err("overflow");
+        assert!(err.contains("full"), "{err}");
+        assert!(ws.is_empty(), "an invalid block writes nothing");
+
+        // The middle one rejected: four notes fit, in block order (transfers 0 and 2).
+        let mixed = vec![
+            receipt(TxStatus::Success),
+            receipt(TxStatus::Rejected("spent".into())),
+            receipt(TxStatus::Success),
+        ];
+        let appended = exec
+            .finalize_block(&txs, &mixed, &base, &mut ws)
+            .expect("fits")
+            .expect("notes appended");
+        assert_eq!((appended.first_position, appended.count), (0, 4));
+        let mut tree = zk_privacy::tree::NoteTree::new(2).expect("tree");
+        for c in [200u64, 201, 204, 205] {
+            tree.append(Fr::from(c)).expect("append");
+        }
+        assert_eq!(appended.new_root, tree.root());
+        assert!(ws.contains_key(&StateKey::privacy(b"meta")));
+
+        // No accepted privacy transfer: nothing to do.
+        let none = vec![receipt(TxStatus::Rejected("x".into())); 3];
+        let mut ws2 = WriteSet::new();
+        assert_eq!(exec.finalize_block(&txs, &none, &base, &mut ws2), Ok(None));
+        assert!(ws2.is_empty());
+    }
+}
