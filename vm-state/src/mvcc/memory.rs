@@ -708,6 +708,16 @@ mod tests {
         }
     }
 
+    fn ok_receipt() -> Receipt {
+        Receipt {
+            status: crate::types::TxStatus::Success,
+            gas_used: 0,
+            fee: 0,
+            return_data: vec![],
+            events: vec![],
+        }
+    }
+
     #[test]
     fn record_reports_new_paths_and_removes_stale_writes() {
         let mem = MvMemory::new(3);
@@ -715,13 +725,7 @@ mod tests {
             mem.cached_cell(&mut CellCache::new(0), &key(1)),
             mem.cached_cell(&mut CellCache::new(0), &key(2)),
         );
-        let r = Receipt {
-            status: crate::types::TxStatus::Success,
-            gas_used: 0,
-            fee: 0,
-            return_data: vec![],
-            events: vec![],
-        };
+        let r = ok_receipt();
         // A new path nobody above has read: no revalidation needed.
         assert!(!mem
             .record(1, 0, vec![], vec![(a, None)], r.clone())
@@ -765,13 +769,7 @@ mod tests {
         let c = mem.cached_cell(&mut CellCache::new(0), &key(3));
         assert_eq!(mem.read(&key(3), 1), MvRead::Storage);
         assert_eq!(mem.read(&key(3), 0), MvRead::Storage);
-        let r = Receipt {
-            status: crate::types::TxStatus::Success,
-            gas_used: 0,
-            fee: 0,
-            return_data: vec![],
-            events: vec![],
-        };
+        let r = ok_receipt();
         assert!(!mem.record(1, 0, vec![], vec![(c, None)], r).unwrap());
     }
 }
