@@ -211,10 +211,12 @@ pub(crate) fn sort_prefixed<V: Send>(
     };
     if parallel {
         keyed.par_sort_unstable_by(cmp);
+        // Indexed: each thread writes its part of the output in place.
+        keyed.into_par_iter().map(|(_, k, v)| (k, v)).collect()
     } else {
         keyed.sort_unstable_by(cmp);
+        keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
     }
-    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
 }
 
 /// A cell of one block's [`MvMemory`]: its arena and its index there.
@@ -635,8 +637,9 @@ impl MvMemory {
                 Ok(out)
             })
             .collect::<Result<_, TxIndex>>()?;
+        // Flattened in parallel (each arena's entries moved by the thread that holds them).
         let all: Vec<(KeyPrefix, StateKey, Option<StateValue>)> =
-            per_arena.into_iter().flatten().collect();
+            per_arena.into_par_iter().flatten_iter().collect();
         Ok((sort_prefixed(all, true), Leftovers { slots, arenas }))
     }
 }
