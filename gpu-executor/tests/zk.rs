@@ -99,73 +99,178 @@ fn assert_gpu_ok(label: &str, e: &ZkExecutor) {
     );
 }
 
-fn check_msm(label: &str, e: &ZkExecutor, bases: &[G1Affine], scalars: &[Fr]) {
-    let want = cpu::msm_g1(bases, scalars).expect("cpu msm");
-    let got = e.msm_g1(bases, scalars).expect("gpu msm");
+/// What the MSM tests need of a group (G1 or G2), so one test body serves both.
+trait MsmGroup {
+    /// The group's affine points.
+    type Affine: AffineRepr<ScalarField = Fr>;
+    /// "G1" or "G2", for messages.
+    const NAME: &'static str;
+    /// Window sizes to try (each reopens the executor; G2 programs compile slowly).
+    const WINDOWS: &'static [u32];
+    /// Whether every non-empty MSM must run on the device (G2: no CPU cut-over).
+    const ALL_ON_GPU: bool;
+    fn random_bases(n: usize, seed: u64) -> Vec<Self::Affine>;
+    /// Bases for the heavy-bucket case (1,500 points).
+    fn heavy_bases() -> Vec<Self::Affine>;
+    fn cpu_msm(bases: &[Self::Affine], scalars: &[Fr]) -> <Self::Affine as AffineRepr>::Group;
+    fn gpu_msm(
+        e: &ZkExecutor,
+        bases: &[Self::Affine],
+        scalars: &[Fr],
+    ) -> gpu_executor::Result<<Self::Affine as AffineRepr>::Group>;
+}
+
+/// Marker of G1 for [`MsmGroup`].
+struct G1;
+/// Marker of G2 for [`MsmGroup`].
+struct G2;
+
+impl MsmGroup for G1 {
+    type Affine = G1Affine;
+    const NAME: &'static str = "G1";
+    const WINDOWS: &'static [u32] = &[2, 3, 7, 13];
+    const ALL_ON_GPU: bool = false;
+    fn random_bases(n: usize, seed: u64) -> Vec<G1Affine> {
+        bench::random_g1_bases(n, seed)
+    }
+    fn heavy_bases() -> Vec<G1Affine> {
+        bench::random_g1_bases(1500, 9)
+    }
+    fn cpu_msm(bases: &[G1Affine], scalars: &[Fr]) -> G1Projective {
+        cpu::msm_g1(bases, scalars).expect("cpu msm")
+    }
+    fn gpu_msm(
+        e: &ZkExecutor,
+        bases: &[G1Affine],
+        scalars: &[Fr],
+    ) -> gpu_executor::Result<G1Projective> {
+        e.msm_g1(bases, scalars)
+    }
+}
+
+impl MsmGroup for G2 {
+    type Affine = G2Affine;
+    const NAME: &'static str = "G2";
+    const WINDOWS: &'static [u32] = &[2, 7, 13];
+    const ALL_ON_GPU: bool = true;
+    fn random_bases(n: usize, seed: u64) -> Vec<G2Affine> {
+        bench::random_g2_bases(n, seed)
+    }
+    fn heavy_bases() -> Vec<G2Affine> {
+        // Repeated bases (random G2 points are slow to make in debug builds).
+        let few = bench::random_g2_bases(7, 19);
+        (0..1500).map(|i| few[i % 7]).collect()
+    }
+    fn cpu_msm(bases: &[G2Affine], scalars: &[Fr]) -> G2Projective {
+        cpu::msm_g2(bases, scalars).expect("cpu msm")
+    }
+    fn gpu_msm(
+        e: &ZkExecutor,
+        bases: &[G2Affine],
+        scalars: &[Fr],
+    ) -> gpu_executor::Result<G2Projective> {
+        e.msm_g2(bases, scalars)
+    }
+}
+
+fn check_msm<G: MsmGroup>(label: &str, e: &ZkExecutor, bases: &[G::Affine], scalars: &[Fr]) {
+    let want = G::cpu_msm(bases, scalars);
+    let got = G::gpu_msm(e, bases, scalars).expect("gpu msm");
     assert_eq!(
         got.into_affine(),
         want.into_affine(),
-        "{label}: MSM of {} points differs from arkworks",
+        "{label}: {} MSM of {} points differs from arkworks",
+        G::NAME,
         bases.len()
     );
 }
 
-#[test]
-fn msm_g1_matches_arkworks_random_sizes() {
+/// GPU MSM equals arkworks at sizes 0..100 and one random size per power of two from 2^8 up
+/// to 2^`max_log` (environment variable `env`).
+fn msm_random_sizes<G: MsmGroup>(test: &str, env: &str, seed: u64) {
     let execs = gpu_executors();
     if execs.is_empty() {
-        eprintln!("zk tests: SKIPPING msm_g1_matches_arkworks_random_sizes: no GPU backend");
+        eprintln!("zk tests: SKIPPING {test}: no GPU backend");
         return;
     }
-    let max_log = env_log("ZK_TEST_MSM_MAX_LOG", 8);
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut sizes = vec![1usize, 2, 3, 5, 31, 100];
+    let max_log = env_log(env, 8);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sizes = vec![0usize, 1, 2, 3, 5, 31, 100];
     for k in 8..=max_log {
         sizes.push((1 << k) + rng.gen_range(0..(1usize << (k - 1))));
     }
     for (label, e) in &execs {
+        let start = std::time::Instant::now();
         for &n in &sizes {
-            let bases = bench::random_g1_bases(n, n as u64);
-            let scalars = bench::random_scalars(n, 1 + n as u64);
-            check_msm(label, e, &bases, &scalars);
+            if n == 2 {
+                // n = 1 compiled the program
+                eprintln!(
+                    "{label}: first {} MSMs (compilation) {:?}",
+                    G::NAME,
+                    start.elapsed()
+                );
+            }
+            let bases = G::random_bases(n, 3 * n as u64 + seed);
+            let scalars = bench::random_scalars(n, 2 + n as u64);
+            check_msm::<G>(label, e, &bases, &scalars);
         }
         assert_gpu_ok(label, e);
-        eprintln!("{label}: MSM sizes {sizes:?} ok");
+        if G::ALL_ON_GPU {
+            // every non-empty call ran on the device
+            assert_eq!(e.stats().gpu_msm, sizes.len() as u64 - 1, "{label}");
+        }
+        eprintln!(
+            "{label}: {} MSM sizes {sizes:?} ok in {:?}",
+            G::NAME,
+            start.elapsed()
+        );
     }
 }
 
-#[test]
-fn msm_g1_edge_cases() {
+/// GPU MSM equals arkworks on edge cases (empty, zero scalars, identities, r-1, doublings,
+/// cancellation, heavy buckets), at every window size of `G::WINDOWS`; mismatched lengths
+/// are an error on every backend.
+fn msm_edge_cases<G: MsmGroup>(test: &str, seed: u64) {
     let execs = gpu_executors();
     if execs.is_empty() {
-        eprintln!("zk tests: SKIPPING msm_g1_edge_cases: no GPU backend");
+        eprintln!("zk tests: SKIPPING {test}: no GPU backend");
         return;
     }
-    let mut rng = StdRng::seed_from_u64(11);
-    let g = G1Affine::generator();
-    let n = 64;
-    let bases = bench::random_g1_bases(n, 5);
-    let scalars = bench::random_scalars(n, 6);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let g = G::Affine::generator();
+    let n = 48;
+    let bases = G::random_bases(n, seed + 2);
+    let scalars = bench::random_scalars(n, seed + 3);
     let minus_one = -Fr::ONE;
-    let mut cases: Vec<(&str, Vec<G1Affine>, Vec<Fr>)> = vec![
+    let mut cases: Vec<(&str, Vec<G::Affine>, Vec<Fr>)> = vec![
         ("empty", vec![], vec![]),
         ("size 1", vec![g], vec![Fr::from(3u64)]),
+        (
+            "size 2",
+            vec![g, bases[0]],
+            vec![Fr::from(7u64), scalars[0]],
+        ),
         ("zero scalars", bases.clone(), vec![Fr::zero(); n]),
         (
-            "identity points",
-            vec![G1Affine::zero(); n],
+            "identity bases",
+            vec![G::Affine::zero(); n],
             scalars.clone(),
         ),
         ("scalar r-1", vec![g, bases[1]], vec![minus_one, minus_one]),
         ("scalar one", bases.clone(), vec![Fr::ONE; n]),
         (
-            "same point, same scalar (doublings)",
+            "same base, same scalar (doublings)",
             vec![g; n],
             vec![Fr::from(5u64); n],
         ),
         (
+            "repeated bases, random scalars",
+            (0..n).map(|i| bases[i % 3]).collect(),
+            scalars.clone(),
+        ),
+        (
             "P and -P cancel",
-            vec![g, -g],
+            vec![g, (-g.into_group()).into_affine()],
             vec![Fr::from(9u64), Fr::from(9u64)],
         ),
         (
@@ -174,12 +279,11 @@ fn msm_g1_edge_cases() {
             (0..n).map(|i| Fr::from(i as u64)).collect(),
         ),
     ];
-    // a mix of identities and zero scalars among random data
     let mut mixed_b = bases.clone();
     let mut mixed_s = scalars.clone();
     for i in 0..n {
         if rng.gen_bool(0.3) {
-            mixed_b[i] = G1Affine::zero();
+            mixed_b[i] = G::Affine::zero();
         }
         if rng.gen_bool(0.3) {
             mixed_s[i] = Fr::zero();
@@ -187,7 +291,6 @@ fn msm_g1_edge_cases() {
     }
     cases.push(("mixed identities and zeros", mixed_b, mixed_s));
     // heavy buckets spanning many accumulation chunks (Groth16 witnesses are mostly 0/1)
-    let big = bench::random_g1_bases(1500, 9);
     let heavy: Vec<Fr> = (0..1500)
         .map(|i| match i % 5 {
             0 | 1 => Fr::ONE,
@@ -196,19 +299,19 @@ fn msm_g1_edge_cases() {
             _ => -Fr::ONE,
         })
         .collect();
-    cases.push(("heavy buckets", big, heavy));
+    cases.push(("heavy buckets", G::heavy_bases(), heavy));
     for (label, e) in &execs {
         for (name, b, s) in &cases {
-            let want = cpu::msm_g1(b, s).expect("cpu");
-            let got = e.msm_g1(b, s).expect("gpu");
+            let want = G::cpu_msm(b, s);
+            let got = G::gpu_msm(e, b, s).expect("gpu");
             assert_eq!(
                 got.into_affine(),
                 want.into_affine(),
-                "{label}: case `{name}`"
+                "{label}: {} case `{name}`",
+                G::NAME
             );
         }
-        // every window size on one input
-        for c in [2u32, 3, 7, 13] {
+        for &c in G::WINDOWS {
             let cfg = ZkConfig {
                 msm: zk::MsmConfig {
                     window_bits: Some(c),
@@ -216,25 +319,49 @@ fn msm_g1_edge_cases() {
                 },
                 ..e.config().clone()
             };
-            let dev = e.device_name();
-            let _ = dev;
-            let e2 = reopen(e, cfg);
-            if let Some(e2) = e2 {
-                let want = cpu::msm_g1(&bases, &scalars).expect("cpu");
-                let got = e2.msm_g1(&bases, &scalars).expect("gpu");
-                assert_eq!(got, want, "{label}: window {c}");
+            if let Some(e2) = reopen(e, cfg) {
+                let want = G::cpu_msm(&bases, &scalars);
+                let got = G::gpu_msm(&e2, &bases, &scalars).expect("gpu");
+                assert_eq!(got, want, "{label}: {} window {c}", G::NAME);
                 assert_gpu_ok(label, &e2);
             }
         }
         assert_gpu_ok(label, e);
-        eprintln!("{label}: MSM edge cases ok");
+        eprintln!("{label}: {} MSM edge cases ok", G::NAME);
     }
-    // mismatched lengths are an input error on every backend
     let cpu_exec = ZkExecutor::cpu(pool());
-    assert!(cpu_exec.msm_g1(&bases, &scalars[1..]).is_err());
+    assert!(G::gpu_msm(&cpu_exec, &bases, &scalars[1..]).is_err());
     for (_, e) in &execs {
-        assert!(e.msm_g1(&bases, &scalars[1..]).is_err());
+        assert!(G::gpu_msm(e, &bases, &scalars[1..]).is_err());
     }
+}
+
+#[test]
+fn msm_g1_matches_arkworks_random_sizes() {
+    msm_random_sizes::<G1>(
+        "msm_g1_matches_arkworks_random_sizes",
+        "ZK_TEST_MSM_MAX_LOG",
+        7,
+    );
+}
+
+#[test]
+fn msm_g1_edge_cases() {
+    msm_edge_cases::<G1>("msm_g1_edge_cases", 11);
+}
+
+#[test]
+fn msm_g2_matches_arkworks_random_sizes() {
+    msm_random_sizes::<G2>(
+        "msm_g2_matches_arkworks_random_sizes",
+        "ZK_TEST_MSM_G2_MAX_LOG",
+        17,
+    );
+}
+
+#[test]
+fn msm_g2_edge_cases() {
+    msm_edge_cases::<G2>("msm_g2_edge_cases", 13);
 }
 
 fn reopen(e: &ZkExecutor, cfg: ZkConfig) -> Option<ZkExecutor> {
@@ -370,155 +497,6 @@ fn ntt_rejects_bad_input() {
     for (_, g) in gpu_executors() {
         let mut v = vec![Fr::ONE; 6];
         assert!(g.ntt(&mut v, NttDirection::Inverse, None).is_err());
-    }
-}
-
-fn check_msm_g2(label: &str, e: &ZkExecutor, bases: &[G2Affine], scalars: &[Fr]) {
-    let want = cpu::msm_g2(bases, scalars).expect("cpu msm");
-    let got = e.msm_g2(bases, scalars).expect("gpu msm");
-    assert_eq!(
-        got.into_affine(),
-        want.into_affine(),
-        "{label}: G2 MSM of {} points differs from arkworks",
-        bases.len()
-    );
-}
-
-#[test]
-fn msm_g2_matches_arkworks_random_sizes() {
-    let execs = gpu_executors();
-    if execs.is_empty() {
-        eprintln!("zk tests: SKIPPING msm_g2_matches_arkworks_random_sizes: no GPU backend");
-        return;
-    }
-    let max_log = env_log("ZK_TEST_MSM_G2_MAX_LOG", 8);
-    let mut rng = StdRng::seed_from_u64(17);
-    let mut sizes = vec![0usize, 1, 2, 3, 5, 31, 100];
-    for k in 8..=max_log {
-        sizes.push((1 << k) + rng.gen_range(0..(1usize << (k - 1))));
-    }
-    for (label, e) in &execs {
-        let start = std::time::Instant::now();
-        for &n in &sizes {
-            if n == 2 {
-                // n = 1 compiled the G2 program
-                eprintln!("{label}: first G2 MSMs (compilation) {:?}", start.elapsed());
-            }
-            let bases = bench::random_g2_bases(n, 3 * n as u64);
-            let scalars = bench::random_scalars(n, 2 + n as u64);
-            check_msm_g2(label, e, &bases, &scalars);
-        }
-        assert_gpu_ok(label, e);
-        // every non-empty call ran on the device
-        assert_eq!(e.stats().gpu_msm, sizes.len() as u64 - 1, "{label}");
-        eprintln!(
-            "{label}: G2 MSM sizes {sizes:?} ok in {:?}",
-            start.elapsed()
-        );
-    }
-}
-
-#[test]
-fn msm_g2_edge_cases() {
-    let execs = gpu_executors();
-    if execs.is_empty() {
-        eprintln!("zk tests: SKIPPING msm_g2_edge_cases: no GPU backend");
-        return;
-    }
-    let mut rng = StdRng::seed_from_u64(13);
-    let g = G2Affine::generator();
-    let n = 48;
-    let bases = bench::random_g2_bases(n, 15);
-    let scalars = bench::random_scalars(n, 16);
-    let minus_one = -Fr::ONE;
-    let mut cases: Vec<(&str, Vec<G2Affine>, Vec<Fr>)> = vec![
-        ("empty", vec![], vec![]),
-        ("size 1", vec![g], vec![Fr::from(3u64)]),
-        (
-            "size 2",
-            vec![g, bases[0]],
-            vec![Fr::from(7u64), scalars[0]],
-        ),
-        ("zero scalars", bases.clone(), vec![Fr::zero(); n]),
-        ("identity bases", vec![G2Affine::zero(); n], scalars.clone()),
-        ("scalar r-1", vec![g, bases[1]], vec![minus_one, minus_one]),
-        ("scalar one", bases.clone(), vec![Fr::ONE; n]),
-        (
-            "same base, same scalar (doublings)",
-            vec![g; n],
-            vec![Fr::from(5u64); n],
-        ),
-        (
-            "repeated bases, random scalars",
-            (0..n).map(|i| bases[i % 3]).collect(),
-            scalars.clone(),
-        ),
-        (
-            "P and -P cancel",
-            vec![g, -g],
-            vec![Fr::from(9u64), Fr::from(9u64)],
-        ),
-        (
-            "small scalars",
-            bases.clone(),
-            (0..n).map(|i| Fr::from(i as u64)).collect(),
-        ),
-    ];
-    let mut mixed_b = bases.clone();
-    let mut mixed_s = scalars.clone();
-    for i in 0..n {
-        if rng.gen_bool(0.3) {
-            mixed_b[i] = G2Affine::zero();
-        }
-        if rng.gen_bool(0.3) {
-            mixed_s[i] = Fr::zero();
-        }
-    }
-    cases.push(("mixed identities and zeros", mixed_b, mixed_s));
-    // heavy buckets spanning many accumulation chunks, with repeated bases
-    let few = bench::random_g2_bases(7, 19);
-    let heavy_b: Vec<G2Affine> = (0..1500).map(|i| few[i % 7]).collect();
-    let heavy: Vec<Fr> = (0..1500)
-        .map(|i| match i % 5 {
-            0 | 1 => Fr::ONE,
-            2 => Fr::zero(),
-            3 => Fr::from(2u64),
-            _ => -Fr::ONE,
-        })
-        .collect();
-    cases.push(("heavy buckets, repeated bases", heavy_b, heavy));
-    for (label, e) in &execs {
-        for (name, b, s) in &cases {
-            let want = cpu::msm_g2(b, s).expect("cpu");
-            let got = e.msm_g2(b, s).expect("gpu");
-            assert_eq!(
-                got.into_affine(),
-                want.into_affine(),
-                "{label}: G2 case `{name}`"
-            );
-        }
-        for c in [2u32, 7, 13] {
-            let cfg = ZkConfig {
-                msm: zk::MsmConfig {
-                    window_bits: Some(c),
-                    min_gpu_len: 0,
-                },
-                ..e.config().clone()
-            };
-            if let Some(e2) = reopen(e, cfg) {
-                let want = cpu::msm_g2(&bases, &scalars).expect("cpu");
-                let got = e2.msm_g2(&bases, &scalars).expect("gpu");
-                assert_eq!(got, want, "{label}: G2 window {c}");
-                assert_gpu_ok(label, &e2);
-            }
-        }
-        assert_gpu_ok(label, e);
-        eprintln!("{label}: G2 MSM edge cases ok");
-    }
-    let cpu_exec = ZkExecutor::cpu(pool());
-    assert!(cpu_exec.msm_g2(&bases, &scalars[1..]).is_err());
-    for (_, e) in &execs {
-        assert!(e.msm_g2(&bases, &scalars[1..]).is_err());
     }
 }
 
