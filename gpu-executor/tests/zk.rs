@@ -120,6 +120,9 @@ trait MsmGroup {
     ) -> gpu_executor::Result<<Self::Affine as AffineRepr>::Group>;
 }
 
+/// A named MSM input: bases and scalars.
+type Case<A> = (&'static str, Vec<A>, Vec<Fr>);
+
 /// Marker of G1 for [`MsmGroup`].
 struct G1;
 /// Marker of G2 for [`MsmGroup`].
@@ -242,7 +245,7 @@ fn msm_edge_cases<G: MsmGroup>(test: &str, seed: u64) {
     let bases = G::random_bases(n, seed + 2);
     let scalars = bench::random_scalars(n, seed + 3);
     let minus_one = -Fr::ONE;
-    let mut cases: Vec<(&str, Vec<G::Affine>, Vec<Fr>)> = vec![
+    let mut cases: Vec<Case<G::Affine>> = vec![
         ("empty", vec![], vec![]),
         ("size 1", vec![g], vec![Fr::from(3u64)]),
         (
