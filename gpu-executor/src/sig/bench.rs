@@ -97,6 +97,53 @@ fn median_ms<F: FnMut()>(repeats: usize, mut f: F) -> f64 {
     t[t.len() / 2]
 }
 
+/// [`median_ms`] of a device call that reports whether its results were right: the first
+/// error or wrong result ends the measurement.
+fn checked_median_ms<F: FnMut() -> Result<bool>>(repeats: usize, mut f: F) -> Result<f64> {
+    let mut failed = None;
+    let ms = median_ms(repeats, || match f() {
+        Ok(true) => {}
+        Ok(false) => failed = Some(wrong_result()),
+        Err(e) => failed = Some(e),
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(ms),
+    }
+}
+
+/// The time of a checked run, or `None` after printing why the device failed.
+fn report_failure(backend: &str, name: &str, n: usize, timed: Result<f64>) -> Option<f64> {
+    timed
+        .map_err(|e| eprintln!("sig bench: {backend} {name} batch {n}: {e}"))
+        .ok()
+}
+
+/// The devices of [`bench_devices`] as single-device executors with their kernels built
+/// (a device whose kernels fail to build is reported and left out).
+fn prepared_executors(
+    opts: &SigBenchOptions,
+    pool: &Arc<rayon::ThreadPool>,
+) -> Vec<(&'static str, String, SigExecutor)> {
+    let mut out = Vec::new();
+    for dev in bench_devices(opts) {
+        let backend = dev.backend().as_str();
+        let name = dev.info().name.clone();
+        let exec = SigExecutor::with_devices(vec![dev], Arc::clone(pool), opts.sig.clone());
+        let start = Instant::now();
+        if let Err(e) = exec.prepare() {
+            eprintln!("sig bench: {backend} {name}: kernels failed to build: {e}");
+            continue;
+        }
+        eprintln!(
+            "sig bench: {backend} {name}: kernels built in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        out.push((backend, name, exec));
+    }
+    out
+}
+
 fn record(
     case: &str,
     suite: &str,
@@ -274,31 +321,15 @@ pub fn ed25519_suite(opts: &SigBenchOptions) -> Result<Vec<BenchRecord>> {
             threads,
         ));
     }
-    for dev in bench_devices(opts) {
-        let backend = dev.backend().as_str();
-        let name = dev.info().name.clone();
-        let exec = SigExecutor::with_devices(vec![dev], Arc::clone(&pool), opts.sig.clone());
-        let start = Instant::now();
-        if let Err(e) = exec.prepare() {
-            eprintln!("sig bench: {backend} {name}: kernels failed to build: {e}");
-            continue;
-        }
-        eprintln!(
-            "sig bench: {backend} {name}: kernels built in {:.1} s",
-            start.elapsed().as_secs_f64()
-        );
+    for (backend, name, exec) in prepared_executors(opts, &pool) {
         for &n in &opts.sizes {
             let batch = &items[..n];
-            let mut failed = None;
-            let ms = median_ms(opts.repeats, || match exec.try_gpu_ed25519(batch) {
-                Ok(v) if v.iter().all(|&ok| ok) => {}
-                Ok(_) => failed = Some(wrong_result()),
-                Err(e) => failed = Some(e),
+            let timed = checked_median_ms(opts.repeats, || {
+                exec.try_gpu_ed25519(batch).map(|v| v.iter().all(|&ok| ok))
             });
-            if let Some(e) = failed {
-                eprintln!("sig bench: {backend} {name} batch {n}: {e}");
+            let Some(ms) = report_failure(backend, &name, n, timed) else {
                 break;
-            }
+            };
             records.push(record(
                 "verify-end-to-end",
                 suite,
@@ -403,32 +434,15 @@ pub fn secp256k1_suite(opts: &SigBenchOptions) -> Result<Vec<BenchRecord>> {
             threads,
         ));
     }
-    for dev in bench_devices(opts) {
-        let backend = dev.backend().as_str();
-        let name = dev.info().name.clone();
-        let exec = SigExecutor::with_devices(vec![dev], Arc::clone(&pool), opts.sig.clone());
-        let start = Instant::now();
-        if let Err(e) = exec.prepare() {
-            eprintln!("sig bench: {backend} {name}: kernels failed to build: {e}");
-            continue;
-        }
-        eprintln!(
-            "sig bench: {backend} {name}: kernels built in {:.1} s",
-            start.elapsed().as_secs_f64()
-        );
+    for (backend, name, exec) in prepared_executors(opts, &pool) {
         for &n in &opts.sizes {
-            let mut failed = None;
-            let ms = median_ms(opts.repeats, || {
-                match exec.try_gpu_secp256k1(&verify[..n]) {
-                    Ok(v) if v.iter().all(|&ok| ok) => {}
-                    Ok(_) => failed = Some(wrong_result()),
-                    Err(e) => failed = Some(e),
-                }
+            let timed = checked_median_ms(opts.repeats, || {
+                exec.try_gpu_secp256k1(&verify[..n])
+                    .map(|v| v.iter().all(|&ok| ok))
             });
-            if let Some(e) = failed {
-                eprintln!("sig bench: {backend} {name} batch {n}: {e}");
+            let Some(ms) = report_failure(backend, &name, n, timed) else {
                 break;
-            }
+            };
             records.push(record(
                 "ecdsa-verify-end-to-end",
                 suite,
@@ -438,20 +452,16 @@ pub fn secp256k1_suite(opts: &SigBenchOptions) -> Result<Vec<BenchRecord>> {
                 ms,
                 threads,
             ));
-            let ms = median_ms(opts.repeats, || {
-                match exec.try_gpu_ecrecover(&recover[..n]) {
-                    Ok(v)
-                        if v.iter()
-                            .zip(&expected_addr[..n])
-                            .all(|(got, want)| got.map(|k| k.address) == Some(*want)) => {}
-                    Ok(_) => failed = Some(wrong_result()),
-                    Err(e) => failed = Some(e),
-                }
+            let timed = checked_median_ms(opts.repeats, || {
+                exec.try_gpu_ecrecover(&recover[..n]).map(|v| {
+                    v.iter()
+                        .zip(&expected_addr[..n])
+                        .all(|(got, want)| got.map(|k| k.address) == Some(*want))
+                })
             });
-            if let Some(e) = failed {
-                eprintln!("sig bench: {backend} {name} batch {n}: {e}");
+            let Some(ms) = report_failure(backend, &name, n, timed) else {
                 break;
-            }
+            };
             records.push(record(
                 "ecrecover-end-to-end",
                 suite,
