@@ -376,37 +376,10 @@ impl GpuHasher {
             pieces.push((r.clone(), a));
             rest = b;
         }
-        let mut per_queue: Vec<Vec<(std::ops::Range<usize>, &mut [Digest])>> =
-            (0..queues).map(|_| Vec::new()).collect();
-        for (i, p) in pieces.into_iter().enumerate() {
-            per_queue[i % queues].push(p);
-        }
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = per_queue
-                .into_iter()
-                .enumerate()
-                .map(|(qi, work)| {
-                    s.spawn(move || {
-                        for (r, dst) in work {
-                            let m = msgs.slice(r);
-                            self.hash_chunk(qi, algo, &m, dst)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(GpuError::Launch("hash worker panicked".into())))
-                })
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
-        Ok(())
+        on_queues(queues, pieces, "hash", |qi, (r, dst)| {
+            let m = msgs.slice(r);
+            self.hash_chunk(qi, algo, &m, dst)
+        })
     }
 
     /// Launches the fixed-length kernel on data already on the device (device-resident
@@ -650,37 +623,11 @@ impl GpuHasher {
             .collect();
         let queues = self.slots.len().min(ranges.len()).max(1);
         let mut roots = vec![[0u8; 32]; ranges.len()];
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let mut per_queue: Vec<Vec<(usize, &mut Digest)>> =
-                (0..queues).map(|_| Vec::new()).collect();
-            for (i, r) in roots.iter_mut().enumerate() {
-                per_queue[i % queues].push((i, r));
-            }
-            let handles: Vec<_> = per_queue
-                .into_iter()
-                .enumerate()
-                .map(|(qi, work)| {
-                    let ranges = &ranges;
-                    s.spawn(move || {
-                        for (i, dst) in work {
-                            *dst =
-                                self.merkle_root_resident(qi, algo, &leaves[ranges[i].clone()])?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(GpuError::Launch("merkle worker panicked".into())))
-                })
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
+        let work: Vec<(usize, &mut Digest)> = roots.iter_mut().enumerate().collect();
+        on_queues(queues, work, "merkle", |qi, (i, dst)| {
+            *dst = self.merkle_root_resident(qi, algo, &leaves[ranges[i].clone()])?;
+            Ok(())
+        })?;
         // A subtree with one leaf returned its leaf node, which is what the level holds too.
         let mut level = roots;
         while level.len() > 1 {
@@ -713,4 +660,43 @@ impl HashBackend for GpuHasher {
     fn merkle(&self, algo: HashAlgo, leaves: &[Digest], keep_levels: bool) -> Result<MerkleTree> {
         GpuHasher::merkle(self, algo, leaves, keep_levels)
     }
+}
+
+/// Deals `work` round-robin to `queues` queues and runs each queue's share on a thread of
+/// its own, in order (`run(queue, item)`); the first error is returned, and a panicking
+/// worker is an error naming `what`.
+fn on_queues<W: Send>(
+    queues: usize,
+    work: Vec<W>,
+    what: &str,
+    run: impl Fn(usize, W) -> Result<()> + Sync,
+) -> Result<()> {
+    let queues = queues.max(1);
+    let mut per_queue: Vec<Vec<W>> = (0..queues).map(|_| Vec::new()).collect();
+    for (i, w) in work.into_iter().enumerate() {
+        per_queue[i % queues].push(w);
+    }
+    let run = &run;
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = per_queue
+            .into_iter()
+            .enumerate()
+            .map(|(qi, items)| {
+                s.spawn(move || {
+                    for w in items {
+                        run(qi, w)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(GpuError::Launch(format!("{what} worker panicked"))))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
