@@ -202,17 +202,13 @@ impl TxExecutor for NodeExecutor {
             Err(e) => return Ok(rejected(format!("malformed privacy payload: {e}"))),
         };
         let mut pv = PoolView {
-            source: Source::View(view),
+            source: Source::View(&mut *view),
             writes: Vec::new(),
         };
         match self.pool.spend(&mut pv, &public)? {
             Err(rejection) => Ok(rejected(rejection.to_string())),
             Ok(()) => {
-                let PoolView { source, writes } = pv;
-                let Source::View(view) = source else {
-                    return Err(ReadError::Storage("privacy view lost its source".into()));
-                };
-                for (k, v) in writes {
+                for (k, v) in pv.writes {
                     view.write(StateKey::privacy(&k), v.map(StateValue::from));
                 }
                 view.write(

@@ -487,16 +487,16 @@ impl Node {
         // A quarter of the node's threads (up to 4) hash the commits that overlap the next
         // block's execution and append the block's notes; short bursts, so they
         // oversubscribe the cores only briefly.
-        let commit_pool = rayon::ThreadPoolBuilder::new()
+        let side_pool = rayon::ThreadPoolBuilder::new()
             .num_threads((threads / 4).clamp(1, 4))
-            .thread_name(|i| format!("commit-hash-{i}"))
+            .thread_name(|i| format!("node-side-{i}"))
             .build()
             .map(Arc::new)
             .ok();
         Ok(Self {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
-            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(commit_pool.clone()),
-            side_pool: commit_pool,
+            commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(side_pool.clone()),
+            side_pool,
             executor: ParallelExecutor::with_pool(pool.clone(), threads),
             exec: NodeExecutor::new(vm, ppool),
             cfg,

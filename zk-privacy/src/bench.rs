@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, ProvingKey};
+use ark_relations::r1cs::ConstraintMatrices;
 use engine_api::BenchRecord;
 use gpu_executor::zk::{ZkConfig, ZkExecutor};
 use gpu_executor::{BackendChoice, BackendKind, GpuConfig};
@@ -232,24 +233,32 @@ fn prove_case<C: ark_relations::r1cs::ConstraintSynthesizer<Fr> + Clone + Send +
     let threads = pool.current_num_threads();
     for b in backs {
         let failures_before = b.gpu.as_ref().map(|g| g.executor().stats().gpu_failures);
-        if let Some(g) = &b.gpu {
-            // The key's fixed bases stay on the device, as a proving service would keep them.
-            g.preload(pk)?;
-        }
-        let mut last = None;
-        let ms = pool.install(|| {
-            time_reps(reps, || {
-                // Full proof: witness synthesis + QAP + MSMs.
-                let w = synthesize(circuit.clone(), None)?;
-                let mut rng = rand::thread_rng();
-                let (r, s) = (
-                    ark_std::UniformRand::rand(&mut rng),
-                    ark_std::UniformRand::rand(&mut rng),
-                );
-                last = Some(create_proof(b.imp.as_ref(), pk, r, s, &w)?);
-                Ok(())
-            })
-        })?;
+        // Timed proofs (witness synthesis + QAP + MSMs), with the key's fixed bases resident
+        // on the device as a proving service keeps them; `matrices`: constraint matrices
+        // built once and reused instead of rebuilt per proof. The last proof, to check.
+        let timed = |matrices: Option<Arc<ConstraintMatrices<Fr>>>| -> Result<(f64, Option<_>)> {
+            if let Some(g) = &b.gpu {
+                g.preload(pk)?;
+            }
+            let mut last = None;
+            let ms = pool.install(|| {
+                time_reps(reps, || {
+                    let w = synthesize(circuit.clone(), matrices.clone())?;
+                    let mut rng = rand::thread_rng();
+                    let (r, s) = (
+                        ark_std::UniformRand::rand(&mut rng),
+                        ark_std::UniformRand::rand(&mut rng),
+                    );
+                    last = Some(create_proof(b.imp.as_ref(), pk, r, s, &w)?);
+                    Ok(())
+                })
+            })?;
+            if let Some(g) = &b.gpu {
+                g.clear_resident();
+            }
+            Ok((ms, last))
+        };
+        let (ms, last) = timed(None)?;
         let Some(proof) = last else { continue };
         if !verify_proof(&pvk, &proof, inputs)? {
             eprintln!(
@@ -257,9 +266,6 @@ fn prove_case<C: ark_relations::r1cs::ConstraintSynthesizer<Fr> + Clone + Send +
                 b.name
             );
             continue;
-        }
-        if let Some(g) = &b.gpu {
-            g.clear_resident();
         }
         if let (Some(g), Some(before)) = (&b.gpu, failures_before) {
             if g.executor().stats().gpu_failures != before {
@@ -276,25 +282,7 @@ fn prove_case<C: ark_relations::r1cs::ConstraintSynthesizer<Fr> + Clone + Send +
         // MSMs. arkworks' `Groth16::prove` rebuilds the matrices every time (the `-prove`
         // case above does the same).
         let shared = pool.install(|| synthesize(circuit.clone(), None))?.matrices;
-        if let Some(g) = &b.gpu {
-            g.preload(pk)?;
-        }
-        let mut last = None;
-        let ms = pool.install(|| {
-            time_reps(reps, || {
-                let w = synthesize(circuit.clone(), Some(shared.clone()))?;
-                let mut rng = rand::thread_rng();
-                let (r, s) = (
-                    ark_std::UniformRand::rand(&mut rng),
-                    ark_std::UniformRand::rand(&mut rng),
-                );
-                last = Some(create_proof(b.imp.as_ref(), pk, r, s, &w)?);
-                Ok(())
-            })
-        })?;
-        if let Some(g) = &b.gpu {
-            g.clear_resident();
-        }
+        let (ms, last) = timed(Some(shared))?;
         match last {
             Some(p) if verify_proof(&pvk, &p, inputs)? => {
                 out.push(record(format!("{case}-prove-cached-matrices"), b, 1, ms, threads));

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::{
-    check_height, leaf_updates, merge_leaves, CommitInfo, StateReader, StateStore, WriteSet,
+    check_height, leaf_hashes_of, leaf_updates, merge_leaves, CommitInfo, StateReader, StateStore,
+    WriteSet,
 };
 use crate::error::Result;
 use crate::root::{Hash32, StateHasher};
@@ -59,11 +60,11 @@ impl StateStore for MemoryStore {
     fn preview_root(&self, write_set: &WriteSet, hasher: &dyn StateHasher) -> Result<Hash32> {
         let inner = self.inner.read();
         let updates = leaf_updates(write_set, hasher)?;
-        let leaves = merge_leaves(
+        let leaves: Vec<(Vec<u8>, Hash32)> = merge_leaves(
             inner.leaves.iter().map(|(k, h)| Ok((k.0.clone(), *h))),
             &updates,
         )?;
-        Ok(hasher.merkle_root(&leaves))
+        Ok(hasher.merkle_root(&leaf_hashes_of(&leaves)))
     }
 
     fn commit_block(

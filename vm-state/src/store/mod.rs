@@ -122,39 +122,39 @@ pub(crate) fn leaf_updates<'a>(
         .collect())
 }
 
-/// Merges the existing leaf hashes (in key order) with updates (in key order) into the leaf
-/// list of the new state.
-pub(crate) fn merge_leaves<I>(
+/// Merges the existing leaves (key and leaf hash, in key order) with updates (in key order)
+/// into the leaves of the new state, keys included (`K` is whatever key type the caller
+/// keeps; an updated key is made from its bytes).
+pub(crate) fn merge_leaves<K, I>(
     existing: I,
     updates: &[(&StateKey, Option<Hash32>)],
-) -> Result<Vec<Hash32>>
+) -> Result<Vec<(K, Hash32)>>
 where
-    I: Iterator<Item = Result<(Vec<u8>, Hash32)>>,
+    K: AsRef<[u8]> + for<'a> From<&'a [u8]>,
+    I: Iterator<Item = Result<(K, Hash32)>>,
 {
-    let mut out = Vec::new();
+    let (lower, _) = existing.size_hint();
+    let mut out: Vec<(K, Hash32)> = Vec::with_capacity(lower + updates.len());
     let mut ups = updates.iter().peekable();
+    let new = |(uk, uh): &(&StateKey, Option<Hash32>)| uh.map(|h| (K::from(uk.as_bytes()), h));
     for item in existing {
         let (k, h) = item?;
-        while let Some((uk, uh)) = ups.peek() {
-            if uk.as_bytes() < &k[..] {
-                out.extend(*uh);
-                ups.next();
-            } else {
-                break;
-            }
+        while let Some(u) = ups.next_if(|(uk, _)| uk.as_bytes() < k.as_ref()) {
+            out.extend(new(u));
         }
-        match ups.peek() {
-            Some((uk, uh)) if uk.as_bytes() == &k[..] => {
-                out.extend(*uh);
-                ups.next();
-            }
-            _ => out.push(h),
+        match ups.next_if(|(uk, _)| uk.as_bytes() == k.as_ref()) {
+            Some((_, Some(nh))) => out.push((k, *nh)),
+            Some((_, None)) => {}
+            None => out.push((k, h)),
         }
     }
-    for (_, uh) in ups {
-        out.extend(*uh);
-    }
+    out.extend(ups.filter_map(new));
     Ok(out)
+}
+
+/// The leaf hashes of merged leaves, in order.
+pub(crate) fn leaf_hashes_of<K>(leaves: &[(K, Hash32)]) -> Vec<Hash32> {
+    leaves.iter().map(|(_, h)| *h).collect()
 }
 
 impl<T: StateReader + ?Sized> StateReader for Arc<T> {

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
 
 use super::{
-    check_height, leaf_updates, merge_leaves, CommitInfo, StateReader, StateStore, WriteSet,
+    check_height, leaf_hashes_of, leaf_updates, merge_leaves, CommitInfo, StateReader, StateStore,
+    WriteSet,
 };
 use crate::error::{Result, VmStateError};
 use crate::root::{Hash32, StateHasher};
@@ -53,6 +54,19 @@ fn split_entry(stored: &[u8]) -> Result<(&[u8], &[u8])> {
 /// Every committed key with its leaf hash, in key order.
 type LeafIndex = Vec<(Box<[u8]>, Hash32)>;
 
+/// The keys and leaf hashes of a `state` table, in key order.
+fn scan_leaves<'t, T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &'t T,
+) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Hash32)>> + 't> {
+    Ok(table.iter()?.map(|item| {
+        let (k, v) = item?;
+        Ok((
+            Box::from(k.value()),
+            to_hash(split_entry(v.value())?.0, "leaf hash")?,
+        ))
+    }))
+}
+
 /// [`StateStore`] on an embedded redb database.
 pub struct RedbStore {
     db: Database,
@@ -62,35 +76,6 @@ pub struct RedbStore {
     /// while the block's inserts run, instead of scanning the table after them. `None`
     /// until loaded, and after a failed commit (reloaded from the database).
     leaves: std::sync::Mutex<Option<LeafIndex>>,
-}
-
-/// Merges the committed leaf index with a block's updates (both in key order): the new
-/// index and its leaf hashes in order.
-fn merge_index(
-    old: LeafIndex,
-    updates: &[(&StateKey, Option<Hash32>)],
-) -> (LeafIndex, Vec<Hash32>) {
-    let mut out: LeafIndex = Vec::with_capacity(old.len() + updates.len());
-    let mut ups = updates.iter().peekable();
-    for (k, h) in old {
-        while let Some((uk, uh)) = ups.next_if(|(uk, _)| uk.as_bytes() < &k[..]) {
-            if let Some(h) = uh {
-                out.push((uk.as_bytes().into(), *h));
-            }
-        }
-        match ups.next_if(|(uk, _)| uk.as_bytes() == &k[..]) {
-            Some((_, Some(nh))) => out.push((k, *nh)),
-            Some((_, None)) => {}
-            None => out.push((k, h)),
-        }
-    }
-    for (uk, uh) in ups {
-        if let Some(h) = uh {
-            out.push((uk.as_bytes().into(), *h));
-        }
-    }
-    let hashes = out.iter().map(|(_, h)| *h).collect();
-    (out, hashes)
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -219,22 +204,14 @@ impl RedbStore {
             let mut state = wtx.open_table(STATE)?;
             let index = match cached {
                 Some(index) => index,
-                None => {
-                    let mut index = Vec::with_capacity(state.len()? as usize);
-                    for item in state.iter()? {
-                        let (k, v) = item?;
-                        let h = to_hash(split_entry(v.value())?.0, "leaf hash")?;
-                        index.push((Box::from(k.value()), h));
-                    }
-                    index
-                }
+                None => scan_leaves(&state)?.collect::<Result<_>>()?,
             };
             // The new root is computed on a second thread while this one inserts.
             let (inserted, rooted) = std::thread::scope(|s| {
-                let root_job = s.spawn(|| {
-                    let (index, hashes) = merge_index(index, &updates);
-                    let root = hasher.merkle_root(&hashes);
-                    (index, root)
+                let root_job = s.spawn(|| -> Result<(LeafIndex, Hash32)> {
+                    let index = merge_leaves(index.into_iter().map(Ok), &updates)?;
+                    let root = hasher.merkle_root(&leaf_hashes_of(&index));
+                    Ok((index, root))
                 });
                 let inserted = (|| -> Result<()> {
                     let mut entry = Vec::new();
@@ -258,7 +235,7 @@ impl RedbStore {
             });
             inserted?;
             let (index, state_root) = rooted
-                .map_err(|_| VmStateError::Invariant("the state-root thread panicked".into()))?;
+                .map_err(|_| VmStateError::Invariant("the state-root thread panicked".into()))??;
             n_leaves = index.len();
             let info = CommitInfo { height, state_root };
             meta.insert(META_HEIGHT, &height.to_le_bytes()[..])?;
@@ -306,8 +283,6 @@ impl RedbStore {
     }
 }
 
-use redb::ReadableTableMetadata as _;
-
 impl StateReader for RedbStore {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>> {
         self.redb_snapshot()?.get(key)
@@ -328,15 +303,8 @@ impl StateStore for RedbStore {
         let rtx = self.db.begin_read()?;
         let state = rtx.open_table(STATE)?;
         let updates = leaf_updates(write_set, hasher)?;
-        let existing = state.iter()?.map(|item| {
-            let (k, v) = item?;
-            Ok((
-                k.value().to_vec(),
-                to_hash(split_entry(v.value())?.0, "leaf hash")?,
-            ))
-        });
-        let all = merge_leaves(existing, &updates)?;
-        Ok(hasher.merkle_root(&all))
+        let all: LeafIndex = merge_leaves(scan_leaves(&state)?, &updates)?;
+        Ok(hasher.merkle_root(&leaf_hashes_of(&all)))
     }
 
     fn commit_block(
