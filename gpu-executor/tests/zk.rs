@@ -526,3 +526,49 @@ fn cpu_executor_matches_arkworks() {
     assert_eq!(e.stats().gpu_msm, 0);
     assert_eq!(e.stats().cpu_msm, 2);
 }
+
+/// Random pairs plus the edge cases: the generators, a negated point, the identity in
+/// either slot.
+fn miller_pairs(n: usize, seed: u64) -> (Vec<G1Affine>, Vec<G2Affine>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut g1: Vec<G1Affine> = (0..n)
+        .map(|_| (G1Projective::generator() * Fr::rand(&mut rng)).into_affine())
+        .collect();
+    let mut g2: Vec<G2Affine> = (0..n)
+        .map(|_| (G2Projective::generator() * Fr::rand(&mut rng)).into_affine())
+        .collect();
+    let (p, q) = (g1[0], g2[0]);
+    g1.extend([G1Affine::generator(), -p, G1Affine::zero(), p]);
+    g2.extend([G2Affine::generator(), q, q, G2Affine::zero()]);
+    (g1, g2)
+}
+
+#[test]
+fn miller_loops_match_arkworks() {
+    use ark_bn254::Bn254;
+    use ark_ec::pairing::{MillerLoopOutput, Pairing};
+    let n = env_log("ZK_TEST_MILLER_PAIRS", 24) as usize;
+    let (g1, g2) = miller_pairs(n, 91);
+    let want = cpu::miller_loops(&g1, &g2).expect("cpu Miller loops");
+    // the per-pair loops multiply to the multi-pairing
+    let product = want.iter().product();
+    assert_eq!(
+        Bn254::final_exponentiation(MillerLoopOutput(product)),
+        Some(Bn254::multi_pairing(g1.iter().copied(), g2.iter().copied()))
+    );
+    assert!(cpu::miller_loops(&g1, &g2[1..]).is_err());
+    for (label, e) in gpu_executors() {
+        let got = e.gpu_miller_loops(&g1, &g2).unwrap_or_else(|err| {
+            panic!("{label}: device Miller loops failed: {err}");
+        });
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{label}: pair {i} differs from arkworks");
+        }
+        assert_eq!(e.miller_loops(&g1, &g2).expect("routed"), want, "{label}");
+        assert!(e.miller_loops(&g1, &g2[1..]).is_err(), "{label}");
+        let s = e.stats();
+        assert_eq!(s.gpu_failures, 0, "{label}: {:?}", e.last_gpu_error());
+        assert_eq!((s.gpu_miller, s.cpu_miller), (2, 0), "{label}: {s:?}");
+        eprintln!("{label}: {} Miller loops match arkworks", g1.len());
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use gpu_executor::zk::{ZkConfig, ZkExecutor};
 use gpu_executor::{BackendChoice, GpuConfig, GpuExecutor, HashAlgo, MessageBatch};
 
 use crate::config::{GpuBackendChoice, NodeConfig, Strategy};
@@ -16,14 +17,36 @@ use crate::scheduler::{BatchKernels, HybridScheduler, Kernel, ProofItem, SigItem
 pub struct GpuKernels {
     exec: Arc<GpuExecutor>,
     sig: Option<gpu_executor::sig::SigExecutor>,
+    /// Privacy proofs: the Miller loops on the first device; decoding, weights and the
+    /// final exponentiation on `pool`.
+    zk: Option<ZkExecutor>,
+    pool: Arc<rayon::ThreadPool>,
+    privacy: Arc<OnceLock<PrivacyKeys>>,
 }
 
 impl GpuKernels {
-    /// `None` when the executor opened no device.
-    pub fn new(exec: Arc<GpuExecutor>) -> Option<Self> {
+    /// `None` when the executor opened no device. `pool` does the CPU side of privacy-proof
+    /// batches, which verify under the keys in `privacy` once the node has loaded them.
+    pub fn new(
+        exec: Arc<GpuExecutor>,
+        pool: Arc<rayon::ThreadPool>,
+        privacy: Arc<OnceLock<PrivacyKeys>>,
+    ) -> Option<Self> {
         if exec.devices().is_empty() {
             None
         } else {
+            let zk = exec.devices().first().and_then(|d| {
+                let zk =
+                    ZkExecutor::with_device(Some(d.clone()), pool.clone(), ZkConfig::default());
+                match zk.prepare_pairing() {
+                    Ok(()) if zk.backend_name() != "cpu" => Some(zk),
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!("GPU Miller-loop kernel unavailable: {e}");
+                        None
+                    }
+                }
+            });
             let sig = gpu_executor::sig::SigExecutor::from_gpu_executor(
                 &exec,
                 gpu_executor::sig::SigConfig::always_gpu(),
@@ -36,7 +59,13 @@ impl GpuKernels {
                     None
                 }
             };
-            Some(Self { exec, sig })
+            Some(Self {
+                exec,
+                sig,
+                zk,
+                pool,
+                privacy,
+            })
         }
     }
 }
@@ -54,7 +83,7 @@ impl BatchKernels for GpuKernels {
         match kernel {
             Kernel::Hash | Kernel::Merkle => true,
             Kernel::SignatureVerify => self.sig.is_some(),
-            Kernel::PrivacyProof => false,
+            Kernel::PrivacyProof => self.zk.is_some(),
         }
     }
     fn verify_ed25519(&self, items: &[SigItem<'_>]) -> std::result::Result<Vec<bool>, String> {
@@ -84,8 +113,17 @@ impl BatchKernels for GpuKernels {
             .map(|t| t.root)
             .map_err(|e| e.to_string())
     }
-    fn verify_proofs(&self, _proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String> {
-        Err("privacy-proof verification has no GPU kernel".into())
+    fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String> {
+        let zk = self
+            .zk
+            .as_ref()
+            .ok_or_else(|| "the Miller-loop kernel is not available on this GPU".to_string())?;
+        let keys = self
+            .privacy
+            .get()
+            .ok_or_else(|| "privacy keys are not loaded".to_string())?;
+        let engine = zk_privacy::verify::DeviceMillerLoops(zk);
+        crate::kernels::verify_privacy_batch(&self.pool, &keys.pvk, proofs, Some(&engine))
     }
 }
 
@@ -147,8 +185,11 @@ pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
 pub fn build_scheduler(cfg: &NodeConfig, b: &Backends, strategy: Strategy) -> HybridScheduler {
     let cpu = Arc::new(CpuKernels::new(b.pool.clone(), b.privacy.clone()));
     let timeout = cfg.gpu.timeout_ms;
-    let gpu: Option<Arc<dyn BatchKernels>> =
-        b.gpu_exec.clone().and_then(GpuKernels::new).map(|g| {
+    let gpu: Option<Arc<dyn BatchKernels>> = b
+        .gpu_exec
+        .clone()
+        .and_then(|e| GpuKernels::new(e, b.pool.clone(), b.privacy.clone()))
+        .map(|g| {
             let g = Arc::new(g) as Arc<dyn BatchKernels>;
             if timeout == 0 {
                 g

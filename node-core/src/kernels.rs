@@ -6,7 +6,8 @@
 //! strict encoding, so the answer is exactly `verify_strict`'s (the rule of
 //! `vm_runtime::tx::Transaction::verify_signature` and of `gpu_executor::sig`); SHA-256 with
 //! `sha2`; Merkle roots with `vm_state`'s reference hasher; privacy proofs with
-//! `zk_privacy::verify::batch_verify` under the pool's prepared verifying key.
+//! `zk_privacy::verify::batch_verify` under the pool's prepared verifying key (the GPU
+//! backend runs the same with the batch's Miller loops on the device).
 
 use std::sync::{Arc, OnceLock};
 
@@ -121,18 +122,20 @@ impl BatchKernels for CpuKernels {
             .privacy
             .get()
             .ok_or_else(|| "privacy keys are not loaded".to_string())?;
-        verify_privacy_batch(&self.pool, &keys.pvk, proofs)
+        verify_privacy_batch(&self.pool, &keys.pvk, proofs, None)
     }
 }
 
 /// Decodes (checked) and batch-verifies privacy transfers on `pool` (decoding in
-/// parallel: [`zk_privacy::verify::verify_payloads`]); a payload that does not decode is
-/// invalid.
+/// parallel: [`zk_privacy::verify::verify_payloads_on`]), with the Miller loops on `engine`
+/// (`None`: the CPU); a payload that does not decode is invalid. `Err` only when the engine
+/// fails.
 pub fn verify_privacy_batch(
     pool: &rayon::ThreadPool,
     pvk: &PreparedVerifyingKey<Bn254>,
     proofs: &[ProofItem<'_>],
+    engine: Option<&dyn zk_privacy::verify::MillerLoops>,
 ) -> Result<Vec<bool>, String> {
     let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
-    Ok(pool.install(|| zk_privacy::verify::verify_payloads(pvk, &payloads)))
+    pool.install(|| zk_privacy::verify::verify_payloads_on(pvk, &payloads, engine))
 }

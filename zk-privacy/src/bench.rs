@@ -25,7 +25,9 @@ use crate::prover::{create_proof, synthesize};
 use crate::service::{ProvingService, ProvingServiceConfig};
 use crate::setup::dev_setup;
 use crate::tree::NoteTree;
-use crate::verify::{batch_verify, prepare, verify_proof, ProofWithInputs};
+use crate::verify::{
+    batch_verify_on, prepare, verify_proof, DeviceMillerLoops, MillerLoops, ProofWithInputs,
+};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -362,7 +364,8 @@ pub fn groth16_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
 }
 
 /// Privacy-proof verification: one proof at a time, and batches (random linear
-/// combination) of each size in `opts.verify_batch_sizes`, on the CPU pool. The batch's
+/// combination) of each size in `opts.verify_batch_sizes`, on the CPU pool, and the batch
+/// checks again with their Miller loops on each GPU backend in `opts.backends`. The batch's
 /// proofs are distinct (re-randomised copies of one transfer proof).
 pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
     let pool = pool(opts.cpu_threads)?;
@@ -416,27 +419,36 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
         ms,
         threads,
     ));
-    // What the node runs per block: checked decoding in parallel, then the batch check.
+    // What the node runs per block: checked decoding in parallel, then the batch check, with
+    // the Miller loops on the CPU and on each device (`DeviceMillerLoops`).
     let refs: Vec<&[u8]> = encoded.iter().map(|b| b.as_slice()).collect();
-    let ms = pool.install(|| {
-        time_reps(opts.reps, || {
-            if crate::verify::verify_payloads(&pvk, &refs)
-                .iter()
-                .all(|&ok| ok)
-            {
-                Ok(())
-            } else {
-                Err(ZkError::Synthesis("bench payloads failed".into()))
-            }
-        })
-    })?;
-    out.push(record(
-        format!("{case}-verify-payloads"),
-        &cpu,
-        refs.len() as u64,
-        ms,
-        threads,
-    ));
+    let backs = backends(opts, &pool);
+    for b in &backs {
+        let device = b.gpu.as_ref().map(|g| DeviceMillerLoops(g.executor()));
+        if let Some(d) = &device {
+            d.0.prepare_pairing()
+                .map_err(|e| ZkError::Synthesis(format!("Miller-loop kernel: {e}")))?;
+        }
+        let engine = device.as_ref().map(|d| d as &dyn MillerLoops);
+        let ms = pool.install(|| {
+            time_reps(opts.reps, || {
+                let ok = crate::verify::verify_payloads_on(&pvk, &refs, engine)
+                    .map_err(ZkError::Synthesis)?;
+                if ok.iter().all(|&ok| ok) {
+                    Ok(())
+                } else {
+                    Err(ZkError::Synthesis("bench payloads failed".into()))
+                }
+            })
+        })?;
+        out.push(record(
+            format!("{case}-verify-payloads"),
+            b,
+            refs.len() as u64,
+            ms,
+            threads,
+        ));
+    }
     // Individual verification of a batch of 64, in parallel.
     let n = all.len().min(64);
     let ms = pool.install(|| {
@@ -459,24 +471,29 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
         ms,
         threads,
     ));
-    for &size in &opts.verify_batch_sizes {
-        let batch = &all[..size.min(all.len())];
-        let ms = pool.install(|| {
-            time_reps(opts.reps, || {
-                if batch_verify(&pvk, batch).all_valid() {
-                    Ok(())
-                } else {
-                    Err(ZkError::Synthesis("bench batch failed".into()))
-                }
-            })
-        })?;
-        out.push(record(
-            format!("{case}-verify-batch"),
-            &cpu,
-            batch.len() as u64,
-            ms,
-            threads,
-        ));
+    for b in &backs {
+        let device = b.gpu.as_ref().map(|g| DeviceMillerLoops(g.executor()));
+        let engine = device.as_ref().map(|d| d as &dyn MillerLoops);
+        for &size in &opts.verify_batch_sizes {
+            let batch = &all[..size.min(all.len())];
+            let ms = pool.install(|| {
+                time_reps(opts.reps, || {
+                    let o = batch_verify_on(&pvk, batch, engine).map_err(ZkError::Synthesis)?;
+                    if o.all_valid() {
+                        Ok(())
+                    } else {
+                        Err(ZkError::Synthesis("bench batch failed".into()))
+                    }
+                })
+            })?;
+            out.push(record(
+                format!("{case}-verify-batch"),
+                b,
+                batch.len() as u64,
+                ms,
+                threads,
+            ));
+        }
     }
     Ok(out)
 }

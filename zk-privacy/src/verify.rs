@@ -14,6 +14,14 @@
 //! bad ones. The weights come from SHA-256 over the whole batch (Fiat-Shamir), so the
 //! outcome is deterministic.
 //!
+//! The Miller loops of the `(rho_i A_i, B_i)` pairs (with their G2 line preparation, about
+//! 60% of a proof's CPU cost) can run elsewhere: [`batch_verify_on`] / [`verify_payloads_on`]
+//! take a [`MillerLoops`] engine, e.g. [`DeviceMillerLoops`] over `gpu_executor`'s
+//! Miller-loop kernel, whose per-pair results are bit-identical to arkworks'. Decoding,
+//! weights, scaling `A`, the two fixed pairs and the final exponentiation stay on the CPU.
+//! An engine error is returned (the caller redoes the batch on the CPU), never taken as a
+//! verdict.
+//!
 //! Costs per proof (one thread; the same on the 2-core dev machine and the 16-core H200
 //! host; `examples/verify_profile.rs`):
 //! checked decoding ~125 us (G2 decompression ~30 us, the G2 subgroup test ~60 us with
@@ -26,7 +34,7 @@
 //! arkworks' `multi_miller_loop`: 4.0k/s and 4.2k/s, same run).
 
 use ark_bn254::g1::Config as G1Config;
-use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective};
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine};
 use ark_ec::bn::{g2::EllCoeff, BnConfig, G2Prepared};
 use ark_ec::pairing::{MillerLoopOutput, Pairing, PairingOutput};
 use ark_ec::scalar_mul::glv::GLVConfig;
@@ -38,6 +46,24 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Result, ZkError};
 use crate::transfer::{encode_fr, encode_proof};
+
+/// Computes the product of the Miller loops of pairs `(a[i], b[i])` (affine, never the
+/// identity, `a.len() == b.len()`), i.e. arkworks' `Bn254::multi_miller_loop(a, b)`.
+pub trait MillerLoops: Sync {
+    fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String>;
+}
+
+/// [`MillerLoops`] on the device of a `gpu_executor` zk executor: one pair per device
+/// thread, the per-pair results multiplied on the calling thread's rayon pool. Device only:
+/// a missing or failing device is an error, for the caller to fall back on.
+pub struct DeviceMillerLoops<'a>(pub &'a gpu_executor::zk::ZkExecutor);
+
+impl MillerLoops for DeviceMillerLoops<'_> {
+    fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String> {
+        let f = self.0.gpu_miller_loops(a, b).map_err(|e| e.to_string())?;
+        Ok(f.par_iter().copied().reduce(Fq12::one, |x, y| x * y))
+    }
+}
 
 /// Prepares a verifying key (precomputes `e(alpha, beta)` and the negated G2 elements).
 pub fn prepare(vk: &VerifyingKey<Bn254>) -> PreparedVerifyingKey<Bn254> {
@@ -262,13 +288,55 @@ fn miller_loop(pairs: &[(G1Affine, G2Prepared<ark_bn254::Config>)]) -> Option<Fq
     Some(f)
 }
 
+/// Where a batch's Miller loops run: `None` on the CPU (prepared lines, shared loop).
+type Engine<'a> = Option<&'a dyn MillerLoops>;
+
+/// `prod_i MillerLoop(rho_i A_i, B_i)`: on the CPU in chunks of `chunk` pairs sharing one
+/// loop each, or on `engine` (with `A` scaled on the CPU first). `Ok(None)`: a prepared
+/// point was malformed (never for checked decoding). `Err`: the engine failed.
+fn miller_head(
+    batch: &[ProofWithInputs],
+    w: &[Weight],
+    chunk: usize,
+    engine: Engine<'_>,
+) -> std::result::Result<Option<Fq12>, String> {
+    let chunk = chunk.max(1);
+    if let Some(engine) = engine {
+        let a: Vec<G1Affine> = batch
+            .par_chunks(chunk)
+            .zip(w.par_chunks(chunk))
+            .flat_map_iter(|(items, ws)| {
+                let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
+                scale_g1(&a, ws)
+            })
+            .collect();
+        let b: Vec<G2Affine> = batch.iter().map(|item| item.proof.b).collect();
+        return engine.miller_product(&a, &b).map(Some);
+    }
+    Ok(batch
+        .par_chunks(chunk)
+        .zip(w.par_chunks(chunk))
+        .map(|(items, ws)| {
+            let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
+            let a = scale_g1(&a, ws);
+            let pairs: Vec<_> = a
+                .into_iter()
+                .zip(items)
+                .map(|(a, item)| (a, G2Prepared::from(item.proof.b)))
+                .collect();
+            miller_loop(&pairs)
+        })
+        .try_reduce(Fq12::one, |x, y| Some(x * y)))
+}
+
 /// The batch equation alone: `true` iff the random linear combination holds. All items
-/// must have the right number of public inputs.
+/// must have the right number of public inputs. `Err` only when `engine` fails.
 fn batch_equation(
     pvk: &PreparedVerifyingKey<Bn254>,
     batch: &[ProofWithInputs],
     chunk: usize,
-) -> bool {
+    engine: Engine<'_>,
+) -> std::result::Result<bool, String> {
     let w = weights(pvk, batch);
     let l = pvk.vk.gamma_abc_g1.len();
     // sum_i rho_i * (1, x_i1, ..., x_il)
@@ -297,35 +365,20 @@ fn batch_equation(
             let (c1, c2) = rayon::join(|| msm_u64(&cs, &k1), || msm_u64(&cs, &k2));
             (ic, c1 + <G1Config as GLVConfig>::endomorphism(&c2))
         },
-        || {
-            batch
-                .par_chunks(chunk.max(1))
-                .zip(w.par_chunks(chunk.max(1)))
-                .map(|(items, ws)| {
-                    let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
-                    let a = scale_g1(&a, ws);
-                    let pairs: Vec<_> = a
-                        .into_iter()
-                        .zip(items)
-                        .map(|(a, item)| (a, G2Prepared::from(item.proof.b)))
-                        .collect();
-                    miller_loop(&pairs)
-                })
-                .try_reduce(Fq12::one, |x, y| Some(x * y))
-        },
+        || miller_head(batch, &w, chunk, engine),
     );
-    let Some(head) = head else {
-        return false;
+    let Some(head) = head? else {
+        return Ok(false);
     };
     let tail = Bn254::multi_miller_loop(
         [ic.into_affine(), c_acc.into_affine()],
         [pvk.gamma_g2_neg_pc.clone(), pvk.delta_g2_neg_pc.clone()],
     );
     let Some(lhs) = Bn254::final_exponentiation(MillerLoopOutput(head * tail.0)) else {
-        return false;
+        return Ok(false);
     };
     let rhs = PairingOutput::<Bn254>(pvk.alpha_g1_beta_g2) * rho_sum;
-    lhs == rhs
+    Ok(lhs == rhs)
 }
 
 /// Below this many proofs, a failed batch is verified proof by proof.
@@ -348,7 +401,8 @@ fn find_invalid(
     pvk: &PreparedVerifyingKey<Bn254>,
     batch: &[ProofWithInputs],
     offset: usize,
-) -> Vec<usize> {
+    engine: Engine<'_>,
+) -> std::result::Result<Vec<usize>, String> {
     let individually = |items: &[ProofWithInputs], offset: usize| -> Vec<usize> {
         items
             .par_iter()
@@ -358,17 +412,17 @@ fn find_invalid(
             .collect()
     };
     if batch.len() < INDIVIDUAL_BELOW {
-        return individually(batch, offset);
+        return Ok(individually(batch, offset));
     }
     let (l, r) = batch.split_at(batch.len() / 2);
     let (l_ok, r_ok) = rayon::join(
-        || batch_equation(pvk, l, chunk_for(l.len())),
-        || batch_equation(pvk, r, chunk_for(r.len())),
+        || batch_equation(pvk, l, chunk_for(l.len()), engine),
+        || batch_equation(pvk, r, chunk_for(r.len()), engine),
     );
-    match (l_ok, r_ok) {
+    Ok(match (l_ok?, r_ok?) {
         (true, true) => Vec::new(),
-        (false, true) => find_invalid(pvk, l, offset),
-        (true, false) => find_invalid(pvk, r, offset + l.len()),
+        (false, true) => find_invalid(pvk, l, offset, engine)?,
+        (true, false) => find_invalid(pvk, r, offset + l.len(), engine)?,
         (false, false) => {
             let (mut a, b) = rayon::join(
                 || individually(l, offset),
@@ -377,7 +431,7 @@ fn find_invalid(
             a.extend(b);
             a
         }
-    }
+    })
 }
 
 /// Verifies a batch of proofs under one key (see the module docs); runs on the calling
@@ -385,27 +439,48 @@ fn find_invalid(
 /// public inputs are reported invalid. If the batch check fails, the bad proofs are found
 /// by checking halves of the batch, down to single verifications (see `find_invalid`).
 pub fn batch_verify(pvk: &PreparedVerifyingKey<Bn254>, batch: &[ProofWithInputs]) -> BatchOutcome {
+    match batch_verify_on(pvk, batch, None) {
+        Ok(o) => o,
+        // unreachable (only an engine can fail, and there is none); fail closed anyway
+        Err(_) => BatchOutcome {
+            invalid: (0..batch.len()).collect(),
+            batch_check_passed: false,
+        },
+    }
+}
+
+/// [`batch_verify`] with the Miller loops on `engine` (`None`: the CPU). An engine failure
+/// is returned as `Err` and decides nothing.
+pub fn batch_verify_on(
+    pvk: &PreparedVerifyingKey<Bn254>,
+    batch: &[ProofWithInputs],
+    engine: Option<&dyn MillerLoops>,
+) -> std::result::Result<BatchOutcome, String> {
     let (mut invalid, formed): (Vec<usize>, Vec<usize>) =
         (0..batch.len()).partition(|&i| check_inputs(pvk, &batch[i].inputs).is_err());
     if invalid.is_empty() {
-        if batch.is_empty() || batch_equation(pvk, batch, chunk_for(batch.len())) {
-            return BatchOutcome {
+        if batch.is_empty() || batch_equation(pvk, batch, chunk_for(batch.len()), engine)? {
+            return Ok(BatchOutcome {
                 invalid,
                 batch_check_passed: true,
-            };
+            });
         }
-        invalid = find_invalid(pvk, batch, 0);
+        invalid = find_invalid(pvk, batch, 0, engine)?;
     } else {
         let sub: Vec<ProofWithInputs> = formed.iter().map(|&i| batch[i].clone()).collect();
-        if !sub.is_empty() && !batch_equation(pvk, &sub, chunk_for(sub.len())) {
-            invalid.extend(find_invalid(pvk, &sub, 0).into_iter().map(|j| formed[j]));
+        if !sub.is_empty() && !batch_equation(pvk, &sub, chunk_for(sub.len()), engine)? {
+            invalid.extend(
+                find_invalid(pvk, &sub, 0, engine)?
+                    .into_iter()
+                    .map(|j| formed[j]),
+            );
         }
     }
     invalid.sort_unstable();
-    BatchOutcome {
+    Ok(BatchOutcome {
         invalid,
         batch_check_passed: false,
-    }
+    })
 }
 
 /// `true` when `a` is the identity (such proofs never come out of checked decoding).
@@ -420,6 +495,20 @@ pub fn is_degenerate(proof: &Proof<Bn254>) -> bool {
 /// inside `pool.install`), then [`batch_verify`] checks what decoded (finding bad proofs
 /// by halving the batch down to single verifications when the check fails).
 pub fn verify_payloads(pvk: &PreparedVerifyingKey<Bn254>, payloads: &[&[u8]]) -> Vec<bool> {
+    match verify_payloads_on(pvk, payloads, None) {
+        Ok(v) => v,
+        // unreachable (only an engine can fail, and there is none); fail closed anyway
+        Err(_) => vec![false; payloads.len()],
+    }
+}
+
+/// [`verify_payloads`] with the batch's Miller loops on `engine` (`None`: the CPU). An
+/// engine failure is returned as `Err` and decides nothing.
+pub fn verify_payloads_on(
+    pvk: &PreparedVerifyingKey<Bn254>,
+    payloads: &[&[u8]],
+    engine: Option<&dyn MillerLoops>,
+) -> std::result::Result<Vec<bool>, String> {
     let decoded: Vec<Option<ProofWithInputs>> = payloads
         .par_iter()
         .map(|p| {
@@ -437,12 +526,12 @@ pub fn verify_payloads(pvk: &PreparedVerifyingKey<Bn254>, payloads: &[&[u8]]) ->
         .enumerate()
         .filter_map(|(i, d)| d.map(|d| (i, d)))
         .unzip();
-    for bad in batch_verify(pvk, &batch).invalid {
+    for bad in batch_verify_on(pvk, &batch, engine)?.invalid {
         if let Some(&i) = idx.get(bad) {
             ok[i] = false;
         }
     }
-    ok
+    Ok(ok)
 }
 
 #[cfg(test)]

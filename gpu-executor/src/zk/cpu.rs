@@ -2,7 +2,8 @@
 //! pool it runs in) and `Radix2EvaluationDomain` FFTs. Every GPU result is checked against
 //! these in the tests, and they are the fallback when a device fails.
 
-use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::pairing::Pairing;
 use ark_ec::VariableBaseMSM;
 use ark_ff::FftField;
 use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
@@ -29,6 +30,25 @@ pub fn msm_g1(bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective> {
 pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
     check_msm_lengths(bases.len(), scalars.len())?;
     Ok(G2Projective::msm_unchecked(bases, scalars))
+}
+
+/// `out[i]` = arkworks' Miller loop of the one pair `(g1[i], g2[i])`
+/// (`Bn254::multi_miller_loop`; 1 when either point is the identity), in parallel on the
+/// calling thread's rayon pool.
+pub fn miller_loops(g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
+    use rayon::prelude::*;
+    if g1.len() != g2.len() {
+        return Err(GpuError::InvalidInput(format!(
+            "{} G1 points for {} G2 points",
+            g1.len(),
+            g2.len()
+        )));
+    }
+    Ok(g1
+        .par_iter()
+        .zip(g2)
+        .map(|(p, q)| Bn254::multi_miller_loop([*p], [*q]).0)
+        .collect())
 }
 
 /// Checks that `len` is a transform size Fr supports (a power of two, at most 2^28) and

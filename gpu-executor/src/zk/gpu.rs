@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use ark_bn254::{Fq, Fq2, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Fq, Fq12, Fq2, Fq6, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
-use super::kernels::{self, msm as mk, ntt as nk, Group};
+use super::kernels::{self, msm as mk, ntt as nk, pairing as pk, Group};
 use super::NttDirection;
 use crate::device::{
     DeviceBuffer, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
@@ -77,6 +77,18 @@ fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
         fq_from_device(&l[0..4])?,
         fq_from_device(&l[4..8])?,
     ))
+}
+
+/// An Fq12 element from 48 limbs (c0.c0 .. c1.c2, each an Fq2 of 8 limbs).
+fn fq12_from_device(l: &[u64]) -> Result<Fq12> {
+    let fq6 = |l: &[u64]| -> Result<Fq6> {
+        Ok(Fq6::new(
+            fq2_from_device(&l[0..8])?,
+            fq2_from_device(&l[8..16])?,
+            fq2_from_device(&l[16..24])?,
+        ))
+    };
+    Ok(Fq12::new(fq6(&l[0..24])?, fq6(&l[24..48])?))
 }
 
 /// Points in XYZZ coordinates (X, Y, ZZ, ZZZ, each `coord_u64` limbs; Fq2 with c0 before c1)
@@ -429,6 +441,58 @@ impl GpuZk {
         self.dev.prepare(&self.msm_src(Group::G1))?;
         self.dev.prepare(&self.msm_src(Group::G2))?;
         self.dev.prepare(&self.ntt_src())
+    }
+
+    /// Compiles the Miller-loop program now.
+    pub(crate) fn prepare_pairing(&self) -> Result<()> {
+        self.dev.prepare(&kernels::pairing_source(self.ptx))
+    }
+
+    /// `out[i]` = the Miller loop of `(g1[i], g2[i])`, both affine and not the identity
+    /// (the caller filters those), one pair per device thread. The result is checked to be
+    /// made of reduced field elements.
+    pub(crate) fn miller_loops(&mut self, g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
+        if g1.len() != g2.len() {
+            return Err(GpuError::InvalidInput(format!(
+                "{} G1 points for {} G2 points",
+                g1.len(),
+                g2.len()
+            )));
+        }
+        let n = g1.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let n32 = u32::try_from(n)
+            .map_err(|_| GpuError::InvalidInput(format!("{n} pairs in one call")))?;
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let mut prof = Profile::new(|| format!("miller loops n={n}"));
+        let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
+        let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
+        let consts = kernels::pairing_constants();
+        let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
+        let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
+        let mut d_consts = dev.alloc(consts.len() * 8)?;
+        let d_out = dev.alloc(n * 96 * 4)?;
+        q.upload(&mut d_g1, 0, &host_g1)?;
+        q.upload(&mut d_g2, 0, &host_g2)?;
+        q.upload(&mut d_consts, 0, &consts)?;
+        prof.mark(&q, "upload")?;
+        use KernelArg::{Buffer as B, U32};
+        q.launch_dims(
+            &kernels::pairing_source(self.ptx),
+            pk::MILLER_LOOP,
+            LaunchDims::with_group(n as u64, pk::GROUP),
+            &[B(&d_g1), B(&d_g2), B(&d_consts), B(&d_out), U32(n32)],
+        )?;
+        prof.mark(&q, "kernel")?;
+        let mut flat = vec![0u64; n * 48];
+        q.download(&d_out, 0, &mut flat)?;
+        prof.mark(&q, "download")?;
+        let out = flat.chunks_exact(48).map(fq12_from_device).collect();
+        prof.report();
+        out
     }
 
     /// Copies G1 points to the device.

@@ -15,6 +15,7 @@ const FQ2: &str = include_str!("../../kernels/zk/fq2.cl");
 const CURVE: &str = include_str!("../../kernels/zk/curve.cl");
 const MSM: &str = include_str!("../../kernels/zk/msm.cl");
 const NTT: &str = include_str!("../../kernels/zk/ntt.cl");
+const PAIRING: &str = include_str!("../../kernels/zk/pairing.cl");
 
 /// Kernel names in `msm.cl`.
 pub(crate) mod msm {
@@ -44,6 +45,16 @@ pub(crate) mod ntt {
     pub const PASS: &str = "ntt_pass";
     /// Must equal `ZK_NTT_TILE_LOG` in ntt.cl.
     pub const TILE_LOG: u32 = 10;
+}
+
+/// Kernel names in `pairing.cl`.
+pub(crate) mod pairing {
+    pub const MILLER_LOOP: &str = "zk_miller_loop";
+    /// Work-group size of the Miller-loop kernel: one pair per thread, small groups so a
+    /// few hundred pairs still spread over many multiprocessors.
+    pub const GROUP: u32 = 32;
+    /// Limbs of the constants buffer (see `pairing.cl`).
+    pub const CONSTS_LIMBS: usize = 56;
 }
 
 /// `-m^-1 mod 2^32` for an odd `m0`.
@@ -127,6 +138,7 @@ static MSM_TEXT: [OnceLock<String>; 4] = [
     OnceLock::new(),
 ];
 static NTT_PORTABLE: OnceLock<String> = OnceLock::new();
+static PAIRING_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
 static NTT_PTX: OnceLock<String> = OnceLock::new();
 
 /// The MSM program for `group`; `ptx` selects the PTX carry-chain multiplication (CUDA
@@ -162,6 +174,66 @@ pub(crate) fn ntt_source(ptx: bool) -> KernelSource {
                 .as_str(),
         )
     }
+}
+
+/// The Miller-loop program: Fq, Fq2, the loop count's signed digits as masks, pairing.cl.
+pub(crate) fn pairing_source(ptx: bool) -> KernelSource {
+    let text = PAIRING_TEXT[usize::from(ptx)].get_or_init(|| {
+        let mut s = String::new();
+        if ptx {
+            s.push_str("#define ZK_PTX 1\n");
+        }
+        s.push_str(PRELUDE);
+        s.push('\n');
+        s.push_str(&field_instance("fq", &Fq::MODULUS.0, &Fq::ONE.0 .0));
+        s.push_str(FQ2);
+        s.push('\n');
+        let ate = <ark_bn254::Config as ark_ec::bn::BnConfig>::ATE_LOOP_COUNT;
+        assert!(
+            ate.len() <= 64 + 1 && ate.last() == Some(&1),
+            "BN254 loop count"
+        );
+        let (mut nonzero, mut neg) = (0u64, 0u64);
+        // the top digit is the loop's start, never read as a step
+        for (i, &d) in ate[..ate.len() - 1].iter().enumerate() {
+            nonzero |= u64::from(d != 0) << i;
+            neg |= u64::from(d < 0) << i;
+        }
+        s.push_str(&format!("#define ZK_ATE_DIGITS {}u\n", ate.len()));
+        for (name, v) in [("NONZERO", nonzero), ("NEG", neg)] {
+            s.push_str(&format!(
+                "#define ZK_ATE_{name}_LO 0x{:08x}u\n#define ZK_ATE_{name}_HI 0x{:08x}u\n",
+                v as u32,
+                (v >> 32) as u32
+            ));
+        }
+        s.push_str(PAIRING);
+        s
+    });
+    KernelSource::new(if ptx { "zk-pairing-ptx" } else { "zk-pairing" }, text)
+}
+
+/// The constants `pairing.cl` reads from its `consts` buffer, as 64-bit Montgomery limbs:
+/// 1/2, the twist's b, and the Frobenius twist factors for x and y.
+pub(crate) fn pairing_constants() -> Vec<u64> {
+    use ark_bn254::Fq2;
+    use ark_ec::bn::BnConfig;
+    use ark_ec::short_weierstrass::SWCurveConfig;
+    // 2 is invertible mod p
+    let two_inv = Fq::from(2u64).inverse().unwrap_or_default();
+    let fq2 = |a: Fq2| [a.c0.0 .0, a.c1.0 .0];
+    let mut out = Vec::with_capacity(pairing::CONSTS_LIMBS / 2);
+    out.extend_from_slice(&two_inv.0 .0);
+    for v in [
+        <ark_bn254::g2::Config as SWCurveConfig>::COEFF_B,
+        <ark_bn254::Config as BnConfig>::TWIST_MUL_BY_Q_X,
+        <ark_bn254::Config as BnConfig>::TWIST_MUL_BY_Q_Y,
+    ] {
+        for l in fq2(v) {
+            out.extend_from_slice(&l);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //! - Kernels: `kernels/zk/` (field template in 32-bit Montgomery limbs with a PTX fast
 //!   path, Fq2 on top of it, XYZZ curve arithmetic instantiated for G1 and G2, MSM pipeline
 //!   (one program per group), tiled NTT), assembled in `kernels.rs`.
+//! - [`ZkExecutor::miller_loops`]: BN254 optimal-ate Miller loops, one pair per device
+//!   thread, bit-identical to arkworks' `Bn254::multi_miller_loop` of each pair (the part of
+//!   Groth16 batch verification that grows with the batch; `kernels/zk/pairing.cl`).
 //! - [`bench`]: `msm_suite` / `ntt_suite` for `supervm bench` and `examples/zk_bench.rs`.
 //!
 //! Field elements and points use arkworks' own Montgomery representation on the device, so
@@ -25,7 +28,9 @@ mod kernels;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Fq12, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::AffineRepr;
+use ark_ff::Field;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -81,12 +86,27 @@ impl Default for NttConfig {
     }
 }
 
+/// Miller-loop settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PairingConfig {
+    /// Calls with fewer pairs run on the CPU. Default: 16.
+    pub min_gpu_pairs: usize,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        Self { min_gpu_pairs: 16 }
+    }
+}
+
 /// Settings of the zk kernels (`[gpu.zk]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ZkConfig {
     pub msm: MsmConfig,
     pub ntt: NttConfig,
+    pub pairing: PairingConfig,
     /// On CUDA, use the PTX carry-chain Montgomery multiplication (`mad.lo.cc` /
     /// `madc.hi.cc`) instead of the portable C one. Default: true.
     pub cuda_ptx: bool,
@@ -97,6 +117,7 @@ impl Default for ZkConfig {
         Self {
             msm: MsmConfig::default(),
             ntt: NttConfig::default(),
+            pairing: PairingConfig::default(),
             cuda_ptx: true,
         }
     }
@@ -111,6 +132,7 @@ impl ZkConfig {
                 ..MsmConfig::default()
             },
             ntt: NttConfig { min_gpu_len: 0 },
+            pairing: PairingConfig { min_gpu_pairs: 0 },
             ..Self::default()
         }
     }
@@ -121,8 +143,10 @@ impl ZkConfig {
 pub struct ZkStats {
     gpu_msm: AtomicU64,
     gpu_ntt: AtomicU64,
+    gpu_miller: AtomicU64,
     cpu_msm: AtomicU64,
     cpu_ntt: AtomicU64,
+    cpu_miller: AtomicU64,
     gpu_failures: AtomicU64,
 }
 
@@ -131,8 +155,11 @@ pub struct ZkStats {
 pub struct ZkStatsSnapshot {
     pub gpu_msm: u64,
     pub gpu_ntt: u64,
+    /// Miller-loop calls (not pairs).
+    pub gpu_miller: u64,
     pub cpu_msm: u64,
     pub cpu_ntt: u64,
+    pub cpu_miller: u64,
     /// Device calls that failed and were redone on the CPU.
     pub gpu_failures: u64,
 }
@@ -143,8 +170,10 @@ impl ZkStats {
         ZkStatsSnapshot {
             gpu_msm: l(&self.gpu_msm),
             gpu_ntt: l(&self.gpu_ntt),
+            gpu_miller: l(&self.gpu_miller),
             cpu_msm: l(&self.cpu_msm),
             cpu_ntt: l(&self.cpu_ntt),
+            cpu_miller: l(&self.cpu_miller),
             gpu_failures: l(&self.gpu_failures),
         }
     }
@@ -315,6 +344,60 @@ impl ZkExecutor {
             )));
         }
         Ok(())
+    }
+
+    /// Miller loops of pairs: `out[i]` is exactly arkworks' `Bn254::multi_miller_loop`
+    /// of the one pair `(g1[i], g2[i])` (1 when either is the identity), so the product of
+    /// the outputs is the multi-Miller loop of all pairs. At least
+    /// `pairing.min_gpu_pairs` pairs run on the device when there is one; a device fault is
+    /// counted and the call redone on the CPU. Errors only on different lengths.
+    pub fn miller_loops(&self, g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
+        if self.gpu.is_some() && g1.len() >= self.config.pairing.min_gpu_pairs {
+            match self.gpu_miller_loops(g1, g2) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_device_fault() => self.fallback("Miller loop", &e),
+                Err(e) => return Err(e),
+            }
+        }
+        bump(&self.stats.cpu_miller);
+        self.pool.install(|| cpu::miller_loops(g1, g2))
+    }
+
+    /// [`Self::miller_loops`] on the device only, whatever the size: no CPU fallback
+    /// (for a caller that does its own, like the node's scheduler). Errors with
+    /// [`GpuError::Unavailable`] on a CPU-only executor.
+    pub fn gpu_miller_loops(&self, g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
+        let Some(g) = &self.gpu else {
+            return Err(GpuError::Unavailable(
+                "no device for the Miller-loop kernel".into(),
+            ));
+        };
+        if g1.len() != g2.len() {
+            return cpu::miller_loops(g1, g2);
+        }
+        // The kernel takes no identity: those pairs contribute 1.
+        let live: Vec<usize> = (0..g1.len())
+            .filter(|&i| !g1[i].is_zero() && !g2[i].is_zero())
+            .collect();
+        let mut out = vec![Fq12::ONE; g1.len()];
+        if live.is_empty() {
+            return Ok(out);
+        }
+        let (a, b): (Vec<G1Affine>, Vec<G2Affine>) = live.iter().map(|&i| (g1[i], g2[i])).unzip();
+        let res = self.pool.install(|| g.lock().miller_loops(&a, &b))?;
+        bump(&self.stats.gpu_miller);
+        for (&i, f) in live.iter().zip(res) {
+            out[i] = f;
+        }
+        Ok(out)
+    }
+
+    /// Compiles the Miller-loop kernel now (no-op on the CPU).
+    pub fn prepare_pairing(&self) -> Result<()> {
+        match &self.gpu {
+            Some(g) => g.lock().prepare_pairing(),
+            None => Ok(()),
+        }
     }
 
     /// `sum scalars[i] * bases[i]` over G1. Errors only on malformed input (different

@@ -7,7 +7,10 @@ use rand::SeedableRng;
 use zk_privacy::circuit::{alloc_u64_checked, TransferCircuit};
 use zk_privacy::pool::{MemoryPrivacyState, PrivacyPool, Rejection};
 use zk_privacy::transfer::{PrivacyTransfer, TRANSFER_BYTES};
-use zk_privacy::verify::{batch_verify, prepare, verify_proof, ProofWithInputs};
+use zk_privacy::verify::{
+    batch_verify, batch_verify_on, prepare, verify_payloads_on, verify_proof, DeviceMillerLoops,
+    MillerLoops, ProofWithInputs,
+};
 use zk_privacy::{CpuProverBackend, Groth16Prover, ZkError};
 
 use crate::common::{scenario, transfer_circuit, transfer_key, TEST_DEPTH};
@@ -138,6 +141,67 @@ fn s2_like(s: &crate::common::Scenario) -> crate::common::Scenario {
     }
 }
 
+/// Miller loops through `gpu_executor`'s CPU reference (arkworks, one pair at a time).
+struct ArkPairs;
+
+impl MillerLoops for ArkPairs {
+    fn miller_product(
+        &self,
+        a: &[ark_bn254::G1Affine],
+        b: &[ark_bn254::G2Affine],
+    ) -> Result<ark_bn254::Fq12, String> {
+        let f = gpu_executor::zk::cpu::miller_loops(a, b).map_err(|e| e.to_string())?;
+        Ok(f.iter().product())
+    }
+}
+
+/// An engine whose device is gone.
+struct Failing;
+
+impl MillerLoops for Failing {
+    fn miller_product(
+        &self,
+        _: &[ark_bn254::G1Affine],
+        _: &[ark_bn254::G2Affine],
+    ) -> Result<ark_bn254::Fq12, String> {
+        Err("device lost".into())
+    }
+}
+
+/// A zk executor on each backend present (a GPU preferred, PoCL's CPU device otherwise).
+fn device_executors() -> Vec<(String, gpu_executor::zk::ZkExecutor)> {
+    use gpu_executor::zk::{ZkConfig, ZkExecutor};
+    use gpu_executor::BackendKind;
+    let devices = gpu_executor::list_devices();
+    let pool = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool"),
+    );
+    let mut out = Vec::new();
+    for kind in [BackendKind::Cuda, BackendKind::Opencl] {
+        let Some(info) = devices
+            .iter()
+            .filter(|d| d.backend == kind)
+            .max_by_key(|d| d.is_gpu)
+        else {
+            eprintln!("SKIPPING {kind} Miller loops: no device (or feature not built)");
+            continue;
+        };
+        match gpu_executor::open_device(kind, info.index, 1) {
+            Ok(dev) => {
+                let e = ZkExecutor::with_device(Some(dev), pool.clone(), ZkConfig::always_gpu());
+                if e.backend_name() != "cpu" {
+                    out.push((format!("{kind} ({})", info.name), e));
+                }
+            }
+            Err(e) => eprintln!("SKIPPING {kind} Miller loops: {e}"),
+        }
+    }
+    out
+}
+
 #[test]
 fn bad_proofs_fail_alone_and_in_batches() {
     let s = scenario(TEST_DEPTH);
@@ -164,19 +228,12 @@ fn bad_proofs_fail_alone_and_in_batches() {
             inputs: inputs.clone(),
         })
         .collect();
-    let ok = batch_verify(&pvk, &batch);
-    assert!(ok.all_valid() && ok.batch_check_passed);
     let good = batch.clone();
     batch[3].inputs = wrong.clone();
     batch[7].proof.c = (batch[7].proof.c + transfer_key().vk.alpha_g1).into_affine();
     batch[9].inputs = wrong_nf.clone();
     batch[10].inputs.pop();
-    let out = batch_verify(&pvk, &batch);
-    assert_eq!(out.invalid, vec![3, 7, 9, 10]);
-    assert!(!out.batch_check_passed);
-
-    // Larger batches (the bad ones are found by halving): one bad proof, a few spread
-    // out, a malformed one beside them, and many.
+    let bad_every_7: Vec<usize> = (0..70).step_by(7).collect();
     let mut big: Vec<ProofWithInputs> = good.iter().cycle().take(70).cloned().collect();
     for (i, p) in big.iter_mut().enumerate() {
         p.proof = ark_groth16::Groth16::<ark_bn254::Bn254>::rerandomize_proof(
@@ -188,14 +245,52 @@ fn bad_proofs_fail_alone_and_in_batches() {
             p.proof.a = (p.proof.a + transfer_key().vk.alpha_g1).into_affine();
         }
     }
-    let bad_every_7: Vec<usize> = (0..70).step_by(7).collect();
-    assert_eq!(batch_verify(&pvk, &big).invalid, bad_every_7);
     let mut one_bad: Vec<ProofWithInputs> = good.iter().cycle().take(40).cloned().collect();
     one_bad[29].inputs = wrong.clone();
-    assert_eq!(batch_verify(&pvk, &one_bad).invalid, vec![29]);
-    one_bad[2].inputs = wrong_nf;
-    one_bad[17].inputs.push(Fr::from(1u64));
-    assert_eq!(batch_verify(&pvk, &one_bad).invalid, vec![2, 17, 29]);
+    let mut three_bad = one_bad.clone();
+    three_bad[2].inputs = wrong_nf.clone();
+    three_bad[17].inputs.push(Fr::from(1u64));
+
+    // The same verdicts with the Miller loops on the CPU, on arkworks' per-pair loops
+    // (the engine path without a device), and on every device present (PoCL in CI).
+    let ark = ArkPairs;
+    let devices = device_executors();
+    let mut engines: Vec<(String, Option<&dyn MillerLoops>)> =
+        vec![("cpu".into(), None), ("arkworks pairs".into(), Some(&ark))];
+    let device_engines: Vec<(String, DeviceMillerLoops<'_>)> = devices
+        .iter()
+        .map(|(l, e)| (l.clone(), DeviceMillerLoops(e)))
+        .collect();
+    for (l, e) in &device_engines {
+        engines.push((l.clone(), Some(e)));
+    }
+    for (label, engine) in engines {
+        let run = |b: &[ProofWithInputs]| batch_verify_on(&pvk, b, engine).expect(&label);
+        let ok = run(&good);
+        assert!(ok.all_valid() && ok.batch_check_passed, "{label}");
+        let out = run(&batch);
+        assert_eq!(out.invalid, vec![3, 7, 9, 10], "{label}");
+        assert!(!out.batch_check_passed, "{label}");
+        // Larger batches (the bad ones are found by halving): one bad proof, a few spread
+        // out, a malformed one beside them, and many.
+        assert_eq!(run(&big).invalid, bad_every_7, "{label}");
+        assert_eq!(run(&one_bad).invalid, vec![29], "{label}");
+        assert_eq!(run(&three_bad).invalid, vec![2, 17, 29], "{label}");
+        let payloads: Vec<Vec<u8>> = (0..3).map(|_| tx.encode()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+        assert_eq!(
+            verify_payloads_on(&pvk, &refs, engine).expect(&label),
+            vec![true; 3]
+        );
+        eprintln!("batch verification with Miller loops on {label}: ok");
+    }
+    assert_eq!(batch_verify(&pvk, &batch).invalid, vec![3, 7, 9, 10]);
+    // A failing engine decides nothing: the error comes back.
+    let err = batch_verify_on(&pvk, &good, Some(&Failing)).unwrap_err();
+    assert!(err.contains("device lost"), "{err}");
+    for (label, e) in &devices {
+        assert_eq!(e.stats().gpu_failures, 0, "{label}");
+    }
 
     // Bad encodings: wrong length, point off the curve / not decompressible, field element
     // out of range.
