@@ -1,0 +1,58 @@
+//! Commit cost of the redb store alone: blocks of `W` balance writes (each a fresh value,
+//! half of them new keys) over a store that grows from `E` entries, nothing else running.
+//!
+//! `cargo run --release -p vm-state --example commit_bench [W] [E] [BLOCKS]`
+//! (defaults 17000 30000 8): prints each block's commit time and the median.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use vm_state::{CpuStateHasher, RedbStore, StateKey, StateStore, WriteSet};
+
+fn key(i: u64) -> StateKey {
+    let mut a = [0u8; 20];
+    a[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    StateKey::balance(&a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arg = |i: usize, d: u64| -> u64 {
+        std::env::args()
+            .nth(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (writes, entries, blocks) = (arg(1, 17_000), arg(2, 30_000), arg(3, 8));
+    let dir = tempfile::tempdir()?;
+    let store = RedbStore::open(dir.path().join("state.redb"))?;
+    let hasher = CpuStateHasher::new();
+    let block = |h: u64, keys: &mut dyn Iterator<Item = u64>| -> WriteSet {
+        keys.map(|i| {
+            let v: Arc<[u8]> = Arc::from(&(i ^ h).to_le_bytes()[..]);
+            (key(i), Some(v))
+        })
+        .collect()
+    };
+    store.commit_block(0, &block(0, &mut (0..entries)), &hasher)?;
+    let mut times = Vec::new();
+    let mut next = entries;
+    for h in 1..=blocks {
+        // half overwrites of existing keys, half new keys
+        let old = (0..writes / 2).map(|j| (j * 7919 + h * 13) % next);
+        let new = next..next + (writes - writes / 2);
+        let ws = block(h, &mut old.chain(new));
+        next += writes - writes / 2;
+        let t = Instant::now();
+        store.commit_block(h, &ws, &hasher)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        println!("block {h}: {} writes, {ms:.1} ms", ws.len());
+        times.push(ms);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "median commit {:.1} ms for {writes} writes over {entries}+ entries ({} threads)",
+        times[times.len() / 2],
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(())
+}
