@@ -483,6 +483,24 @@ fn privacy_transfers_verify_execute_and_reject_double_spends() {
     assert_eq!(h, 1);
     assert_eq!(root, reference_root_depth(&g, &blocks, 4));
 
+    // The same block with the proofs' Miller loops on the GPU route (PoCL's OpenCL device in
+    // CI; the dev parameters are deterministic, so this node derives the same keys).
+    if cfg!(feature = "opencl") {
+        let gpu = Env::new(&format!(
+            "{extra}[scheduler]\nstrategy = \"gpu_only\"\ncalibration = false\n\
+             [gpu]\nbackend = \"opencl\"\n"
+        ));
+        let out = import(&gpu, &file, None);
+        let err = stderr(&out);
+        assert!(out.status.success(), "gpu_only import: {err}");
+        if err.contains("gpu=[none]") {
+            eprintln!("privacy proofs ran on the CPU: no OpenCL device opened");
+        } else {
+            assert!(err.contains("PrivacyTransaction/gpu"), "{err}");
+        }
+        assert_eq!(gpu.head(), (1, root));
+    }
+
     // Replay the first privacy payload from another account in block 2: same nullifiers.
     let key = node_core::workload::dev_key(7, 3);
     let addr = vm_runtime::tx::address_of(&key.verifying_key().to_bytes());
