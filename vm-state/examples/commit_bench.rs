@@ -1,8 +1,10 @@
 //! Commit cost of the redb store alone: blocks of `W` balance writes (each a fresh value,
 //! half of them new keys) over a store that grows from `E` entries, nothing else running.
 //!
-//! `cargo run --release -p vm-state --example commit_bench [W] [E] [BLOCKS]`
-//! (defaults 17000 30000 8): prints each block's commit time and the median.
+//! `cargo run --release -p vm-state --example commit_bench [W] [E] [BLOCKS] [OVERLAP]`
+//! (defaults 17000 30000 8 50): `OVERLAP` percent of a block's writes go to the keys of the
+//! previous block (hot accounts), the others half to random existing keys and half to new
+//! ones. Prints each block's commit time, the median and the mean.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(d)
     };
     let (writes, entries, blocks) = (arg(1, 17_000), arg(2, 30_000), arg(3, 8));
+    let overlap = arg(4, 50).min(100);
     let dir = tempfile::tempdir()?;
     let store = RedbStore::open(dir.path().join("state.redb"))?;
     let hasher = CpuStateHasher::new();
@@ -36,22 +39,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.commit_block(0, &block(0, &mut (0..entries)), &hasher)?;
     let mut times = Vec::new();
     let mut next = entries;
+    let mut previous: Vec<u64> = Vec::new();
+    let all = Instant::now();
     for h in 1..=blocks {
-        // half overwrites of existing keys, half new keys
-        let old = (0..writes / 2).map(|j| (j * 7919 + h * 13) % next);
-        let new = next..next + (writes - writes / 2);
-        let ws = block(h, &mut old.chain(new));
-        next += writes - writes / 2;
+        let hot = (writes * overlap / 100).min(previous.len() as u64);
+        let rest = writes - hot;
+        let hot_keys: Vec<u64> = previous.iter().take(hot as usize).copied().collect();
+        let n = next;
+        let old = (0..rest / 2).map(|j| (j * 7919 + h * 13) % n);
+        let new = n..n + (rest - rest / 2);
+        let keys: Vec<u64> = hot_keys.into_iter().chain(old).chain(new).collect();
+        next += rest - rest / 2;
+        let ws = block(h, &mut keys.iter().copied());
+        previous = keys;
         let t = Instant::now();
         store.commit_block(h, &ws, &hasher)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         println!("block {h}: {} writes, {ms:.1} ms", ws.len());
         times.push(ms);
     }
+    let total = all.elapsed().as_secs_f64() * 1e3;
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "median commit {:.1} ms for {writes} writes over {entries}+ entries ({} threads)",
+        "median commit {:.1} ms, mean {:.1} ms, for {writes} writes \
+         ({overlap}% to the previous block's keys) over {entries}+ entries ({} threads)",
         times[times.len() / 2],
+        total / blocks as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())
