@@ -11,7 +11,7 @@ use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 use super::NttDirection;
 use crate::error::{GpuError, Result};
 
-fn check_msm_lengths(points: usize, scalars: usize) -> Result<()> {
+pub(crate) fn check_msm_lengths(points: usize, scalars: usize) -> Result<()> {
     if points != scalars {
         return Err(GpuError::InvalidInput(format!(
             "MSM needs as many scalars as points ({points} points, {scalars} scalars)"

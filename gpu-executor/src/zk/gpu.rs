@@ -590,13 +590,7 @@ impl GpuZk {
         scalars: &[Fr],
         window_bits: Option<u32>,
     ) -> Result<G1Projective> {
-        if bases.len != scalars.len() {
-            return Err(GpuError::InvalidInput(format!(
-                "MSM needs as many scalars as points ({} points, {} scalars)",
-                bases.len,
-                scalars.len()
-            )));
-        }
+        super::cpu::check_msm_lengths(bases.len, scalars.len())?;
         self.msm_on::<G1>(&bases.buffer, scalars, window_bits)
     }
 
@@ -607,13 +601,7 @@ impl GpuZk {
         scalars: &[Fr],
         window_bits: Option<u32>,
     ) -> Result<G2Projective> {
-        if bases.len != scalars.len() {
-            return Err(GpuError::InvalidInput(format!(
-                "MSM needs as many scalars as points ({} points, {} scalars)",
-                bases.len,
-                scalars.len()
-            )));
-        }
+        super::cpu::check_msm_lengths(bases.len, scalars.len())?;
         self.msm_on::<G2>(&bases.buffer, scalars, window_bits)
     }
 
