@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
-use ark_ec::{CurveGroup, PrimeGroup};
+use ark_ec::CurveGroup;
 use ark_ff::UniformRand;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
 use engine_api::BenchRecord;
@@ -73,16 +73,16 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "cpu".into())
 }
 
-/// Random G1 points, quickly: runs of consecutive multiples P, P+Q, P+2Q, ... per chunk,
-/// normalised in batches.
-pub fn random_g1_bases(n: usize, seed: u64) -> Vec<G1Affine> {
+/// Random points of a group, quickly: runs of consecutive multiples P, P+Q, P+2Q, ... per
+/// chunk, normalised in batches.
+fn random_bases<G: CurveGroup<ScalarField = Fr>>(n: usize, seed: u64) -> Vec<G::Affine> {
     const CHUNK: usize = 1 << 12;
-    let chunks: Vec<Vec<G1Affine>> = (0..n.div_ceil(CHUNK))
+    let chunks: Vec<Vec<G::Affine>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let mut rng = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9));
             let len = CHUNK.min(n - c * CHUNK);
-            let g = G1Projective::generator();
+            let g = G::generator();
             let mut p = g * Fr::rand(&mut rng);
             let q = g * Fr::rand(&mut rng);
             let mut v = Vec::with_capacity(len);
@@ -90,32 +90,20 @@ pub fn random_g1_bases(n: usize, seed: u64) -> Vec<G1Affine> {
                 v.push(p);
                 p += q;
             }
-            G1Projective::normalize_batch(&v)
+            G::normalize_batch(&v)
         })
         .collect();
     chunks.concat()
 }
 
+/// Random G1 points (see `random_bases`).
+pub fn random_g1_bases(n: usize, seed: u64) -> Vec<G1Affine> {
+    random_bases::<G1Projective>(n, seed)
+}
+
 /// Random G2 points, like [`random_g1_bases`].
 pub fn random_g2_bases(n: usize, seed: u64) -> Vec<G2Affine> {
-    const CHUNK: usize = 1 << 12;
-    let chunks: Vec<Vec<G2Affine>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let mut rng = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9));
-            let len = CHUNK.min(n - c * CHUNK);
-            let g = G2Projective::generator();
-            let mut p = g * Fr::rand(&mut rng);
-            let q = g * Fr::rand(&mut rng);
-            let mut v = Vec::with_capacity(len);
-            for _ in 0..len {
-                v.push(p);
-                p += q;
-            }
-            G2Projective::normalize_batch(&v)
-        })
-        .collect();
-    chunks.concat()
+    random_bases::<G2Projective>(n, seed)
 }
 
 /// Random scalars.
