@@ -19,10 +19,11 @@
 //! while block N executes and commits. A block that fails 1-4 is rejected with the reason
 //! and changes nothing; blocks before it stay committed.
 //!
-//! Block N-1 commits on a third thread while block N executes: N reads a snapshot of
-//! committed state with N-1's write set laid on top ([`Overlay`]); at most one commit is in
-//! flight and commits stay in order, each atomic, so a crash never leaves a block without
-//! its parent. The committing thread does its CPU hashing itself
+//! Blocks N-1 and N-2 commit on a third thread while block N executes: N reads a snapshot
+//! of committed state with their write sets laid on top ([`Overlay`]); at most two blocks
+//! wait for or are in their commit, commits stay in order and each is atomic, so a crash
+//! never leaves a block without its parent. When the committer falls behind, the queued
+//! blocks commit together in one store transaction ([`StateStore::commit_blocks`]). The committing thread does its CPU hashing itself
 //! ([`RoutedHasher::inline_cpu`]): an earlier version hashed on the shared pool, where
 //! Block-STM's workers hold every thread until the block ends, and measured slower than no
 //! overlap at all.
@@ -858,25 +859,70 @@ impl Node {
     }
 
     fn commit_with(&self, e: ExecutedBlock, hasher: &RoutedHasher) -> Result<BlockReport> {
+        self.commit_group(vec![e], hasher)?
+            .pop()
+            .ok_or_else(|| NodeError::Store("a commit returned no report".into()))
+    }
+
+    /// Commits consecutive executed blocks in one store call ([`StateStore::commit_blocks`])
+    /// and reports each; the group's commit and state-root times are shared out evenly.
+    fn commit_group(
+        &self,
+        group: Vec<ExecutedBlock>,
+        hasher: &RoutedHasher,
+    ) -> Result<Vec<BlockReport>> {
+        let refs: Vec<(u64, &WriteSet)> = group.iter().map(|e| (e.height, &*e.write_set)).collect();
+        let t = Instant::now();
+        hasher.take();
+        let infos = self
+            .store
+            .commit_blocks(&refs, hasher)
+            .map_err(Self::store_err)?;
+        let n = group.len().max(1) as u64;
+        if n > 1 {
+            tracing::debug!(
+                target: "supervm::commit",
+                blocks = n,
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "committed a group of queued blocks in one transaction"
+            );
+        }
+        let commit_ns = t.elapsed().as_nanos() as u64 / n;
+        let (root_ns, routes) = hasher.take();
+        let root_ns = root_ns / n;
+        if infos.len() != group.len() {
+            return Err(NodeError::Store(format!(
+                "{} commit results for {} blocks",
+                infos.len(),
+                group.len()
+            )));
+        }
+        Ok(group
+            .into_iter()
+            .zip(infos)
+            .map(|(e, info)| self.report(e, info, commit_ns, root_ns, &routes))
+            .collect())
+    }
+
+    fn report(
+        &self,
+        e: ExecutedBlock,
+        info: CommitInfo,
+        commit_ns: u64,
+        root_ns: u64,
+        routes: &[Route],
+    ) -> BlockReport {
         let height = e.height;
         let ws = &*e.write_set;
         let committed_bytes: u64 = ws
             .iter()
             .map(|(k, v)| (k.0.len() + v.as_ref().map_or(0, |v| v.len())) as u64)
             .sum();
-        let t = Instant::now();
-        hasher.take();
-        let info = self
-            .store
-            .commit_block(height, ws, hasher)
-            .map_err(Self::store_err)?;
-        let commit_ns = t.elapsed().as_nanos() as u64;
-        let (root_ns, routes) = hasher.take();
         let mut stages = e.stages;
         stages.push(StageTime {
             stage: "stateroot",
             ms: root_ns as f64 / 1e6,
-            route: route_name(&routes),
+            route: route_name(routes),
         });
         stages.push(StageTime {
             stage: "commit",
@@ -904,7 +950,7 @@ impl Node {
             metrics::counter!(m::SEQUENTIAL_FALLBACKS).increment(1);
         }
         metrics::counter!(m::COMMITTED_BYTES).increment(committed_bytes);
-        Ok(BlockReport {
+        BlockReport {
             height,
             txs,
             privacy_txs: e.privacy_txs,
@@ -920,7 +966,7 @@ impl Node {
             re_executions: e.re_executions,
             sequential_fallback: e.sequential_fallback,
             committed_bytes,
-        })
+        }
     }
 
     /// Stages 5-7: executes and commits a verified block (which must follow the head).
@@ -940,15 +986,16 @@ impl Node {
     }
 
     /// Imports a stream of blocks as a three-stage pipeline: block N+1 is verified on one
-    /// thread and block N-1 commits on another while block N executes. Stops at the end of
+    /// thread and blocks N-1 and N-2 commit on another while block N executes. Stops at the end of
     /// the stream, at the first bad block (its error is returned after every block before
     /// it is committed), or when `stop` is set. `on_block` sees each committed block's
     /// report, in order. Returns the number committed.
     ///
-    /// Block N executes over a snapshot of committed state with block N-1's write set on
-    /// top ([`Overlay`]), so it need not wait for N-1's commit; at most one commit is in
-    /// flight, and commits happen in order, each atomic, so a crash leaves a prefix of the
-    /// chain. The committing thread hashes on its own thread (or the GPU), not on the pool
+    /// Block N executes over a snapshot of committed state with the write sets of blocks
+    /// N-1 and N-2 on top ([`Overlay`]), so it need not wait for their commits; at most
+    /// [`COMMITS_IN_FLIGHT`] blocks are queued or committing, blocks queued together commit
+    /// in one store transaction, and commits happen in order, each atomic, so a crash leaves
+    /// a prefix of the chain. The committing thread hashes on its own thread (or the GPU), not on the pool
     /// that Block-STM holds ([`RoutedHasher::inline_cpu`]).
     pub fn import<I>(
         &self,
@@ -986,11 +1033,24 @@ impl Node {
             let (ctx, crx) = mpsc::channel::<ExecutedBlock>();
             let (dtx, drx) = mpsc::channel::<Result<BlockReport>>();
             s.spawn(move || {
-                for e in crx {
-                    let r = self.commit_with(e, &self.commit_hasher);
-                    let failed = r.is_err();
-                    if dtx.send(r).is_err() || failed {
-                        break;
+                while let Ok(first) = crx.recv() {
+                    // Whatever else is queued commits with it (at most COMMITS_IN_FLIGHT).
+                    let mut group = vec![first];
+                    while let Ok(e) = crx.try_recv() {
+                        group.push(e);
+                    }
+                    match self.commit_group(group, &self.commit_hasher) {
+                        Ok(reports) => {
+                            for rep in reports {
+                                if dtx.send(Ok(rep)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let _ = dtx.send(Err(e));
+                            return;
+                        }
                     }
                 }
             });
@@ -1006,7 +1066,9 @@ impl Node {
                     first_err.get_or_insert(e);
                 }
             };
-            let mut prev: Option<Arc<WriteSet>> = None;
+            // Write sets of the latest blocks sent to commit, newest first.
+            let mut recent: std::collections::VecDeque<Arc<WriteSet>> =
+                std::collections::VecDeque::with_capacity(COMMITS_IN_FLIGHT + 1);
             for v in rx {
                 let v = match v {
                     Ok(v) => v,
@@ -1015,9 +1077,10 @@ impl Node {
                         break;
                     }
                 };
-                // Block N-2 must be committed before N reads a snapshot (N-1 may still be
-                // committing: its write set is laid over the snapshot).
-                while in_flight > 1 {
+                // Block N-1-COMMITS_IN_FLIGHT must be committed before N reads a snapshot
+                // (the blocks after it may still be committing: their write sets are laid
+                // over the snapshot).
+                while in_flight > COMMITS_IN_FLIGHT {
                     match drx.recv() {
                         Ok(r) => handle(r, &mut first_err),
                         Err(_) => break,
@@ -1038,15 +1101,17 @@ impl Node {
                         break;
                     }
                 };
-                let executed = match (&prev, in_flight) {
-                    (Some(top), 1..) => self.execute(
+                // Commits finish in order: the ones in flight are the newest `in_flight`.
+                let executed = if in_flight == 0 {
+                    self.execute(v, snapshot.as_ref())
+                } else {
+                    self.execute(
                         v,
                         &Overlay {
                             base: snapshot,
-                            top: top.clone(),
+                            tops: recent.iter().take(in_flight).cloned().collect(),
                         },
-                    ),
-                    _ => self.execute(v, snapshot.as_ref()),
+                    )
                 };
                 let e = match executed {
                     Ok(e) => e,
@@ -1055,7 +1120,8 @@ impl Node {
                         break;
                     }
                 };
-                prev = Some(e.write_set.clone());
+                recent.push_front(e.write_set.clone());
+                recent.truncate(COMMITS_IN_FLIGHT);
                 if ctx.send(e).is_err() {
                     break;
                 }
@@ -1125,20 +1191,30 @@ impl Node {
     }
 }
 
-/// Committed state with the write set of a block that is still committing on top.
+/// Committed state with the write sets of the blocks still committing on top, newest first.
+/// A block in `tops` that has committed meanwhile is harmless: its values are then in `base`
+/// too, and anything a later block wrote is read from that block's write set first.
 struct Overlay {
     base: Arc<dyn StateReader>,
-    top: Arc<WriteSet>,
+    tops: Vec<Arc<WriteSet>>,
 }
 
 impl StateReader for Overlay {
     fn get(&self, key: &StateKey) -> vm_state::Result<Option<StateValue>> {
-        match self.top.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => self.base.get(key),
+        for top in &self.tops {
+            if let Some(v) = top.get(key) {
+                return Ok(v.clone());
+            }
         }
+        self.base.get(key)
     }
 }
+
+/// Blocks that may wait for or be in their commit while the next one executes. With more
+/// than one, a committer that falls behind finds several blocks queued and commits them in
+/// one store transaction ([`StateStore::commit_blocks`]: each key written once, one durable
+/// commit), which is how it catches up: the commit is the longest stage under `auto`.
+const COMMITS_IN_FLIGHT: usize = 2;
 
 /// The privacy sub-keyspace of committed state, read only.
 struct CommittedPrivacy<'a>(&'a dyn StateStore);

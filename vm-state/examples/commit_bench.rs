@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (writes, entries, blocks) = (arg(1, 17_000), arg(2, 30_000), arg(3, 8));
     let overlap = arg(4, 50).min(100);
+    // GROUP > 1: blocks are committed GROUP at a time (`RedbStore::commit_blocks`).
+    let group = arg(5, 1).max(1) as usize;
     let dir = tempfile::tempdir()?;
     let store = RedbStore::open(dir.path().join("state.redb"))?;
     let hasher = CpuStateHasher::new();
@@ -40,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     let mut next = entries;
     let mut previous: Vec<u64> = Vec::new();
+    let mut queued: Vec<(u64, WriteSet)> = Vec::new();
     let all = Instant::now();
     for h in 1..=blocks {
         let hot = (writes * overlap / 100).min(previous.len() as u64);
@@ -52,11 +55,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         next += rest - rest / 2;
         let ws = block(h, &mut keys.iter().copied());
         previous = keys;
+        queued.push((h, ws));
+        if queued.len() < group && h < blocks {
+            continue;
+        }
         let t = Instant::now();
-        store.commit_block(h, &ws, &hasher)?;
+        if group == 1 {
+            let (h, ws) = &queued[0];
+            store.commit_block(*h, ws, &hasher)?;
+        } else {
+            let refs: Vec<(u64, &WriteSet)> = queued.iter().map(|(h, ws)| (*h, ws)).collect();
+            store.commit_blocks(&refs, &hasher)?;
+        }
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        println!("block {h}: {} writes, {ms:.1} ms", ws.len());
-        times.push(ms);
+        println!("blocks ..={h}: {} blocks, {ms:.1} ms", queued.len());
+        for _ in 0..queued.len() {
+            times.push(ms / queued.len() as f64);
+        }
+        queued.clear();
     }
     let total = all.elapsed().as_secs_f64() * 1e3;
     times.sort_by(|a, b| a.total_cmp(b));

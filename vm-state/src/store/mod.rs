@@ -72,6 +72,22 @@ pub trait StateStore: StateReader {
         hasher: &dyn StateHasher,
     ) -> Result<CommitInfo>;
 
+    /// Commits consecutive blocks (`blocks[0].0` must be [`StateStore::next_height`]) and
+    /// returns each one's [`CommitInfo`]. After a crash the store is at one of the blocks'
+    /// boundaries. The default commits them one by one; [`RedbStore`] writes them in one
+    /// transaction (each key once, one durable commit), so a committer that fell behind
+    /// catches up with fewer writes.
+    fn commit_blocks(
+        &self,
+        blocks: &[(u64, &WriteSet)],
+        hasher: &dyn StateHasher,
+    ) -> Result<Vec<CommitInfo>> {
+        blocks
+            .iter()
+            .map(|&(height, ws)| self.commit_block(height, ws, hasher))
+            .collect()
+    }
+
     /// Up to `limit` live entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(StateKey, StateValue)>>;
 }

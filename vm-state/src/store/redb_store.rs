@@ -8,7 +8,9 @@
 //! new root; redb commits it
 //! atomically and durably (copy-on-write B-trees, fsync'd commit slot), so a process killed at
 //! any point reopens at the last committed block with nothing half-written. Reopening the file
-//! is the restart path.
+//! is the restart path. [`StateStore::commit_blocks`] puts several consecutive blocks in one
+//! such transaction (each key written once, one durable commit, every block's root still
+//! computed); a crash then leaves the store before the group or after it.
 //!
 //! The leaf hashes of committed state are also kept in memory, in key order, after the first
 //! commit (about key size + 32 bytes per entry): a block's new root is then a merge of its
@@ -186,6 +188,32 @@ impl RedbStore {
         hasher: &dyn StateHasher,
         crash_before_commit: bool,
     ) -> Result<CommitInfo> {
+        self.commit_group(&[(height, write_set)], hasher, crash_before_commit)?
+            .pop()
+            .ok_or_else(|| VmStateError::Invariant("a commit returned no result".into()))
+    }
+
+    /// Commits consecutive blocks in ONE write transaction: each key written once with its
+    /// value from the last block that wrote it (a single block: every write), every block's
+    /// state root computed in order from the in-memory leaf index on a second thread while
+    /// this one inserts, the last height and root, one durable commit.
+    fn commit_group(
+        &self,
+        blocks: &[(u64, &WriteSet)],
+        hasher: &dyn StateHasher,
+        crash_before_commit: bool,
+    ) -> Result<Vec<CommitInfo>> {
+        let Some(&(first, _)) = blocks.first() else {
+            return Ok(Vec::new());
+        };
+        for (i, &(h, _)) in blocks.iter().enumerate().skip(1) {
+            if h != first + i as u64 {
+                return Err(VmStateError::Invariant(format!(
+                    "blocks committed together must be consecutive: {h} after {}",
+                    first + i as u64 - 1
+                )));
+            }
+        }
         let t0 = std::time::Instant::now();
         let mut phases = [0u128; 3];
         let n_leaves: usize;
@@ -196,30 +224,48 @@ impl RedbStore {
             .map_err(|_| VmStateError::Invariant("leaf index lock poisoned".into()))?
             .take();
         let wtx = self.db.begin_write()?;
-        let (info, index) = {
+        let (infos, index) = {
             let mut meta = wtx.open_table(META)?;
-            check_height(read_latest(&meta)?, height)?;
-            let updates = leaf_updates(write_set, hasher)?;
+            check_height(read_latest(&meta)?, first)?;
+            let updates: Vec<_> = blocks
+                .iter()
+                .map(|(_, ws)| leaf_updates(ws, hasher))
+                .collect::<Result<_>>()?;
             phases[0] = t0.elapsed().as_micros();
             let mut state = wtx.open_table(STATE)?;
             let index = match cached {
                 Some(index) => index,
                 None => scan_leaves(&state)?.collect::<Result<_>>()?,
             };
-            // The new root is computed on a second thread while this one inserts.
+            // (key, block, write) by key then block: the last of each key's run is written.
+            // (Write sets are sorted: for one block this is a linear pass.)
+            let mut all: Vec<(&StateKey, usize, usize)> = Vec::new();
+            for (b, (_, ws)) in blocks.iter().enumerate() {
+                all.extend(ws.keys().enumerate().map(|(i, k)| (k, b, i)));
+            }
+            if blocks.len() > 1 {
+                all.sort_by(|x, y| x.0.cmp(y.0).then(x.1.cmp(&y.1)));
+            }
             let (inserted, rooted) = std::thread::scope(|s| {
-                let root_job = s.spawn(|| -> Result<(LeafIndex, Hash32)> {
-                    let index = merge_leaves(index.into_iter().map(Ok), &updates)?;
-                    let root = hasher.merkle_root(&leaf_hashes_of(&index));
-                    Ok((index, root))
+                let root_job = s.spawn(|| -> Result<(LeafIndex, Vec<Hash32>)> {
+                    let mut index = index;
+                    let mut roots = Vec::with_capacity(updates.len());
+                    for u in &updates {
+                        index = merge_leaves(index.into_iter().map(Ok), u)?;
+                        roots.push(hasher.merkle_root(&leaf_hashes_of(&index)));
+                    }
+                    Ok((index, roots))
                 });
                 let inserted = (|| -> Result<()> {
                     let mut entry = Vec::new();
-                    for ((key, value), (_, leaf)) in write_set.iter().zip(&updates) {
-                        match (value, leaf) {
+                    for (j, &(key, b, i)) in all.iter().enumerate() {
+                        if all.get(j + 1).is_some_and(|next| next.0 == key) {
+                            continue;
+                        }
+                        match (&blocks[b].1.as_slice()[i].1, updates[b][i].1) {
                             (Some(v), Some(h)) => {
                                 entry.clear();
-                                entry.extend_from_slice(h);
+                                entry.extend_from_slice(&h);
                                 entry.extend_from_slice(v);
                                 state.insert(key.as_bytes(), &entry[..])?;
                             }
@@ -234,13 +280,19 @@ impl RedbStore {
                 (inserted, root_job.join())
             });
             inserted?;
-            let (index, state_root) = rooted
+            let (index, roots) = rooted
                 .map_err(|_| VmStateError::Invariant("the state-root thread panicked".into()))??;
             n_leaves = index.len();
-            let info = CommitInfo { height, state_root };
-            meta.insert(META_HEIGHT, &height.to_le_bytes()[..])?;
-            meta.insert(META_ROOT, &info.state_root[..])?;
-            (info, index)
+            let infos: Vec<CommitInfo> = blocks
+                .iter()
+                .zip(roots)
+                .map(|(&(height, _), state_root)| CommitInfo { height, state_root })
+                .collect();
+            if let Some(last) = infos.last() {
+                meta.insert(META_HEIGHT, &last.height.to_le_bytes()[..])?;
+                meta.insert(META_ROOT, &last.state_root[..])?;
+            }
+            (infos, index)
         };
         if crash_before_commit {
             // Everything is written into the transaction; dropping it here is what a crash
@@ -257,8 +309,9 @@ impl RedbStore {
         }
         tracing::debug!(
             target: "supervm::commit",
-            height,
-            writes = write_set.len(),
+            first,
+            blocks = blocks.len(),
+            writes = blocks.iter().map(|(_, ws)| ws.len()).sum::<usize>(),
             leaves = n_leaves,
             "commit phases (us, cumulative): leaf hashes {}, inserts {}, root joined {}, durable commit {}",
             phases[0],
@@ -266,7 +319,7 @@ impl RedbStore {
             phases[2],
             t0.elapsed().as_micros()
         );
-        Ok(info)
+        Ok(infos)
     }
 
     /// Test hook: performs every step of [`StateStore::commit_block`] but drops the write
@@ -314,6 +367,15 @@ impl StateStore for RedbStore {
         hasher: &dyn StateHasher,
     ) -> Result<CommitInfo> {
         self.commit_inner(height, write_set, hasher, false)
+    }
+
+    /// One write transaction for all of `blocks` (see `commit_group`).
+    fn commit_blocks(
+        &self,
+        blocks: &[(u64, &WriteSet)],
+        hasher: &dyn StateHasher,
+    ) -> Result<Vec<CommitInfo>> {
+        self.commit_group(blocks, hasher, false)
     }
 
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(StateKey, StateValue)>> {

@@ -1,5 +1,6 @@
 //! Crash safety of RedbStore: a commit interrupted before its commit point, and a writer
-//! process killed with SIGKILL while committing, both reopen at the last committed block.
+//! process killed with SIGKILL while committing (single blocks and groups of blocks in one
+//! transaction), both reopen at the last committed block.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -100,9 +101,17 @@ fn child_writer() {
     let store = RedbStore::open(&path).expect("open");
     let hasher = CpuStateHasher::new();
     let start = store.next_height().expect("height");
-    for h in start..start + 100_000 {
-        store.commit_block(h, &block(h), &hasher).expect("commit");
-        println!("committed {h}");
+    let mut h = start;
+    while h < start + 100_000 {
+        // Groups of 1, 2 and 3 blocks (one transaction each), so a kill can hit either kind.
+        let n = (h % 3 + 1) as usize;
+        let blocks: Vec<WriteSet> = (h..h + n as u64).map(block).collect();
+        let group: Vec<(u64, &WriteSet)> = (h..).zip(&blocks).collect();
+        store.commit_blocks(&group, &hasher).expect("commit");
+        for c in h..h + n as u64 {
+            println!("committed {c}");
+        }
+        h += n as u64;
     }
 }
 
