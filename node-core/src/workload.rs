@@ -423,4 +423,112 @@ mod tests {
         // The workload's nonces are the committed ones: nothing fell behind.
         assert_eq!(node.nonces(w.addresses()).expect("nonces"), w.nonces);
     }
+
+    /// A redb store whose first commit is slow, recording how many blocks each commit got.
+    struct SlowFirstCommit {
+        inner: vm_state::RedbStore,
+        groups: parking_lot::Mutex<Vec<usize>>,
+    }
+
+    impl vm_state::StateReader for SlowFirstCommit {
+        fn get(&self, key: &vm_state::StateKey) -> vm_state::Result<Option<vm_state::StateValue>> {
+            self.inner.get(key)
+        }
+    }
+
+    impl vm_state::StateStore for SlowFirstCommit {
+        fn latest(&self) -> vm_state::Result<Option<vm_state::CommitInfo>> {
+            self.inner.latest()
+        }
+        fn snapshot(&self) -> vm_state::Result<std::sync::Arc<dyn vm_state::StateReader>> {
+            self.inner.snapshot()
+        }
+        fn preview_root(
+            &self,
+            ws: &vm_state::WriteSet,
+            hasher: &dyn vm_state::StateHasher,
+        ) -> vm_state::Result<vm_state::Hash32> {
+            self.inner.preview_root(ws, hasher)
+        }
+        fn commit_block(
+            &self,
+            height: u64,
+            ws: &vm_state::WriteSet,
+            hasher: &dyn vm_state::StateHasher,
+        ) -> vm_state::Result<vm_state::CommitInfo> {
+            self.groups.lock().push(1);
+            self.inner.commit_block(height, ws, hasher)
+        }
+        fn commit_blocks(
+            &self,
+            blocks: &[(u64, &vm_state::WriteSet)],
+            hasher: &dyn vm_state::StateHasher,
+        ) -> vm_state::Result<Vec<vm_state::CommitInfo>> {
+            let first = {
+                let mut g = self.groups.lock();
+                g.push(blocks.len());
+                g.len() == 1
+            };
+            if first {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            self.inner.commit_blocks(blocks, hasher)
+        }
+        fn scan_prefix(
+            &self,
+            prefix: &[u8],
+            limit: usize,
+        ) -> vm_state::Result<Vec<(vm_state::StateKey, vm_state::StateValue)>> {
+            self.inner.scan_prefix(prefix, limit)
+        }
+    }
+
+    /// Blocks that queue up behind a slow commit commit together (one store transaction)
+    /// and give exactly the roots of importing one block at a time.
+    #[test]
+    fn blocks_queued_behind_a_slow_commit_commit_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = NodeConfig::default();
+        cfg.node.data_dir = dir.path().to_path_buf();
+        cfg.gpu.backend = GpuBackendChoice::None;
+        cfg.execution.threads = 2;
+        cfg.metrics.enabled = false;
+        cfg.scheduler.calibration = false;
+        cfg.dev.accounts = 12;
+        cfg.dev.privacy_weight = 0;
+        let store = std::sync::Arc::new(SlowFirstCommit {
+            inner: vm_state::RedbStore::open(dir.path().join("state.redb")).expect("redb"),
+            groups: parking_lot::Mutex::new(Vec::new()),
+        });
+        let backends = crate::open_backends(&cfg).expect("backends");
+        let node = crate::open_node_with(&cfg, store.clone(), Some(Strategy::CpuOnly), &backends)
+            .expect("node");
+        let mut w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+        node.init_genesis(&w.genesis()).expect("genesis");
+        store.groups.lock().clear();
+        let blocks: Vec<Block> = (0..6)
+            .map(|b| w.next_block(20, 1_700_000_000 + b))
+            .collect();
+        let mut reports = Vec::new();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let imported = node
+            .import(blocks.iter().cloned().map(Ok), &stop, |r| {
+                reports.push(r.clone())
+            })
+            .expect("import");
+        assert_eq!(imported, 6);
+        let groups = store.groups.lock().clone();
+        assert_eq!(groups.iter().sum::<usize>(), 6, "{groups:?}");
+        assert!(groups.iter().any(|&n| n > 1), "no group formed: {groups:?}");
+        // The same blocks one at a time on a second node: every block's root agrees.
+        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
+        let node2 =
+            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
+        node2.init_genesis(&w.genesis()).expect("genesis");
+        for (b, rep) in blocks.into_iter().zip(&reports) {
+            let r2 = node2.import_block(b).expect("import");
+            assert_eq!((rep.height, rep.state_root), (r2.height, r2.state_root));
+            assert_eq!(rep.failed_txs, 0);
+        }
+    }
 }
