@@ -336,6 +336,17 @@ mod tests {
     use super::*;
     use crate::config::{GpuBackendChoice, NodeConfig, Strategy};
 
+    /// A node on the CPU only, 2 threads, no metrics or calibration, data in `dir`.
+    fn test_config(dir: &std::path::Path) -> NodeConfig {
+        let mut cfg = NodeConfig::default();
+        cfg.node.data_dir = dir.to_path_buf();
+        cfg.gpu.backend = GpuBackendChoice::None;
+        cfg.execution.threads = 2;
+        cfg.metrics.enabled = false;
+        cfg.scheduler.calibration = false;
+        cfg
+    }
+
     /// Dev blocks of every kind (transfers, token calls, deploys, privacy transfers), over
     /// several blocks, execute with every receipt `Success`; privacy transfers beyond the
     /// note tree's room are left out instead of failing (a depth-2 tree holds 2: proving
@@ -344,12 +355,7 @@ mod tests {
     #[test]
     fn generated_blocks_execute_with_every_transaction_succeeding() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = NodeConfig::default();
-        cfg.node.data_dir = dir.path().to_path_buf();
-        cfg.gpu.backend = GpuBackendChoice::None;
-        cfg.execution.threads = 2;
-        cfg.metrics.enabled = false;
-        cfg.scheduler.calibration = false;
+        let mut cfg = test_config(dir.path());
         cfg.privacy.tree_depth = 2;
         cfg.dev.accounts = 16;
         cfg.dev.transfer_weight = 65;
@@ -488,12 +494,7 @@ mod tests {
     #[test]
     fn blocks_queued_behind_a_slow_commit_commit_together() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = NodeConfig::default();
-        cfg.node.data_dir = dir.path().to_path_buf();
-        cfg.gpu.backend = GpuBackendChoice::None;
-        cfg.execution.threads = 2;
-        cfg.metrics.enabled = false;
-        cfg.scheduler.calibration = false;
+        let mut cfg = test_config(dir.path());
         cfg.dev.accounts = 12;
         cfg.dev.privacy_weight = 0;
         let store = std::sync::Arc::new(SlowFirstCommit {
