@@ -589,6 +589,16 @@ impl Queue<'_> {
     }
 }
 
+/// The device of backend `kind` that tests and benchmarks run on: a GPU if `devices` lists
+/// one, else its other device (PoCL's CPU device for OpenCL); `None` when the backend has
+/// none.
+pub fn preferred_device(devices: &[DeviceInfo], kind: BackendKind) -> Option<&DeviceInfo> {
+    devices
+        .iter()
+        .filter(|d| d.backend == kind)
+        .max_by_key(|d| d.is_gpu)
+}
+
 /// Every device of every compiled-in backend, with its properties. Missing libraries or
 /// drivers give an empty list for that backend (never a panic); the reason is logged.
 #[cfg_attr(not(any(feature = "cuda", feature = "opencl")), allow(unused_mut))]

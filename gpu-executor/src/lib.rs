@@ -32,8 +32,8 @@ pub mod sig;
 
 pub use config::{BackendChoice, GpuConfig};
 pub use device::{
-    list_devices, open_device, open_devices, BackendKind, DeviceBuffer, DeviceInfo, GpuDevice,
-    HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
+    list_devices, open_device, open_devices, preferred_device, BackendKind, DeviceBuffer,
+    DeviceInfo, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
 };
 pub use error::{GpuError, Result};
 pub use executor::GpuExecutor;

@@ -67,11 +67,7 @@ fn devices() -> &'static [GpuDevice] {
         let infos = list_devices();
         let mut out = Vec::new();
         for kind in [BackendKind::Cuda, BackendKind::Opencl] {
-            let Some(info) = infos
-                .iter()
-                .filter(|d| d.backend == kind)
-                .max_by_key(|d| d.is_gpu)
-            else {
+            let Some(info) = gpu_executor::preferred_device(&infos, kind) else {
                 eprintln!("sig tests: no {kind} device present, skipping {kind}");
                 continue;
             };

@@ -41,11 +41,7 @@ fn gpu_executors() -> Vec<(String, ZkExecutor)> {
             continue;
         }
         // prefer a GPU; PoCL's CPU device otherwise
-        let Some(info) = devices
-            .iter()
-            .filter(|d| d.backend == kind)
-            .max_by_key(|d| d.is_gpu)
-        else {
+        let Some(info) = gpu_executor::preferred_device(&devices, kind) else {
             eprintln!("zk tests: SKIPPING {kind}: no device (or feature not built)");
             continue;
         };

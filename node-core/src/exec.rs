@@ -31,7 +31,7 @@ use vm_state::{
     BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView, TxExecutor,
     TxStatus, WriteSet,
 };
-use zk_privacy::pool::{AppendedNotes, PrivacyPool, PrivacyState};
+use zk_privacy::pool::{AppendedNotes, Buffered, PrivacyPool, PrivacyState};
 
 /// Gas recorded for an accepted privacy transaction.
 pub const PRIVACY_GAS: u64 = 50_000;
@@ -86,10 +86,8 @@ impl NodeExecutor {
         if commitments.is_empty() {
             return Ok(None);
         }
-        let mut state = PoolView {
-            source: Source::Base(base),
-            writes: Vec::new(),
-        };
+        let mut committed = CommittedPrivacy(base);
+        let mut state = Buffered::new(&mut committed);
         let appended = self
             .pool
             .append_commitments(&mut state, &commitments)
@@ -103,7 +101,7 @@ impl NodeExecutor {
         // Later writes of a sub-key win (as they did in the pool's view).
         write_set.extend(
             state
-                .writes
+                .into_writes()
                 .into_iter()
                 .map(|(k, v)| (StateKey::privacy(&k), v.map(StateValue::from))),
         );
@@ -121,40 +119,33 @@ fn rejected(msg: String) -> Receipt {
     }
 }
 
-/// Where [`PoolView`] reads from.
-enum Source<'a> {
-    /// A transaction's MVCC view (execution).
-    View(&'a mut dyn StateView),
-    /// Committed state before the block (the end-of-block note append).
-    Base(&'a dyn StateReader),
-}
+/// The privacy sub-keyspace of a transaction's MVCC view.
+struct ViewPrivacy<'a>(&'a mut dyn StateView);
 
-/// The privacy sub-keyspace of a view or of committed state, with writes buffered
-/// (read-your-writes) so nothing reaches the view or the write set unless the caller
-/// applies them.
-struct PoolView<'a> {
-    source: Source<'a>,
-    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl PrivacyState for PoolView<'_> {
+impl PrivacyState for ViewPrivacy<'_> {
     type Error = ReadError;
     fn read(&mut self, sub_key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-        if let Some((_, v)) = self.writes.iter().rev().find(|(k, _)| k == sub_key) {
-            return Ok(v.clone());
-        }
-        let key = StateKey::privacy(sub_key);
-        let value = match &mut self.source {
-            Source::View(view) => view.read(&key)?,
-            Source::Base(base) => base
-                .get(&key)
-                .map_err(|e| ReadError::Storage(e.to_string()))?,
-        };
-        Ok(value.map(|v| v.to_vec()))
+        Ok(self
+            .0
+            .read(&StateKey::privacy(sub_key))?
+            .map(|v| v.to_vec()))
     }
     fn write(&mut self, sub_key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.writes.push((sub_key, value));
+        self.0
+            .write(StateKey::privacy(&sub_key), value.map(StateValue::from));
     }
+}
+
+/// The privacy sub-keyspace of committed state, read only: writes are never applied to
+/// it (callers that write go through [`Buffered`] and take its writes).
+pub(crate) struct CommittedPrivacy<'a, R: StateReader + ?Sized>(pub(crate) &'a R);
+
+impl<R: StateReader + ?Sized> PrivacyState for CommittedPrivacy<'_, R> {
+    type Error = vm_state::VmStateError;
+    fn read(&mut self, sub_key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.0.get(&StateKey::privacy(sub_key))?.map(|v| v.to_vec()))
+    }
+    fn write(&mut self, _sub_key: Vec<u8>, _value: Option<Vec<u8>>) {}
 }
 
 impl TxExecutor for NodeExecutor {
@@ -201,16 +192,12 @@ impl TxExecutor for NodeExecutor {
             Ok(p) => p,
             Err(e) => return Ok(rejected(format!("malformed privacy payload: {e}"))),
         };
-        let mut pv = PoolView {
-            source: Source::View(&mut *view),
-            writes: Vec::new(),
-        };
+        let mut privacy = ViewPrivacy(&mut *view);
+        let mut pv = Buffered::new(&mut privacy);
         match self.pool.spend(&mut pv, &public)? {
             Err(rejection) => Ok(rejected(rejection.to_string())),
             Ok(()) => {
-                for (k, v) in pv.writes {
-                    view.write(StateKey::privacy(&k), v.map(StateValue::from));
-                }
+                pv.apply();
                 view.write(
                     nonce_key,
                     Some(StateValue::from(&(nonce + 1).to_le_bytes()[..])),

@@ -118,12 +118,8 @@ impl BatchKernels for GpuKernels {
             .zk
             .as_ref()
             .ok_or_else(|| "the Miller-loop kernel is not available on this GPU".to_string())?;
-        let keys = self
-            .privacy
-            .get()
-            .ok_or_else(|| "privacy keys are not loaded".to_string())?;
         let engine = zk_privacy::verify::DeviceMillerLoops(zk);
-        crate::kernels::verify_privacy_batch(&self.pool, &keys.pvk, proofs, Some(&engine))
+        crate::kernels::verify_privacy_batch(&self.pool, &self.privacy, proofs, Some(&engine))
     }
 }
 

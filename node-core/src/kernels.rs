@@ -11,8 +11,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use ark_bn254::Bn254;
-use ark_groth16::PreparedVerifyingKey;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use vm_state::StateHasher;
@@ -118,24 +116,23 @@ impl BatchKernels for CpuKernels {
         Ok(self.hasher.merkle_root(leaves))
     }
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> Result<Vec<bool>, String> {
-        let keys = self
-            .privacy
-            .get()
-            .ok_or_else(|| "privacy keys are not loaded".to_string())?;
-        verify_privacy_batch(&self.pool, &keys.pvk, proofs, None)
+        verify_privacy_batch(&self.pool, &self.privacy, proofs, None)
     }
 }
 
 /// Decodes (checked) and batch-verifies privacy transfers on `pool` (decoding in
-/// parallel: [`zk_privacy::verify::verify_payloads_on`]), with the Miller loops on `engine`
-/// (`None`: the CPU); a payload that does not decode is invalid. `Err` only when the engine
-/// fails.
+/// parallel: [`zk_privacy::verify::verify_payloads_on`]) under the node's prepared
+/// verifying key, with the Miller loops on `engine` (`None`: the CPU); a payload that does
+/// not decode is invalid. `Err` when the keys are not loaded yet or the engine fails.
 pub fn verify_privacy_batch(
     pool: &rayon::ThreadPool,
-    pvk: &PreparedVerifyingKey<Bn254>,
+    privacy: &OnceLock<PrivacyKeys>,
     proofs: &[ProofItem<'_>],
     engine: Option<&dyn zk_privacy::verify::MillerLoops>,
 ) -> Result<Vec<bool>, String> {
+    let keys = privacy
+        .get()
+        .ok_or_else(|| "privacy keys are not loaded".to_string())?;
     let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
-    pool.install(|| zk_privacy::verify::verify_payloads_on(pvk, &payloads, engine))
+    pool.install(|| zk_privacy::verify::verify_payloads_on(&keys.pvk, &payloads, engine))
 }

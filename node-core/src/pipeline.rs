@@ -23,10 +23,10 @@
 //! of committed state with their write sets laid on top ([`Overlay`]); at most two blocks
 //! wait for or are in their commit, commits stay in order and each is atomic, so a crash
 //! never leaves a block without its parent. When the committer falls behind, the queued
-//! blocks commit together in one store transaction ([`StateStore::commit_blocks`]). The committing thread does its CPU hashing itself
-//! ([`RoutedHasher::inline_cpu`]): an earlier version hashed on the shared pool, where
-//! Block-STM's workers hold every thread until the block ends, and measured slower than no
-//! overlap at all.
+//! blocks commit together in one store transaction ([`StateStore::commit_blocks`]). The
+//! committing thread does its CPU hashing itself ([`RoutedHasher::inline_cpu`]): an
+//! earlier version hashed on the shared pool, where Block-STM's workers hold every thread
+//! until the block ends, and measured slower than no overlap at all.
 //!
 //! Within a stage, the per-transaction work runs on the node's thread pool: decoding,
 //! signing hashes, transaction ids (routed hashing), signature and proof batches (proof
@@ -55,7 +55,7 @@ use zk_privacy::pool::PrivacyPool;
 use crate::block::{Block, Genesis};
 use crate::config::NodeConfig;
 use crate::error::{NodeError, Result};
-use crate::exec::NodeExecutor;
+use crate::exec::{CommittedPrivacy, NodeExecutor};
 use crate::metrics as m;
 use crate::scheduler::{HybridScheduler, Kernel, ProofItem, Route, SigItem};
 
@@ -855,11 +855,7 @@ impl Node {
     /// Stages 6-7: state root and one atomic commit of an executed block (which must
     /// follow the head), then metrics.
     pub fn commit(&self, e: ExecutedBlock) -> Result<BlockReport> {
-        self.commit_with(e, &self.hasher)
-    }
-
-    fn commit_with(&self, e: ExecutedBlock, hasher: &RoutedHasher) -> Result<BlockReport> {
-        self.commit_group(vec![e], hasher)?
+        self.commit_group(vec![e], &self.hasher)?
             .pop()
             .ok_or_else(|| NodeError::Store("a commit returned no report".into()))
     }
@@ -986,17 +982,17 @@ impl Node {
     }
 
     /// Imports a stream of blocks as a three-stage pipeline: block N+1 is verified on one
-    /// thread and blocks N-1 and N-2 commit on another while block N executes. Stops at the end of
-    /// the stream, at the first bad block (its error is returned after every block before
-    /// it is committed), or when `stop` is set. `on_block` sees each committed block's
-    /// report, in order. Returns the number committed.
+    /// thread and blocks N-1 and N-2 commit on another while block N executes. Stops at the
+    /// end of the stream, at the first bad block (its error is returned after every block
+    /// before it is committed), or when `stop` is set. `on_block` sees each committed
+    /// block's report, in order. Returns the number committed.
     ///
     /// Block N executes over a snapshot of committed state with the write sets of blocks
     /// N-1 and N-2 on top ([`Overlay`]), so it need not wait for their commits; at most
     /// [`COMMITS_IN_FLIGHT`] blocks are queued or committing, blocks queued together commit
     /// in one store transaction, and commits happen in order, each atomic, so a crash leaves
-    /// a prefix of the chain. The committing thread hashes on its own thread (or the GPU), not on the pool
-    /// that Block-STM holds ([`RoutedHasher::inline_cpu`]).
+    /// a prefix of the chain. The committing thread hashes on its own thread (or the GPU),
+    /// not on the pool that Block-STM holds ([`RoutedHasher::inline_cpu`]).
     pub fn import<I>(
         &self,
         blocks: I,
@@ -1215,14 +1211,3 @@ impl StateReader for Overlay {
 /// one store transaction ([`StateStore::commit_blocks`]: each key written once, one durable
 /// commit), which is how it catches up: the commit is the longest stage under `auto`.
 const COMMITS_IN_FLIGHT: usize = 2;
-
-/// The privacy sub-keyspace of committed state, read only.
-struct CommittedPrivacy<'a>(&'a dyn StateStore);
-
-impl zk_privacy::pool::PrivacyState for CommittedPrivacy<'_> {
-    type Error = vm_state::VmStateError;
-    fn read(&mut self, k: &[u8]) -> std::result::Result<Option<Vec<u8>>, Self::Error> {
-        Ok(self.0.get(&StateKey::privacy(k))?.map(|v| v.to_vec()))
-    }
-    fn write(&mut self, _k: Vec<u8>, _v: Option<Vec<u8>>) {}
-}

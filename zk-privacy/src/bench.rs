@@ -370,12 +370,19 @@ pub fn groth16_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
 pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
     let pool = pool(opts.cpu_threads)?;
     let threads = pool.current_num_threads();
-    let cpu = Backend {
-        name: "cpu".into(),
-        device: cpu_model(),
-        imp: Arc::new(CpuProverBackend),
-        gpu: None,
-    };
+    // The CPU first, then each GPU backend with its Miller-loop kernel built (the batch
+    // checks below run on each).
+    let backs = backends(opts, &pool);
+    let cpu = &backs[0];
+    let mut engines: Vec<(&Backend, Option<DeviceMillerLoops<'_>>)> = Vec::new();
+    for b in &backs {
+        let device = b.gpu.as_ref().map(|g| DeviceMillerLoops(g.executor()));
+        if let Some(d) = &device {
+            d.0.prepare_pairing()
+                .map_err(|e| ZkError::Synthesis(format!("Miller-loop kernel: {e}")))?;
+        }
+        engines.push((b, device));
+    }
     let transfer = sample_transfer(opts.depth)?;
     let pk = pool.install(|| dev_setup(TransferCircuit::blank(opts.depth), b"bench"))?;
     let pvk = prepare(&pk.vk);
@@ -414,7 +421,7 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
     })?;
     out.push(record(
         format!("{case}-decode"),
-        &cpu,
+        cpu,
         encoded.len() as u64,
         ms,
         threads,
@@ -422,13 +429,7 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
     // What the node runs per block: checked decoding in parallel, then the batch check, with
     // the Miller loops on the CPU and on each device (`DeviceMillerLoops`).
     let refs: Vec<&[u8]> = encoded.iter().map(|b| b.as_slice()).collect();
-    let backs = backends(opts, &pool);
-    for b in &backs {
-        let device = b.gpu.as_ref().map(|g| DeviceMillerLoops(g.executor()));
-        if let Some(d) = &device {
-            d.0.prepare_pairing()
-                .map_err(|e| ZkError::Synthesis(format!("Miller-loop kernel: {e}")))?;
-        }
+    for (b, device) in &engines {
         let engine = device.as_ref().map(|d| d as &dyn MillerLoops);
         let ms = pool.install(|| {
             time_reps(opts.reps, || {
@@ -466,13 +467,12 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
     })?;
     out.push(record(
         format!("{case}-verify-individual"),
-        &cpu,
+        cpu,
         n as u64,
         ms,
         threads,
     ));
-    for b in &backs {
-        let device = b.gpu.as_ref().map(|g| DeviceMillerLoops(g.executor()));
+    for (b, device) in &engines {
         let engine = device.as_ref().map(|d| d as &dyn MillerLoops);
         for &size in &opts.verify_batch_sizes {
             let batch = &all[..size.min(all.len())];

@@ -44,7 +44,7 @@ pub mod verify;
 
 pub use backend::{CpuProverBackend, GpuProverBackend, ProverBackend};
 pub use error::{Result, ZkError};
-pub use pool::{AppendedNotes, PrivacyPool, PrivacyState, Rejection};
+pub use pool::{AppendedNotes, Buffered, PrivacyPool, PrivacyState, Rejection};
 pub use prover::Groth16Prover;
 pub use transfer::{PrivacyTransfer, TransferPublicInputs};
 pub use verify::{batch_verify, verify_proof, BatchOutcome, ProofWithInputs};

@@ -340,10 +340,7 @@ impl PrivacyPool {
         state: &mut S,
         public: &TransferPublicInputs,
     ) -> std::result::Result<std::result::Result<AppliedTransfer, Rejection>, S::Error> {
-        let mut buf = Buffered {
-            inner: state,
-            writes: Vec::new(),
-        };
+        let mut buf = Buffered::new(state);
         if let Err(r) = self.spend(&mut buf, public)? {
             return Ok(Err(r));
         }
@@ -352,10 +349,7 @@ impl PrivacyPool {
             Ok(None) => return Ok(Err(corrupt("a transfer without commitments"))),
             Err(r) => return Ok(Err(r)),
         };
-        let Buffered { inner, writes } = buf;
-        for (k, v) in writes {
-            inner.write(k, v);
-        }
+        buf.apply();
         Ok(Ok(AppliedTransfer {
             positions: [appended.first_position, appended.first_position + 1],
             new_root: appended.new_root,
@@ -377,10 +371,34 @@ pub struct AppendedNotes {
     pub root_seq: u64,
 }
 
-/// A state with writes held back (read-your-writes) until the caller applies them.
-struct Buffered<'a, S> {
+/// A state with writes held back (read-your-writes) until the caller applies them: what a
+/// transfer writes reaches the underlying state only if it is accepted.
+pub struct Buffered<'a, S> {
     inner: &'a mut S,
     writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl<'a, S: PrivacyState> Buffered<'a, S> {
+    /// Buffers the writes made through it over `inner`.
+    pub fn new(inner: &'a mut S) -> Self {
+        Self {
+            inner,
+            writes: Vec::new(),
+        }
+    }
+
+    /// The buffered writes, in the order made (a later write of a sub-key wins); `inner` is
+    /// left untouched.
+    pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.writes
+    }
+
+    /// Applies the buffered writes to `inner`, in order.
+    pub fn apply(self) {
+        for (k, v) in self.writes {
+            self.inner.write(k, v);
+        }
+    }
 }
 
 impl<S: PrivacyState> PrivacyState for Buffered<'_, S> {

@@ -301,28 +301,25 @@ fn miller_head(
     engine: Engine<'_>,
 ) -> std::result::Result<Option<Fq12>, String> {
     let chunk = chunk.max(1);
+    let a: Vec<G1Affine> = batch
+        .par_chunks(chunk)
+        .zip(w.par_chunks(chunk))
+        .flat_map_iter(|(items, ws)| {
+            let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
+            scale_g1(&a, ws)
+        })
+        .collect();
     if let Some(engine) = engine {
-        let a: Vec<G1Affine> = batch
-            .par_chunks(chunk)
-            .zip(w.par_chunks(chunk))
-            .flat_map_iter(|(items, ws)| {
-                let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
-                scale_g1(&a, ws)
-            })
-            .collect();
         let b: Vec<G2Affine> = batch.iter().map(|item| item.proof.b).collect();
         return engine.miller_product(&a, &b).map(Some);
     }
-    Ok(batch
-        .par_chunks(chunk)
-        .zip(w.par_chunks(chunk))
-        .map(|(items, ws)| {
-            let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
-            let a = scale_g1(&a, ws);
+    Ok(a.par_chunks(chunk)
+        .zip(batch.par_chunks(chunk))
+        .map(|(a, items)| {
             let pairs: Vec<_> = a
-                .into_iter()
+                .iter()
                 .zip(items)
-                .map(|(a, item)| (a, G2Prepared::from(item.proof.b)))
+                .map(|(a, item)| (*a, G2Prepared::from(item.proof.b)))
                 .collect();
             miller_loop(&pairs)
         })

@@ -32,18 +32,22 @@ pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
     Ok(G2Projective::msm_unchecked(bases, scalars))
 }
 
+/// Pairs need as many G2 points as G1 points.
+pub(crate) fn check_pair_lengths(g1: usize, g2: usize) -> Result<()> {
+    if g1 != g2 {
+        return Err(GpuError::InvalidInput(format!(
+            "{g1} G1 points for {g2} G2 points"
+        )));
+    }
+    Ok(())
+}
+
 /// `out[i]` = arkworks' Miller loop of the one pair `(g1[i], g2[i])`
 /// (`Bn254::multi_miller_loop`; 1 when either point is the identity), in parallel on the
 /// calling thread's rayon pool.
 pub fn miller_loops(g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
     use rayon::prelude::*;
-    if g1.len() != g2.len() {
-        return Err(GpuError::InvalidInput(format!(
-            "{} G1 points for {} G2 points",
-            g1.len(),
-            g2.len()
-        )));
-    }
+    check_pair_lengths(g1.len(), g2.len())?;
     Ok(g1
         .par_iter()
         .zip(g2)

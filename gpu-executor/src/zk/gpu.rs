@@ -452,13 +452,7 @@ impl GpuZk {
     /// (the caller filters those), one pair per device thread. The result is checked to be
     /// made of reduced field elements.
     pub(crate) fn miller_loops(&mut self, g1: &[G1Affine], g2: &[G2Affine]) -> Result<Vec<Fq12>> {
-        if g1.len() != g2.len() {
-            return Err(GpuError::InvalidInput(format!(
-                "{} G1 points for {} G2 points",
-                g1.len(),
-                g2.len()
-            )));
-        }
+        super::cpu::check_pair_lengths(g1.len(), g2.len())?;
         let n = g1.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -1199,11 +1193,7 @@ mod tests {
         let devices = list_devices();
         let mut ran = false;
         for kind in [BackendKind::Cuda, BackendKind::Opencl] {
-            let Some(info) = devices
-                .iter()
-                .filter(|d| d.backend == kind)
-                .max_by_key(|d| d.is_gpu)
-            else {
+            let Some(info) = crate::preferred_device(&devices, kind) else {
                 eprintln!("zk unit test: SKIPPING {kind}: no device (or feature not built)");
                 continue;
             };

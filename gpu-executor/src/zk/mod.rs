@@ -372,9 +372,7 @@ impl ZkExecutor {
                 "no device for the Miller-loop kernel".into(),
             ));
         };
-        if g1.len() != g2.len() {
-            return cpu::miller_loops(g1, g2);
-        }
+        cpu::check_pair_lengths(g1.len(), g2.len())?;
         // The kernel takes no identity: those pairs contribute 1.
         let live: Vec<usize> = (0..g1.len())
             .filter(|&i| !g1[i].is_zero() && !g2[i].is_zero())

@@ -77,7 +77,7 @@ pub struct RedbStore {
     /// commit so the next state root is computed (merge + Merkle pass, on a second thread)
     /// while the block's inserts run, instead of scanning the table after them. `None`
     /// until loaded, and after a failed commit (reloaded from the database).
-    leaves: std::sync::Mutex<Option<LeafIndex>>,
+    leaves: parking_lot::Mutex<Option<LeafIndex>>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -152,7 +152,7 @@ impl RedbStore {
         Ok(Self {
             db,
             path,
-            leaves: std::sync::Mutex::new(None),
+            leaves: parking_lot::Mutex::new(None),
         })
     }
 
@@ -218,11 +218,7 @@ impl RedbStore {
         let mut phases = [0u128; 3];
         let n_leaves: usize;
         // Taken out for the commit; put back only once it is durable.
-        let cached = self
-            .leaves
-            .lock()
-            .map_err(|_| VmStateError::Invariant("leaf index lock poisoned".into()))?
-            .take();
+        let cached = self.leaves.lock().take();
         let wtx = self.db.begin_write()?;
         let (infos, index) = {
             let mut meta = wtx.open_table(META)?;
@@ -304,9 +300,7 @@ impl RedbStore {
         }
         phases[2] = t0.elapsed().as_micros();
         wtx.commit()?;
-        if let Ok(mut cache) = self.leaves.lock() {
-            *cache = Some(index);
-        }
+        *self.leaves.lock() = Some(index);
         tracing::debug!(
             target: "supervm::commit",
             first,

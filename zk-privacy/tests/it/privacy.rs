@@ -181,11 +181,7 @@ fn device_executors() -> Vec<(String, gpu_executor::zk::ZkExecutor)> {
     );
     let mut out = Vec::new();
     for kind in [BackendKind::Cuda, BackendKind::Opencl] {
-        let Some(info) = devices
-            .iter()
-            .filter(|d| d.backend == kind)
-            .max_by_key(|d| d.is_gpu)
-        else {
+        let Some(info) = gpu_executor::preferred_device(&devices, kind) else {
             eprintln!("SKIPPING {kind} Miller loops: no device (or feature not built)");
             continue;
         };
