@@ -203,7 +203,11 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         let mut failed = crate::pipeline::KindCounts::default();
         let mut first_failure = None;
         let t = Instant::now();
+        let verbose = std::env::var_os("SUPERVM_BENCH_VERBOSE").is_some();
         node.import(blocks.iter().cloned().map(Ok), &stop, |rep| {
+            if verbose {
+                eprintln!("bench node: {:<12} {}", strategy.name(), rep.line());
+            }
             per_block.push(rep.total_ms);
             for s in &rep.stages {
                 match stage_sums.iter_mut().find(|x| x.0 == s.stage) {

@@ -34,6 +34,10 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// Chain id; blocks and transactions of another chain are rejected. Default `1337`.
     pub chain_id: u64,
+    /// Database files committed state is spread over when the database is created (see
+    /// `vm_state::RedbStore::open_with_shards`); `0` = half the cores, 2 to 8. An existing
+    /// database keeps its count. Default `0`.
+    pub state_shards: usize,
 }
 
 impl Default for NodeSection {
@@ -41,6 +45,7 @@ impl Default for NodeSection {
         Self {
             data_dir: PathBuf::from(".dev/supervm"),
             chain_id: 1337,
+            state_shards: 0,
         }
     }
 }
@@ -51,6 +56,9 @@ impl Default for NodeSection {
 pub struct ExecutionSection {
     /// Worker threads of the executor and of CPU kernels; `0` = one per core. Default `0`.
     pub threads: usize,
+    /// Block-STM workers per block, out of `threads`; the other threads of the pool serve
+    /// the next block's verification while a block executes. `0` = all. Default `0`.
+    pub workers: usize,
     /// Most gas all transactions of a block may use together. Default `10_000_000_000`.
     pub block_gas_limit: u64,
     /// Linear-memory limit of one WASM instance, in bytes. Default `16777216` (16 MiB).
@@ -61,6 +69,7 @@ impl Default for ExecutionSection {
     fn default() -> Self {
         Self {
             threads: 0,
+            workers: 0,
             block_gas_limit: 10_000_000_000,
             wasm_memory_limit: 16 * 1024 * 1024,
         }
@@ -285,10 +294,16 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# SuperVM node configuration. Every key
 data_dir = ".dev/supervm"
 # Chain id; blocks of another chain are rejected.
 chain_id = 1337
+# Files committed state is spread over (parallel commits), fixed when the database is
+# created; 0 = half the cores, 2 to 8.
+state_shards = 0
 
 [execution]
 # Worker threads of the parallel executor and CPU kernels; 0 = one per core.
 threads = 0
+# Block-STM workers per block, out of threads (the others verify the next block
+# meanwhile); 0 = all.
+workers = 0
 # Most gas all transactions of a block may use together.
 block_gas_limit = 10000000000
 # Linear-memory limit of one WASM instance, in bytes (16 MiB).
@@ -377,6 +392,16 @@ impl NodeConfig {
         if self.node.data_dir.as_os_str().is_empty() {
             return bad("node.data_dir", "must not be empty".into());
         }
+        if self.node.state_shards > vm_state::MAX_SHARDS {
+            return bad(
+                "node.state_shards",
+                format!(
+                    "{} is more than {}",
+                    self.node.state_shards,
+                    vm_state::MAX_SHARDS
+                ),
+            );
+        }
         if self.execution.threads > 4096 {
             return bad(
                 "execution.threads",
@@ -439,6 +464,28 @@ impl NodeConfig {
             );
         }
         Ok(())
+    }
+
+    /// The shard count of a new database (`node.state_shards`, 0 = half the cores, 2 to 8).
+    pub fn state_shards(&self) -> usize {
+        if self.node.state_shards == 0 {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            (cores / 2).clamp(2, 8)
+        } else {
+            self.node.state_shards
+        }
+    }
+
+    /// Block-STM workers per block (`execution.workers`, 0 = all threads; at most
+    /// [`NodeConfig::threads`]).
+    pub fn workers(&self) -> usize {
+        let t = self.threads();
+        match self.execution.workers {
+            0 => t,
+            w => w.min(t),
+        }
     }
 
     /// The number of worker threads (`execution.threads`, 0 = available parallelism).
@@ -514,6 +561,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("threads"), "{e}");
+        let e = NodeConfig::from_toml_str("[node]\nstate_shards = 65\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.state_shards"), "{e}");
+    }
+
+    #[test]
+    fn workers_and_shards_resolve() {
+        let cfg =
+            NodeConfig::from_toml_str("[execution]\nthreads = 8\nworkers = 20\n", "x").unwrap();
+        assert_eq!(cfg.workers(), 8, "at most the pool's threads");
+        let cfg =
+            NodeConfig::from_toml_str("[execution]\nthreads = 8\nworkers = 6\n", "x").unwrap();
+        assert_eq!(cfg.workers(), 6);
+        let cfg = NodeConfig::from_toml_str("[execution]\nthreads = 8\n", "x").unwrap();
+        assert_eq!(cfg.workers(), 8, "0 = all");
+        let auto = NodeConfig::default().state_shards();
+        assert!((2..=8).contains(&auto), "{auto}");
+        let one = NodeConfig::from_toml_str("[node]\nstate_shards = 1\n", "x").unwrap();
+        assert_eq!(one.state_shards(), 1);
     }
 
     #[test]

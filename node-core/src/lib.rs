@@ -71,12 +71,13 @@ pub fn open_node_with(
     )
 }
 
-/// Opens (creating if needed) the node's database `state.redb` under `data_dir`.
+/// Opens (creating if needed, with `node.state_shards` shards) the node's database
+/// `state.redb` under `data_dir`.
 pub fn open_store(cfg: &config::NodeConfig) -> Result<Arc<dyn vm_state::StateStore>> {
     let dir = &cfg.node.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
     let path = dir.join("state.redb");
-    let store = vm_state::RedbStore::open(&path)
+    let store = vm_state::RedbStore::open_with_shards(&path, cfg.state_shards())
         .map_err(|e| NodeError::Store(format!("{}: {e}", path.display())))?;
     Ok(Arc::new(store))
 }

@@ -15,9 +15,10 @@
 //! 7. **metrics**.
 //!
 //! Stages 1-4 of block N+1 read nothing that block N writes (the head they check is block
-//! N's header, known before N executes), so [`Node::import`] runs them on a second thread
-//! while block N executes and commits. A block that fails 1-4 is rejected with the reason
-//! and changes nothing; blocks before it stay committed.
+//! N's header, known before N executes), so [`Node::import`] runs them on two more threads
+//! while block N executes and commits: stages 1-3 of block N+2 on one, stage 4 of block N+1
+//! on the other. A block that fails 1-4 is rejected with the reason and changes nothing;
+//! blocks before it stay committed.
 //!
 //! Blocks N-1 and N-2 commit on a third thread while block N executes: N reads a snapshot
 //! of committed state with their write sets laid on top ([`Overlay`]); at most two blocks
@@ -393,6 +394,14 @@ impl BlockReport {
     }
 }
 
+/// A block that passed stages 1-3 (decoding, transaction root, signatures).
+pub struct SignedBlock {
+    pub block: Block,
+    pub txs: Vec<Transaction>,
+    pub stages: Vec<StageTime>,
+    verify_ns: u64,
+}
+
 /// A block that passed stages 1-4.
 pub struct VerifiedBlock {
     pub block: Block,
@@ -498,7 +507,7 @@ impl Node {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
             commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(side_pool.clone()),
             side_pool,
-            executor: ParallelExecutor::with_pool(pool.clone(), threads),
+            executor: ParallelExecutor::with_pool(pool.clone(), cfg.workers().min(threads)),
             exec: NodeExecutor::new(vm, ppool),
             cfg,
             store,
@@ -637,6 +646,13 @@ impl Node {
 
     /// Stages 1-4 against the expected parent (`height`, `hash`).
     pub fn verify(&self, block: Block, parent: (u64, [u8; 32])) -> Result<VerifiedBlock> {
+        self.verify_signed(block, parent)
+            .and_then(|s| self.verify_proofs(s))
+    }
+
+    /// Stages 1-3 of a block after `parent` (height, hash): header checks and decoding,
+    /// the transaction root, the signatures.
+    pub fn verify_signed(&self, block: Block, parent: (u64, [u8; 32])) -> Result<SignedBlock> {
         let t0 = Instant::now();
         let h = &block.header;
         let height = h.height;
@@ -742,8 +758,24 @@ impl Node {
                 rep.route.name().into()
             },
         });
-        // Stage 4: privacy proofs (routed batch).
+        Ok(SignedBlock {
+            block,
+            txs,
+            stages,
+            verify_ns: t0.elapsed().as_nanos() as u64,
+        })
+    }
+
+    /// Stage 4: every privacy proof of a block that passed stages 1-3, in one routed batch.
+    pub fn verify_proofs(&self, s: SignedBlock) -> Result<VerifiedBlock> {
         let t = Instant::now();
+        let SignedBlock {
+            block,
+            txs,
+            mut stages,
+            verify_ns,
+        } = s;
+        let height = block.header.height;
         let (idx, proofs): (Vec<usize>, Vec<ProofItem<'_>>) = txs
             .iter()
             .enumerate()
@@ -769,14 +801,16 @@ impl Node {
             ms: t.elapsed().as_secs_f64() * 1e3,
             route: proof_route,
         });
+        let privacy_txs = proofs.len();
+        drop(proofs);
         let hash = block.header.hash();
         Ok(VerifiedBlock {
-            privacy_txs: proofs.len(),
+            privacy_txs,
             block,
             hash,
             txs,
             stages,
-            verify_ns: t0.elapsed().as_nanos() as u64,
+            verify_ns: verify_ns + t.elapsed().as_nanos() as u64,
         })
     }
 
@@ -981,8 +1015,9 @@ impl Node {
         self.execute_commit(v)
     }
 
-    /// Imports a stream of blocks as a three-stage pipeline: block N+1 is verified on one
-    /// thread and blocks N-1 and N-2 commit on another while block N executes. Stops at the
+    /// Imports a stream of blocks as a four-stage pipeline: while block N executes, block
+    /// N+2 goes through stages 1-3 on one thread, block N+1's proofs are checked on another,
+    /// and blocks N-1 and N-2 commit on a third. Stops at the
     /// end of the stream, at the first bad block (its error is returned after every block
     /// before it is committed), or when `stop` is set. `on_block` sees each committed
     /// block's report, in order. Returns the number committed.
@@ -1006,21 +1041,31 @@ impl Node {
             .head()?
             .ok_or_else(|| NodeError::Store("no genesis committed".into()))?;
         std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
+            let (stx, srx) = mpsc::sync_channel::<Result<SignedBlock>>(1);
             s.spawn(move || {
                 let mut parent = (h, hash);
                 for b in blocks {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let v = b.and_then(|b| self.verify(b, parent));
+                    let v = b.and_then(|b| self.verify_signed(b, parent));
                     let failed = match &v {
                         Ok(v) => {
-                            parent = (v.block.header.height, v.hash);
+                            parent = (v.block.header.height, v.block.header.hash());
                             false
                         }
                         Err(_) => true,
                     };
+                    if stx.send(v).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
+            s.spawn(move || {
+                for sb in srx {
+                    let v = sb.and_then(|sb| self.verify_proofs(sb));
+                    let failed = v.is_err();
                     if tx.send(v).is_err() || failed {
                         break;
                     }

@@ -1,10 +1,11 @@
 //! Commit cost of the redb store alone: blocks of `W` balance writes (each a fresh value,
 //! half of them new keys) over a store that grows from `E` entries, nothing else running.
 //!
-//! `cargo run --release -p vm-state --example commit_bench [W] [E] [BLOCKS] [OVERLAP]`
-//! (defaults 17000 30000 8 50): `OVERLAP` percent of a block's writes go to the keys of the
-//! previous block (hot accounts), the others half to random existing keys and half to new
-//! ones. Prints each block's commit time, the median and the mean.
+//! `cargo run --release -p vm-state --example commit_bench [W] [E] [BLOCKS] [OVERLAP] [GROUP]
+//! [SHARDS]` (defaults 17000 30000 8 50 1 1): `OVERLAP` percent of a block's writes go to the
+//! keys of the previous block (hot accounts), the others half to random existing keys and
+//! half to new ones; `GROUP` blocks per commit; `SHARDS` database files
+//! (`RedbStore::open_with_shards`). Prints each block's commit time, the median and the mean.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,8 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let overlap = arg(4, 50).min(100);
     // GROUP > 1: blocks are committed GROUP at a time (`RedbStore::commit_blocks`).
     let group = arg(5, 1).max(1) as usize;
+    let shards = arg(6, 1).max(1) as usize;
     let dir = tempfile::tempdir()?;
-    let store = RedbStore::open(dir.path().join("state.redb"))?;
+    let store = RedbStore::open_with_shards(dir.path().join("state.redb"), shards)?;
     let hasher = CpuStateHasher::new();
     let block = |h: u64, keys: &mut dyn Iterator<Item = u64>| -> WriteSet {
         keys.map(|i| {
@@ -78,7 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
         "median commit {:.1} ms, mean {:.1} ms, for {writes} writes \
-         ({overlap}% to the previous block's keys) over {entries}+ entries ({} threads)",
+         ({overlap}% to the previous block's keys) over {entries}+ entries, {shards} shards \
+         ({} threads)",
         times[times.len() / 2],
         total / blocks as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -28,6 +28,7 @@ pub use mvcc::{
 };
 pub use root::{CpuStateHasher, Hash32, StateHasher, EMPTY_ROOT};
 pub use store::{
-    CommitInfo, EmptyState, MemoryStore, RedbStore, StateReader, StateStore, WriteSet,
+    shard_of, CommitInfo, CrashPoint, EmptyState, MemoryStore, RedbStore, StateReader, StateStore,
+    WriteSet, MAX_SHARDS,
 };
 pub use types::*;

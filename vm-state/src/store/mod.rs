@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use memory::MemoryStore;
-pub use redb_store::{RedbSnapshot, RedbStore};
+pub use redb_store::{shard_of, CrashPoint, RedbSnapshot, RedbStore, MAX_SHARDS};
 
 use crate::error::{Result, VmStateError};
 use crate::root::{Hash32, StateHasher};

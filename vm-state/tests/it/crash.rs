@@ -1,15 +1,19 @@
-//! Crash safety of RedbStore: a commit interrupted before its commit point, and a writer
-//! process killed with SIGKILL while committing (single blocks and groups of blocks in one
-//! transaction), both reopen at the last committed block.
+//! Crash safety of RedbStore: a commit interrupted before its commit point, a sharded
+//! commit interrupted between its shards' commits, and a writer process killed with SIGKILL
+//! while committing (single blocks and groups of blocks in one transaction, one file and
+//! sharded), all reopen at the last committed block.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use vm_state::{root, CpuStateHasher, RedbStore, StateKey, StateStore, StateValue, WriteSet};
+use vm_state::{
+    root, CpuStateHasher, CrashPoint, RedbStore, StateKey, StateStore, StateValue, WriteSet,
+};
 
 const CHILD_ENV: &str = "SUPERVM_CRASH_CHILD_DB";
+const CHILD_SHARDS_ENV: &str = "SUPERVM_CRASH_CHILD_SHARDS";
 
 /// The deterministic write set of block `h`.
 fn block(h: u64) -> WriteSet {
@@ -63,11 +67,17 @@ fn check_consistent(store: &RedbStore) -> Option<u64> {
 
 #[test]
 fn interrupted_commit_leaves_previous_block() {
+    for shards in [1, 4] {
+        interrupted_commit_leaves_previous_block_with(shards);
+    }
+}
+
+fn interrupted_commit_leaves_previous_block_with(shards: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.redb");
     let hasher = CpuStateHasher::new();
     {
-        let store = RedbStore::open(&path).expect("open");
+        let store = RedbStore::open_with_shards(&path, shards).expect("open");
         for h in 0..3 {
             store.commit_block(h, &block(h), &hasher).expect("commit");
         }
@@ -91,6 +101,50 @@ fn interrupted_commit_leaves_previous_block() {
     assert_eq!(check_consistent(&store), Some(4));
 }
 
+/// A sharded commit that stops after some shards committed (a crash between the shards'
+/// commits; single blocks and groups, genesis included) reopens at the block before it:
+/// the shards that were ahead are rolled back with their undo records, and the same blocks
+/// then commit with the same roots.
+#[test]
+fn crash_between_shard_commits_rolls_back() {
+    let hasher = CpuStateHasher::new();
+    let blocks: Vec<WriteSet> = (0..12).map(block).collect();
+    let run = |from: u64, to: u64| -> Vec<(u64, &WriteSet)> {
+        (from..to).map(|h| (h, &blocks[h as usize])).collect()
+    };
+    for shards in [2usize, 3, 5] {
+        for stop_after in 1..shards {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("state.redb");
+            let crash = CrashPoint::AfterShards(stop_after);
+            {
+                let store = RedbStore::open_with_shards(&path, shards).expect("open");
+                assert!(store.simulate_crash(&run(0, 1), &hasher, crash).is_err());
+            }
+            let store = RedbStore::open(&path).expect("reopen");
+            assert_eq!(check_consistent(&store), None, "genesis rolled back");
+            store.commit_blocks(&run(0, 6), &hasher).expect("commit");
+            assert_eq!(check_consistent(&store), Some(5));
+            assert!(store.simulate_crash(&run(6, 7), &hasher, crash).is_err());
+            drop(store);
+            let store = RedbStore::open(&path).expect("reopen");
+            assert_eq!(check_consistent(&store), Some(5));
+            for h in 6..9 {
+                store
+                    .commit_block(h, &blocks[h as usize], &hasher)
+                    .expect("commit");
+            }
+            // A group stopped between shard commits: back to the block before the group.
+            assert!(store.simulate_crash(&run(9, 12), &hasher, crash).is_err());
+            drop(store);
+            let store = RedbStore::open(&path).expect("reopen");
+            assert_eq!(check_consistent(&store), Some(8));
+            store.commit_blocks(&run(9, 12), &hasher).expect("group");
+            assert_eq!(check_consistent(&store), Some(11));
+        }
+    }
+}
+
 /// Child side of `killed_writer_restarts_at_last_committed_block` (runs only when spawned).
 #[test]
 #[ignore = "spawned by killed_writer_restarts_at_last_committed_block"]
@@ -98,7 +152,11 @@ fn child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = RedbStore::open(&path).expect("open");
+    let shards = std::env::var(CHILD_SHARDS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let store = RedbStore::open_with_shards(&path, shards).expect("open");
     let hasher = CpuStateHasher::new();
     let start = store.next_height().expect("height");
     let mut h = start;
@@ -117,6 +175,12 @@ fn child_writer() {
 
 #[test]
 fn killed_writer_restarts_at_last_committed_block() {
+    for shards in [1, 3] {
+        killed_writer_restarts_with(shards);
+    }
+}
+
+fn killed_writer_restarts_with(shards: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.redb");
     let exe = std::env::current_exe().expect("test binary");
@@ -131,6 +195,7 @@ fn killed_writer_restarts_at_last_committed_block() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, &path)
+            .env(CHILD_SHARDS_ENV, shards.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

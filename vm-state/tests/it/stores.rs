@@ -63,9 +63,14 @@ fn assert_same_state(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24 * stress()))]
     #[test]
-    fn memory_and_redb_stores_agree(blocks in proptest::collection::vec(write_set(), 1..8)) {
+    fn memory_and_redb_stores_agree(
+        blocks in proptest::collection::vec(write_set(), 1..8),
+        shards in 1usize..5,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let redb = RedbStore::open(dir.path().join("state.redb")).expect("open");
+        let redb = RedbStore::open_with_shards(dir.path().join("state.redb"), shards)
+            .expect("open");
+        prop_assert_eq!(redb.shard_count(), shards);
         let mem = MemoryStore::new();
         let hasher = CpuStateHasher::new();
         let mut model = BTreeMap::new();
@@ -97,9 +102,10 @@ proptest! {
                 prop_assert_eq!(snap_redb.get(&k(i)).expect("get"), before.get(&k(i)).cloned());
             }
         }
-        // Reopen = restart.
+        // Reopen = restart (a store keeps the shard count it was created with).
         drop(redb);
         let redb = RedbStore::open(dir.path().join("state.redb")).expect("reopen");
+        prop_assert_eq!(redb.shard_count(), shards);
         assert_same_state(&mem, &redb, &model)?;
     }
 }
@@ -112,9 +118,11 @@ proptest! {
     fn grouped_commits_match_single_commits(
         blocks in proptest::collection::vec(write_set(), 1..10),
         cuts in proptest::collection::vec(1usize..4, 1..10),
+        shards in 1usize..4,
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let redb = RedbStore::open(dir.path().join("state.redb")).expect("open");
+        let redb = RedbStore::open_with_shards(dir.path().join("state.redb"), shards)
+            .expect("open");
         let mem = MemoryStore::new();
         let hasher = CpuStateHasher::new();
         let mut model = BTreeMap::new();
@@ -244,4 +252,33 @@ fn redb_refuses_another_state_format() {
     let fresh = dir.path().join("fresh.redb");
     drop(RedbStore::open(&fresh).expect("open"));
     RedbStore::open(&fresh).expect("reopen");
+}
+
+/// Shard counts out of range are refused; a sharded store with committed blocks whose shard
+/// file is gone is refused, not opened as empty.
+#[test]
+fn redb_shard_count_and_missing_shard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    assert!(RedbStore::open_with_shards(&path, 0).is_err());
+    assert!(RedbStore::open_with_shards(&path, vm_state::MAX_SHARDS + 1).is_err());
+    let hasher = CpuStateHasher::new();
+    {
+        let store = RedbStore::open_with_shards(&path, 3).expect("open");
+        let mut ws = WriteSet::new();
+        for i in 0..30u8 {
+            ws.insert(k(i), Some(Arc::from(&[i][..])));
+        }
+        store.commit_block(0, &ws, &hasher).expect("commit");
+    }
+    // The recorded count wins over the argument.
+    assert_eq!(
+        RedbStore::open_with_shards(&path, 2)
+            .expect("reopen")
+            .shard_count(),
+        3
+    );
+    std::fs::remove_file(RedbStore::shard_path(&path, 2)).expect("remove shard");
+    let err = RedbStore::open(&path).expect_err("a missing shard must be refused");
+    assert!(err.to_string().contains("missing"), "{err}");
 }
