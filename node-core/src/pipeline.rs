@@ -17,8 +17,9 @@
 //! Stages 1-4 of block N+1 read nothing that block N writes (the head they check is block
 //! N's header, known before N executes), so [`Node::import`] runs them on two more threads
 //! while block N executes and commits: stages 1-3 of block N+2 on one, stage 4 of block N+1
-//! on the other. A block that fails 1-4 is rejected with the reason and changes nothing;
-//! blocks before it stay committed.
+//! on the other (blocks that queued up before stage 4 have their proofs checked in one batch,
+//! [`Node::verify_proofs_group`]). A block that fails 1-4 is rejected with the reason and
+//! changes nothing; blocks before it stay committed.
 //!
 //! Blocks N-1 and N-2 commit on a third thread while block N executes: N reads a snapshot
 //! of committed state with their write sets laid on top ([`Overlay`]); at most two blocks
@@ -59,6 +60,9 @@ use crate::error::{NodeError, Result};
 use crate::exec::{CommittedPrivacy, NodeExecutor};
 use crate::metrics as m;
 use crate::scheduler::{HybridScheduler, Kernel, ProofItem, Route, SigItem};
+
+/// Most blocks whose proofs the import pipeline checks in one batch.
+pub const PROOF_GROUP: usize = 2;
 
 /// Recent roots the node's privacy pool accepts (a chain parameter).
 pub const PRIVACY_RECENT_ROOTS: usize = 4096;
@@ -768,50 +772,95 @@ impl Node {
 
     /// Stage 4: every privacy proof of a block that passed stages 1-3, in one routed batch.
     pub fn verify_proofs(&self, s: SignedBlock) -> Result<VerifiedBlock> {
+        self.verify_proofs_group(vec![s])
+            .pop()
+            .unwrap_or_else(|| Err(NodeError::Execution("no proof-stage result".into())))
+    }
+
+    /// Stage 4 for consecutive blocks at once: their proofs in ONE routed batch (the GPU's
+    /// Miller-loop kernel takes about the same time for one block's pairs as for several
+    /// blocks' pairs), each proof's verdict exactly as in a batch of its own block. Results
+    /// in order; the first block with an invalid proof is rejected and the blocks after it
+    /// (its descendants) are not returned. The batch's time is shared out evenly.
+    pub fn verify_proofs_group(&self, group: Vec<SignedBlock>) -> Vec<Result<VerifiedBlock>> {
         let t = Instant::now();
-        let SignedBlock {
-            block,
-            txs,
-            mut stages,
-            verify_ns,
-        } = s;
-        let height = block.header.height;
-        let (idx, proofs): (Vec<usize>, Vec<ProofItem<'_>>) = txs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| match &t.kind {
-                TxKind::Privacy(p) => Some((i, ProofItem { payload: p })),
-                _ => None,
-            })
-            .unzip();
-        let mut proof_route = "-".to_string();
-        if !proofs.is_empty() {
-            self.privacy_keys()?;
-            let (ok, rep) = self.sched.verify_proofs(&proofs)?;
-            if let Some(j) = ok.iter().position(|v| !v) {
-                return Err(Self::reject(
-                    height,
-                    format!("transaction {} has an invalid privacy proof", idx[j]),
-                ));
+        // (block, tx index) of every proof, in block order.
+        let mut owner: Vec<(usize, usize)> = Vec::new();
+        let mut proofs: Vec<ProofItem<'_>> = Vec::new();
+        for (b, sb) in group.iter().enumerate() {
+            for (i, tx) in sb.txs.iter().enumerate() {
+                if let TxKind::Privacy(p) = &tx.kind {
+                    owner.push((b, i));
+                    proofs.push(ProofItem { payload: p });
+                }
             }
-            proof_route = rep.route.name().into();
         }
-        stages.push(StageTime {
-            stage: "proofs",
-            ms: t.elapsed().as_secs_f64() * 1e3,
-            route: proof_route,
-        });
-        let privacy_txs = proofs.len();
+        let mut verdict: Result<(Vec<bool>, String)> = Ok((Vec::new(), "-".to_string()));
+        if !proofs.is_empty() {
+            verdict = self.privacy_keys().and_then(|_| {
+                self.sched
+                    .verify_proofs(&proofs)
+                    .map(|(ok, rep)| (ok, rep.route.name().to_string()))
+            });
+        }
         drop(proofs);
-        let hash = block.header.hash();
-        Ok(VerifiedBlock {
-            privacy_txs,
-            block,
-            hash,
-            txs,
-            stages,
-            verify_ns: verify_ns + t.elapsed().as_nanos() as u64,
-        })
+        let n = group.len().max(1) as u64;
+        let share_ns = t.elapsed().as_nanos() as u64 / n;
+        let (ok, route) = match verdict {
+            Ok(v) => v,
+            // The batch decided nothing: the first block gets the error.
+            Err(e) => return vec![Err(e)],
+        };
+        if group.len() > 1 {
+            tracing::debug!(
+                target: "supervm::verify",
+                blocks = group.len(),
+                proofs = ok.len(),
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "checked the proofs of queued blocks in one batch"
+            );
+        }
+        let mut out = Vec::with_capacity(group.len());
+        for (b, sb) in group.into_iter().enumerate() {
+            let SignedBlock {
+                block,
+                txs,
+                mut stages,
+                verify_ns,
+            } = sb;
+            let mine: Vec<(usize, bool)> = owner
+                .iter()
+                .zip(&ok)
+                .filter(|((ob, _), _)| *ob == b)
+                .map(|(&(_, i), &v)| (i, v))
+                .collect();
+            if let Some(&(i, _)) = mine.iter().find(|(_, v)| !v) {
+                out.push(Err(Self::reject(
+                    block.header.height,
+                    format!("transaction {i} has an invalid privacy proof"),
+                )));
+                break;
+            }
+            stages.push(StageTime {
+                stage: "proofs",
+                ms: share_ns as f64 / 1e6,
+                route: if mine.is_empty() {
+                    "-".into()
+                } else {
+                    route.clone()
+                },
+            });
+            let hash = block.header.hash();
+            out.push(Ok(VerifiedBlock {
+                privacy_txs: mine.len(),
+                block,
+                hash,
+                txs,
+                stages,
+                verify_ns: verify_ns + share_ns,
+            }));
+        }
+        out
     }
 
     /// Stage 5: executes a verified block over `base`, committed state up to the block's
@@ -1063,11 +1112,32 @@ impl Node {
             });
             let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
             s.spawn(move || {
-                for sb in srx {
-                    let v = sb.and_then(|sb| self.verify_proofs(sb));
-                    let failed = v.is_err();
-                    if tx.send(v).is_err() || failed {
-                        break;
+                // Blocks that queued up while the last batch ran are checked together (at
+                // most PROOF_GROUP): one GPU batch instead of several.
+                while let Ok(first) = srx.recv() {
+                    let mut group = Vec::new();
+                    let mut front_err = None;
+                    match first {
+                        Ok(sb) => group.push(sb),
+                        Err(e) => front_err = Some(e),
+                    }
+                    while front_err.is_none() && group.len() < PROOF_GROUP {
+                        match srx.try_recv() {
+                            Ok(Ok(sb)) => group.push(sb),
+                            Ok(Err(e)) => front_err = Some(e),
+                            Err(_) => break,
+                        }
+                    }
+                    let results = if group.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.verify_proofs_group(group)
+                    };
+                    for v in results.into_iter().chain(front_err.map(Err)) {
+                        let failed = v.is_err();
+                        if tx.send(v).is_err() || failed {
+                            return;
+                        }
                     }
                 }
             });

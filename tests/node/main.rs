@@ -588,3 +588,106 @@ fn privacy_transfers_verify_execute_and_reject_double_spends() {
     );
     assert_eq!(env.head(), (2, root2));
 }
+
+/// The import pipeline checks the proofs of blocks that queued up in one batch
+/// (`Node::verify_proofs_group`): two valid blocks both pass with their own privacy counts;
+/// a bad proof in the second block rejects only that block (naming its transaction), and a
+/// bad proof in the first stops the group there.
+#[test]
+fn grouped_proof_checks_reject_only_the_bad_block() {
+    let extra = "[privacy]\ntree_depth = 4\n[scheduler]\ncalibration = false\n";
+    let env = Env::new(extra);
+    std::fs::write(
+        &env.config,
+        std::fs::read_to_string(&env.config)
+            .expect("config")
+            .replace("privacy_weight = 0", "privacy_weight = 30"),
+    )
+    .expect("config");
+    let file = env.path("privacy.svm");
+    generate(&env, &file, 1, 12);
+    let (g, blocks) = read_file(&file);
+    let cfg = node_core::config::NodeConfig::load(&env.config).expect("config");
+    let node = node_core::open_node(&cfg, node_core::open_store(&cfg).expect("store"), None)
+        .expect("node");
+    let (_, ghash, _) = node.init_genesis(&g).expect("genesis");
+    let b1_privacy = blocks[0]
+        .txs
+        .iter()
+        .filter(|t| {
+            matches!(
+                Transaction::decode(t).expect("tx").kind,
+                vm_runtime::tx::TxKind::Privacy(_)
+            )
+        })
+        .count();
+    assert!(
+        b1_privacy > 0,
+        "the generated block has no privacy transfer"
+    );
+    // Block 2: a fresh transfer (stages 1-4 do not look at nonces or balances), and the
+    // same block with its proof corrupted.
+    let keys = node_core::pipeline::load_privacy_keys(&cfg, true).expect("keys");
+    let prover = node_core::workload::PrivacyProver {
+        pk: keys.pk.expect("proving key"),
+        depth: 4,
+    };
+    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(7);
+    let fresh = prover
+        .make_payload(zk_privacy::tree::empty_root(4), &mut rng)
+        .expect("prove");
+    let key = node_core::workload::dev_key(7, 3);
+    let block_with = |payload: Vec<u8>, height: u64, parent: [u8; 32]| {
+        let mut tx = Transaction::new_unsigned(
+            1337,
+            [0; 32],
+            0,
+            100_000,
+            1,
+            vm_runtime::tx::TxKind::Privacy(payload),
+        );
+        tx.sign(&key);
+        let txs = vec![tx.encode()];
+        Block {
+            header: node_core::block::BlockHeader {
+                chain_id: 1337,
+                height,
+                timestamp: 1_700_000_100,
+                parent_hash: parent,
+                tx_root: tx_root_cpu(&txs),
+            },
+            txs,
+        }
+    };
+    let mut bad = fresh.clone();
+    bad[10] ^= 0x01;
+    let h1 = blocks[0].header.hash();
+    let signed = |b: &Block, parent| node.verify_signed(b.clone(), parent).expect("stages 1-3");
+
+    let good2 = block_with(fresh, 2, h1);
+    let out = node.verify_proofs_group(vec![
+        signed(&blocks[0], (0, ghash)),
+        signed(&good2, (1, h1)),
+    ]);
+    let counts: Vec<usize> = out
+        .iter()
+        .map(|r| r.as_ref().expect("valid block").privacy_txs)
+        .collect();
+    assert_eq!(counts, vec![b1_privacy, 1]);
+
+    let bad2 = block_with(bad.clone(), 2, h1);
+    let out =
+        node.verify_proofs_group(vec![signed(&blocks[0], (0, ghash)), signed(&bad2, (1, h1))]);
+    assert_eq!(out.len(), 2);
+    assert!(out[0].is_ok());
+    let err = out[1].as_ref().err().expect("block 2 rejected").to_string();
+    assert!(
+        err.contains("transaction 0 has an invalid privacy proof"),
+        "{err}"
+    );
+
+    let bad1 = block_with(bad, 1, ghash);
+    let out = node.verify_proofs_group(vec![signed(&bad1, (0, ghash)), signed(&good2, (1, h1))]);
+    assert_eq!(out.len(), 1, "nothing after the rejected block");
+    assert!(out[0].is_err());
+}
