@@ -443,13 +443,9 @@ fn config_default_prints_a_valid_config() {
     node_core::config::NodeConfig::from_toml_str(&text, "stdout").expect("parses");
 }
 
-/// Privacy transfers (real Groth16 proofs on a depth-4 tree so debug builds stay quick):
-/// a valid block imports and matches the reference; the same transfer twice in one block is
-/// a deterministic double spend (second rejected, block valid); a corrupted proof rejects
-/// the block.
-#[test]
-fn privacy_transfers_verify_execute_and_reject_double_spends() {
-    let extra = "[privacy]\ntree_depth = 4\n";
+/// A node environment (`extra` config) whose dev workload has 30% privacy transfers, and a
+/// generated file of one 12-transaction block: (env, file, genesis, blocks).
+fn privacy_block(extra: &str) -> (Env, PathBuf, Genesis, Vec<Block>) {
     let env = Env::new(extra);
     std::fs::write(
         &env.config,
@@ -461,6 +457,17 @@ fn privacy_transfers_verify_execute_and_reject_double_spends() {
     let file = env.path("privacy.svm");
     generate(&env, &file, 1, 12);
     let (g, blocks) = read_file(&file);
+    (env, file, g, blocks)
+}
+
+/// Privacy transfers (real Groth16 proofs on a depth-4 tree so debug builds stay quick):
+/// a valid block imports and matches the reference; the same transfer twice in one block is
+/// a deterministic double spend (second rejected, block valid); a corrupted proof rejects
+/// the block.
+#[test]
+fn privacy_transfers_verify_execute_and_reject_double_spends() {
+    let extra = "[privacy]\ntree_depth = 4\n";
+    let (env, file, g, blocks) = privacy_block(extra);
     let privacy: Vec<usize> = blocks[0]
         .txs
         .iter()
@@ -595,18 +602,8 @@ fn privacy_transfers_verify_execute_and_reject_double_spends() {
 /// bad proof in the first stops the group there.
 #[test]
 fn grouped_proof_checks_reject_only_the_bad_block() {
-    let extra = "[privacy]\ntree_depth = 4\n[scheduler]\ncalibration = false\n";
-    let env = Env::new(extra);
-    std::fs::write(
-        &env.config,
-        std::fs::read_to_string(&env.config)
-            .expect("config")
-            .replace("privacy_weight = 0", "privacy_weight = 30"),
-    )
-    .expect("config");
-    let file = env.path("privacy.svm");
-    generate(&env, &file, 1, 12);
-    let (g, blocks) = read_file(&file);
+    let (env, _, g, blocks) =
+        privacy_block("[privacy]\ntree_depth = 4\n[scheduler]\ncalibration = false\n");
     let cfg = node_core::config::NodeConfig::load(&env.config).expect("config");
     let node = node_core::open_node(&cfg, node_core::open_store(&cfg).expect("store"), None)
         .expect("node");
