@@ -291,8 +291,9 @@ impl Undo {
 pub enum CrashPoint {
     /// Every shard's transaction is filled and dropped uncommitted.
     BeforeCommit,
-    /// The first `n` shards commit, the others are dropped (a crash between shard commits);
-    /// the store is left as it is on disk, to be recovered by reopening it.
+    /// The first `n` shards commit, the others are dropped (a crash between shard commits;
+    /// with `n` >= the shard count, a crash just after the commit point); the store is left
+    /// as it is on disk, to be recovered by reopening it.
     AfterShards(usize),
 }
 
@@ -741,7 +742,9 @@ impl RedbStore {
                     .collect()
             })
         };
-        if commit_first < n {
+        if crash.is_some() {
+            // Nothing of the in-memory state is updated: the store is left as a crash
+            // leaves it (all shards committed when `k >= n`: the blocks are durable).
             return Err(VmStateError::Database(format!(
                 "simulated crash after {commit_first} of {n} shard commits"
             )));
