@@ -220,13 +220,16 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
     threads.sort_unstable();
     threads.dedup();
     let repeats = opts.repeats.max(1);
-    let executors: Vec<ParallelExecutor> = threads
-        .iter()
-        .map(|&t| ParallelExecutor::new(t).map_err(|e| BenchError::Block(e.to_string())))
-        .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for &workload in &opts.workloads {
         for &accounts in &opts.accounts {
+            // Fresh executors per kind of block: an executor remembers a recent probe
+            // verdict (`ParallelExecutor::execute_block`), which belongs to its own stream
+            // of blocks.
+            let executors: Vec<ParallelExecutor> = threads
+                .iter()
+                .map(|&t| ParallelExecutor::new(t).map_err(|e| BenchError::Block(e.to_string())))
+                .collect::<Result<_, _>>()?;
             let b = prepare_block(&vm, workload, accounts, opts.block_size)?;
             let name = format!("{}-{accounts}acct", workload.name());
             let run_seq = || {
@@ -304,7 +307,7 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
 fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecStats) {
     let p = &s.profile;
     eprintln!(
-        "{name} {threads} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {}",
+        "{name} {threads} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {} probe skips {}",
         total.as_secs_f64() * 1e3,
         s.parallel_ns as f64 / 1e6,
         s.finish_ns as f64 / 1e6,
@@ -320,6 +323,7 @@ fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecS
         p.collect_ns as f64 / 1e6,
         p.map_ns as f64 / 1e6,
         s.probe_bailouts,
+        s.probe_skips,
     );
 }
 

@@ -112,6 +112,9 @@ pub struct ExecStats {
     pub sequential_fallback: bool,
     /// Block-STM runs stopped by the conflict probe (the block then ran sequentially).
     pub probe_bailouts: u64,
+    /// Blocks run sequentially without a probe because a recent probe stopped Block-STM
+    /// (see `ParallelExecutor::execute_block`).
+    pub probe_skips: u64,
     /// Wall time of Block-STM's worker phase (nanoseconds; 0 for sequential runs).
     pub parallel_ns: u64,
     /// Wall time after the workers stopped: collecting the write set and receipts
@@ -155,6 +158,7 @@ impl ExecStats {
         self.validations += o.validations;
         self.dependency_waits += o.dependency_waits;
         self.probe_bailouts += o.probe_bailouts;
+        self.probe_skips += o.probe_skips;
         self.parallel_ns += o.parallel_ns;
         self.finish_ns += o.finish_ns;
         self.sequential_ns += o.sequential_ns;
