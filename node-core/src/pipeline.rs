@@ -401,6 +401,8 @@ impl BlockReport {
 /// A block that passed stages 1-3 (decoding, transaction root, signatures).
 pub struct SignedBlock {
     pub block: Block,
+    /// The header's hash (computed once, in stage 1-3).
+    pub hash: [u8; 32],
     pub txs: Vec<Transaction>,
     pub stages: Vec<StageTime>,
     verify_ns: u64,
@@ -763,6 +765,7 @@ impl Node {
             },
         });
         Ok(SignedBlock {
+            hash: block.header.hash(),
             block,
             txs,
             stages,
@@ -784,16 +787,19 @@ impl Node {
     /// (its descendants) are not returned. The batch's time is shared out evenly.
     pub fn verify_proofs_group(&self, group: Vec<SignedBlock>) -> Vec<Result<VerifiedBlock>> {
         let t = Instant::now();
-        // (block, tx index) of every proof, in block order.
-        let mut owner: Vec<(usize, usize)> = Vec::new();
+        // Every proof in block order; block b's are proofs[ends[b-1]..ends[b]], and
+        // `tx_of` names each one's transaction index in its block.
+        let mut tx_of: Vec<usize> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(group.len());
         let mut proofs: Vec<ProofItem<'_>> = Vec::new();
-        for (b, sb) in group.iter().enumerate() {
+        for sb in &group {
             for (i, tx) in sb.txs.iter().enumerate() {
                 if let TxKind::Privacy(p) = &tx.kind {
-                    owner.push((b, i));
+                    tx_of.push(i);
                     proofs.push(ProofItem { payload: p });
                 }
             }
+            ends.push(proofs.len());
         }
         let mut verdict: Result<(Vec<bool>, String)> = Ok((Vec::new(), "-".to_string()));
         if !proofs.is_empty() {
@@ -821,23 +827,21 @@ impl Node {
             );
         }
         let mut out = Vec::with_capacity(group.len());
-        for (b, sb) in group.into_iter().enumerate() {
+        let mut start = 0;
+        for (sb, end) in group.into_iter().zip(ends) {
             let SignedBlock {
                 block,
+                hash,
                 txs,
                 mut stages,
                 verify_ns,
             } = sb;
-            let mine: Vec<(usize, bool)> = owner
-                .iter()
-                .zip(&ok)
-                .filter(|((ob, _), _)| *ob == b)
-                .map(|(&(_, i), &v)| (i, v))
-                .collect();
-            if let Some(&(i, _)) = mine.iter().find(|(_, v)| !v) {
+            let mine = start..end;
+            start = end;
+            if let Some(j) = mine.clone().find(|&j| !ok[j]) {
                 out.push(Err(Self::reject(
                     block.header.height,
-                    format!("transaction {i} has an invalid privacy proof"),
+                    format!("transaction {} has an invalid privacy proof", tx_of[j]),
                 )));
                 break;
             }
@@ -850,7 +854,6 @@ impl Node {
                     route.clone()
                 },
             });
-            let hash = block.header.hash();
             out.push(Ok(VerifiedBlock {
                 privacy_txs: mine.len(),
                 block,
@@ -1100,7 +1103,7 @@ impl Node {
                     let v = b.and_then(|b| self.verify_signed(b, parent));
                     let failed = match &v {
                         Ok(v) => {
-                            parent = (v.block.header.height, v.block.header.hash());
+                            parent = (v.block.header.height, v.hash);
                             false
                         }
                         Err(_) => true,

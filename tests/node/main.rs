@@ -460,6 +460,20 @@ fn privacy_block(extra: &str) -> (Env, PathBuf, Genesis, Vec<Block>) {
     (env, file, g, blocks)
 }
 
+/// A privacy transfer proved with `cfg`'s dev parameters (depth 4) under the empty tree's
+/// root, from RNG seed `seed`.
+fn fresh_transfer(cfg: &node_core::config::NodeConfig, seed: u64) -> Vec<u8> {
+    let keys = node_core::pipeline::load_privacy_keys(cfg, true).expect("keys");
+    let prover = node_core::workload::PrivacyProver {
+        pk: keys.pk.expect("proving key"),
+        depth: 4,
+    };
+    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(seed);
+    prover
+        .make_payload(zk_privacy::tree::empty_root(4), &mut rng)
+        .expect("prove")
+}
+
 /// Privacy transfers (real Groth16 proofs on a depth-4 tree so debug builds stay quick):
 /// a valid block imports and matches the reference; the same transfer twice in one block is
 /// a deterministic double spend (second rejected, block valid); a corrupted proof rejects
@@ -524,15 +538,7 @@ fn privacy_transfers_verify_execute_and_reject_double_spends() {
     };
     // A fresh transfer, proved here with the cached dev parameters, under the empty root.
     let cfg = node_core::config::NodeConfig::load(&env.config).expect("config");
-    let keys = node_core::pipeline::load_privacy_keys(&cfg, true).expect("keys");
-    let prover = node_core::workload::PrivacyProver {
-        pk: keys.pk.expect("proving key"),
-        depth: 4,
-    };
-    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(99);
-    let fresh = prover
-        .make_payload(zk_privacy::tree::empty_root(4), &mut rng)
-        .expect("prove");
+    let fresh = fresh_transfer(&cfg, 99);
     // Block 2: fresh (accepted), fresh again (double spend in the block: rejected), and the
     // block-1 transfer again (spent in block 1: rejected). Only the first bumps the nonce.
     let mut txs = Vec::new();
@@ -624,15 +630,7 @@ fn grouped_proof_checks_reject_only_the_bad_block() {
     );
     // Block 2: a fresh transfer (stages 1-4 do not look at nonces or balances), and the
     // same block with its proof corrupted.
-    let keys = node_core::pipeline::load_privacy_keys(&cfg, true).expect("keys");
-    let prover = node_core::workload::PrivacyProver {
-        pk: keys.pk.expect("proving key"),
-        depth: 4,
-    };
-    let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(7);
-    let fresh = prover
-        .make_payload(zk_privacy::tree::empty_root(4), &mut rng)
-        .expect("prove");
+    let fresh = fresh_transfer(&cfg, 7);
     let key = node_core::workload::dev_key(7, 3);
     let block_with = |payload: Vec<u8>, height: u64, parent: [u8; 32]| {
         let mut tx = Transaction::new_unsigned(

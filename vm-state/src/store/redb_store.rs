@@ -156,15 +156,8 @@ fn to_hash(bytes: &[u8], what: &str) -> Result<Hash32> {
 fn read_latest<T: ReadableTable<&'static str, &'static [u8]>>(
     meta: &T,
 ) -> Result<Option<CommitInfo>> {
-    let height = match meta.get(META_HEIGHT)? {
-        None => return Ok(None),
-        Some(h) => {
-            let b: [u8; 8] = h
-                .value()
-                .try_into()
-                .map_err(|_| VmStateError::Corrupt("height is not 8 bytes".into()))?;
-            u64::from_le_bytes(b)
-        }
+    let Some(height) = read_u64(meta, META_HEIGHT)? else {
+        return Ok(None);
     };
     let root = match meta.get(META_ROOT)? {
         None => {
@@ -219,7 +212,6 @@ type UndoEntries<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
 /// Encoding: `u8` 1 + `u64` LE height, or `u8` 0 (no block before); then per key `u32` LE
 /// key length, key, `u8` 1 + `u32` LE length + stored entry, or `u8` 0.
 struct Undo {
-    prev: Option<u64>,
     bytes: Vec<u8>,
 }
 
@@ -233,7 +225,7 @@ impl Undo {
             }
             None => bytes.push(0),
         }
-        Self { prev, bytes }
+        Self { bytes }
     }
     fn push(&mut self, key: &[u8], old: Option<&[u8]>) {
         self.bytes
@@ -251,8 +243,15 @@ impl Undo {
     }
     /// Decodes a record: the previous height and the (key, old entry) pairs.
     fn decode(mut b: &[u8]) -> Result<(Option<u64>, UndoEntries<'_>)> {
-        let bad = || VmStateError::Corrupt("undo record is truncated".into());
-        fn take<'a>(n: usize, b: &mut &'a [u8]) -> Result<&'a [u8]> {
+        fn take<'a, const N: usize>(b: &mut &'a [u8]) -> Result<&'a [u8; N]> {
+            let (x, rest) = b
+                .split_first_chunk::<N>()
+                .ok_or_else(|| VmStateError::Corrupt("undo record is truncated".into()))?;
+            *b = rest;
+            Ok(x)
+        }
+        fn take_slice<'a>(b: &mut &'a [u8]) -> Result<&'a [u8]> {
+            let n = u32::from_le_bytes(*take::<4>(b)?) as usize;
             if b.len() < n {
                 return Err(VmStateError::Corrupt("undo record is truncated".into()));
             }
@@ -260,23 +259,17 @@ impl Undo {
             *b = rest;
             Ok(x)
         }
-        let prev = match take(1, &mut b)?[0] {
+        let prev = match take::<1>(&mut b)?[0] {
             0 => None,
-            1 => Some(u64::from_le_bytes(
-                take(8, &mut b)?.try_into().map_err(|_| bad())?,
-            )),
+            1 => Some(u64::from_le_bytes(*take::<8>(&mut b)?)),
             t => return Err(VmStateError::Corrupt(format!("undo record tag {t}"))),
         };
         let mut out = Vec::new();
         while !b.is_empty() {
-            let kl = u32::from_le_bytes(take(4, &mut b)?.try_into().map_err(|_| bad())?);
-            let key = take(kl as usize, &mut b)?;
-            let old = match take(1, &mut b)?[0] {
+            let key = take_slice(&mut b)?;
+            let old = match take::<1>(&mut b)?[0] {
                 0 => None,
-                1 => {
-                    let vl = u32::from_le_bytes(take(4, &mut b)?.try_into().map_err(|_| bad())?);
-                    Some(take(vl as usize, &mut b)?)
-                }
+                1 => Some(take_slice(&mut b)?),
                 t => return Err(VmStateError::Corrupt(format!("undo entry tag {t}"))),
             };
             out.push((key, old));
@@ -559,7 +552,8 @@ impl RedbStore {
                 "rolled a shard back to the last block every shard committed"
             );
         }
-        *self.leaves.lock() = None;
+        // The leaf index needs no reset: it is empty when the store opens and taken out
+        // for the duration of a commit.
         Ok(())
     }
 
@@ -662,7 +656,6 @@ impl RedbStore {
                 let mut t = wtx.open_table(UNDO)?;
                 t.retain(|_, _| false)?;
                 let last = first + blocks.len() as u64 - 1;
-                debug_assert_eq!(u.prev, prev.map(|c| c.height));
                 t.insert(last, &u.bytes[..])?;
             }
             Ok(())
