@@ -75,16 +75,48 @@ impl NodeExecutor {
         base: &dyn StateReader,
         write_set: &mut WriteSet,
     ) -> Result<Option<AppendedNotes>, String> {
+        let notes = self.append_notes(
+            txs,
+            |i| {
+                receipts
+                    .get(i)
+                    .is_some_and(|r| r.status == TxStatus::Success)
+            },
+            base,
+        )?;
+        Ok(notes.apply(write_set))
+    }
+
+    /// The note-tree append of rule 4 for the privacy transfers `accepted(i)` selects,
+    /// computed over `base` without touching a write set (see [`NoteAppend::apply`]). The
+    /// pipeline runs it with every privacy transfer selected while the block executes and
+    /// keeps the result when execution accepted all of them (the usual case: their proofs
+    /// were verified); the append reads only `base`, so the result is the same as after.
+    pub fn append_notes(
+        &self,
+        txs: &[Transaction],
+        accepted: impl Fn(usize) -> bool,
+        base: &dyn StateReader,
+    ) -> Result<NoteAppend, String> {
         let mut commitments = Vec::new();
-        for (i, (tx, r)) in txs.iter().zip(receipts).enumerate() {
-            if let (TxKind::Privacy(payload), TxStatus::Success) = (&tx.kind, &r.status) {
+        let mut included = Vec::new();
+        for (i, tx) in txs.iter().enumerate() {
+            if let TxKind::Privacy(payload) = &tx.kind {
+                if !accepted(i) {
+                    continue;
+                }
                 let public = zk_privacy::PrivacyTransfer::decode_public(payload)
                     .map_err(|e| format!("transaction {i}: accepted but undecodable: {e}"))?;
                 commitments.extend_from_slice(&public.commitments);
+                included.push(i);
             }
         }
         if commitments.is_empty() {
-            return Ok(None);
+            return Ok(NoteAppend {
+                included,
+                appended: None,
+                writes: Vec::new(),
+            });
         }
         let mut committed = CommittedPrivacy(base);
         let mut state = Buffered::new(&mut committed);
@@ -98,14 +130,46 @@ impl NodeExecutor {
                     commitments.len() / 2
                 )
             })?;
-        // Later writes of a sub-key win (as they did in the pool's view).
+        Ok(NoteAppend {
+            included,
+            appended,
+            writes: state.into_writes(),
+        })
+    }
+}
+
+/// A block's note-tree append ([`NodeExecutor::append_notes`]), not yet in its write set.
+#[derive(Debug)]
+pub struct NoteAppend {
+    /// Indices of the privacy transfers whose commitments were appended, ascending.
+    pub included: Vec<usize>,
+    appended: Option<AppendedNotes>,
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl NoteAppend {
+    /// Whether this append covers exactly the privacy transfers `receipts` accepted.
+    pub fn matches(&self, txs: &[Transaction], receipts: &[Receipt]) -> bool {
+        let mut accepted = txs
+            .iter()
+            .zip(receipts)
+            .enumerate()
+            .filter(|(_, (tx, r))| {
+                matches!(tx.kind, TxKind::Privacy(_)) && r.status == TxStatus::Success
+            })
+            .map(|(i, _)| i);
+        self.included.iter().all(|&i| accepted.next() == Some(i)) && accepted.next().is_none()
+    }
+
+    /// Adds the tree's writes to `write_set` (a later write of a sub-key wins, as in the
+    /// pool's view) and returns what was appended (`None`: nothing).
+    pub fn apply(self, write_set: &mut WriteSet) -> Option<AppendedNotes> {
         write_set.extend(
-            state
-                .into_writes()
+            self.writes
                 .into_iter()
                 .map(|(k, v)| (StateKey::privacy(&k), v.map(StateValue::from))),
         );
-        Ok(appended)
+        self.appended
     }
 }
 

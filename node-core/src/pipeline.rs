@@ -61,8 +61,11 @@ use crate::exec::{CommittedPrivacy, NodeExecutor};
 use crate::metrics as m;
 use crate::scheduler::{HybridScheduler, Kernel, ProofItem, Route, SigItem};
 
-/// Most blocks whose proofs the import pipeline checks in one batch.
-pub const PROOF_GROUP: usize = 2;
+/// Most blocks whose proofs the import pipeline checks in one batch. On the H200 host
+/// (2026-12-04, `supervm bench node`, 5% privacy, proofs on the GPU) groups of up to 3 gave
+/// auto a median of 221k TPS over six alternated runs, up to 2 the same, and no grouping
+/// 195k (`docs/BENCHMARKS.md`).
+pub const PROOF_GROUP: usize = 3;
 
 /// Recent roots the node's privacy pool accepts (a chain parameter).
 pub const PRIVACY_RECENT_ROOTS: usize = 4096;
@@ -434,6 +437,17 @@ pub struct ExecutedBlock {
     aborts: u64,
     re_executions: u64,
     sequential_fallback: bool,
+}
+
+/// Time a pipeline thread spent waiting since `since` (for its input, or for a later stage
+/// to make room), reported with the block it then took up: the stage that waits least
+/// is the pipeline's bottleneck.
+fn idle_time(stage: &'static str, since: Instant) -> StageTime {
+    StageTime {
+        stage,
+        ms: since.elapsed().as_secs_f64() * 1e3,
+        route: "wait".into(),
+    }
 }
 
 fn route_name(routes: &[Route]) -> String {
@@ -876,11 +890,36 @@ impl Node {
             timestamp: v.block.header.timestamp,
             chain_id: self.cfg.node.chain_id,
         };
-        let out = self
-            .executor
-            .execute_block(&self.exec, &v.txs, &env, base)
-            .map_err(|e| NodeError::Execution(e.to_string()))?;
-        let exec_ns = t.elapsed().as_nanos() as u64;
+        // The note-tree append reads only committed state: with every privacy transfer
+        // taken as accepted, it runs on the side pool while the block executes, and is kept
+        // when execution accepted exactly those (see `NodeExecutor::append_notes`).
+        let (out, early_notes) = match &self.side_pool {
+            Some(side) if v.privacy_txs > 0 => std::thread::scope(|s| {
+                let txs = &v.txs;
+                let early = s.spawn(move || {
+                    let t = Instant::now();
+                    let notes = side.install(|| {
+                        self.exec.append_notes(
+                            txs,
+                            |i| matches!(txs[i].kind, TxKind::Privacy(_)),
+                            base,
+                        )
+                    });
+                    (notes, t.elapsed())
+                });
+                let out = self.executor.execute_block(&self.exec, &v.txs, &env, base);
+                let executed = Instant::now();
+                (out, early.join().ok().map(|(n, took)| (n, took, executed)))
+            }),
+            _ => (
+                self.executor.execute_block(&self.exec, &v.txs, &env, base),
+                None,
+            ),
+        };
+        // Waiting for the early note-tree append counts as the notes stage.
+        let tn = early_notes.as_ref().map_or_else(Instant::now, |e| e.2);
+        let out = out.map_err(|e| NodeError::Execution(e.to_string()))?;
+        let exec_ns = tn.saturating_duration_since(t).as_nanos() as u64;
         self.sched
             .count_task(engine_api::TaskType::Transaction, v.txs.len(), exec_ns);
         let mut stages = v.stages;
@@ -902,22 +941,40 @@ impl Node {
             }
         }
         let mut ws = out.write_set;
-        let tn = Instant::now();
-        // The note-tree append is on the critical path; the main pool may be busy verifying
-        // the next block, so a block with privacy transfers appends on the side pool.
-        let mut finalize = || {
-            self.exec
-                .finalize_block(&v.txs, &out.receipts, base, &mut ws)
-                .map_err(|reason| Self::reject(height, reason))
-        };
-        let appended = match &self.side_pool {
-            Some(side) if v.privacy_txs > 0 => side.install(finalize)?,
-            _ => finalize()?,
+        let early = early_notes.and_then(|(notes, took, _)| match notes {
+            Ok(n) if n.matches(&v.txs, &out.receipts) => Some((n, took)),
+            _ => None,
+        });
+        let (appended, route) = match early {
+            Some((notes, took)) => {
+                tracing::trace!(
+                    target: "supervm::notes",
+                    height,
+                    ms = took.as_secs_f64() * 1e3,
+                    "note-tree append ran beside execution"
+                );
+                (notes.apply(&mut ws), "cpu/beside")
+            }
+            None => {
+                // The note-tree append is on the critical path; the main pool may be busy
+                // verifying the next block, so a block with privacy transfers appends on
+                // the side pool.
+                let mut finalize = || {
+                    self.exec
+                        .finalize_block(&v.txs, &out.receipts, base, &mut ws)
+                        .map_err(|reason| Self::reject(height, reason))
+                };
+                let appended = match &self.side_pool {
+                    Some(side) if v.privacy_txs > 0 => side.install(finalize)?,
+                    _ => finalize()?,
+                };
+                (appended, "cpu")
+            }
         };
         stages.push(StageTime {
             stage: "notes",
             ms: tn.elapsed().as_secs_f64() * 1e3,
-            route: if appended.is_some() { "cpu" } else { "-" }.into(),
+            route: if appended.is_some() { route } else { "-" }.into(),
         });
         let exec_ns = t.elapsed().as_nanos() as u64;
         ws.insert(head_key(), Some(head_value(height, &v.hash)));
@@ -1093,7 +1150,9 @@ impl Node {
             .head()?
             .ok_or_else(|| NodeError::Store("no genesis committed".into()))?;
         std::thread::scope(|s| {
-            let (stx, srx) = mpsc::sync_channel::<Result<SignedBlock>>(1);
+            // Stages 1-3 may run up to PROOF_GROUP blocks ahead of the proof stage, so that
+            // when the proof stage falls behind, its next batch takes them all at once.
+            let (stx, srx) = mpsc::sync_channel::<Result<SignedBlock>>(PROOF_GROUP);
             s.spawn(move || {
                 let mut parent = (h, hash);
                 for b in blocks {
@@ -1117,11 +1176,16 @@ impl Node {
             s.spawn(move || {
                 // Blocks that queued up while the last batch ran are checked together (at
                 // most PROOF_GROUP): one GPU batch instead of several.
-                while let Ok(first) = srx.recv() {
+                loop {
+                    let idle = Instant::now();
+                    let Ok(first) = srx.recv() else { break };
                     let mut group = Vec::new();
                     let mut front_err = None;
                     match first {
-                        Ok(sb) => group.push(sb),
+                        Ok(mut sb) => {
+                            sb.stages.push(idle_time("proofs-idle", idle));
+                            group.push(sb)
+                        }
                         Err(e) => front_err = Some(e),
                     }
                     while front_err.is_none() && group.len() < PROOF_GROUP {
@@ -1147,7 +1211,10 @@ impl Node {
             let (ctx, crx) = mpsc::channel::<ExecutedBlock>();
             let (dtx, drx) = mpsc::channel::<Result<BlockReport>>();
             s.spawn(move || {
-                while let Ok(first) = crx.recv() {
+                loop {
+                    let idle = Instant::now();
+                    let Ok(mut first) = crx.recv() else { break };
+                    first.stages.push(idle_time("commit-idle", idle));
                     // Whatever else is queued commits with it (at most COMMITS_IN_FLIGHT).
                     let mut group = vec![first];
                     while let Ok(e) = crx.try_recv() {
@@ -1183,8 +1250,10 @@ impl Node {
             // Write sets of the latest blocks sent to commit, newest first.
             let mut recent: std::collections::VecDeque<Arc<WriteSet>> =
                 std::collections::VecDeque::with_capacity(COMMITS_IN_FLIGHT + 1);
-            for v in rx {
-                let v = match v {
+            loop {
+                let idle = Instant::now();
+                let Ok(v) = rx.recv() else { break };
+                let mut v = match v {
                     Ok(v) => v,
                     Err(e) => {
                         first_err.get_or_insert(e);
@@ -1194,12 +1263,18 @@ impl Node {
                 // Block N-1-COMMITS_IN_FLIGHT must be committed before N reads a snapshot
                 // (the blocks after it may still be committing: their write sets are laid
                 // over the snapshot).
+                v.stages.push(idle_time("execute-idle", idle));
+                let blocked = Instant::now();
+                let must_wait = in_flight > COMMITS_IN_FLIGHT;
                 while in_flight > COMMITS_IN_FLIGHT {
                     match drx.recv() {
                         Ok(r) => handle(r, &mut first_err),
                         Err(_) => break,
                     }
                     in_flight -= 1;
+                }
+                if must_wait {
+                    v.stages.push(idle_time("execute-blocked", blocked));
                 }
                 while let Ok(r) = drx.try_recv() {
                     handle(r, &mut first_err);

@@ -156,6 +156,12 @@ impl CostModel {
         let c = class_of(n);
         self.classes.iter().any(|e| e.0 == c)
     }
+    /// Whether the size class of `n` or a neighbouring one (half or twice the size) has an
+    /// observation: close enough for [`CostModel::per_item_ns`] to predict `n`.
+    pub fn has_near(&self, n: usize) -> bool {
+        let c = class_of(n);
+        self.classes.iter().any(|e| e.0.abs_diff(c) <= 1)
+    }
     /// Predicted nanoseconds per item for a batch of `n`: the class of `n`, else the nearest
     /// observed class (log-linear interpolation between the two neighbours when both exist).
     pub fn per_item_ns(&self, n: usize) -> Option<f64> {
@@ -424,11 +430,13 @@ impl HybridScheduler {
                 }
                 let mut models = self.models.lock();
                 let st = models.entry(kernel).or_default();
-                // Explore a size class a device has never run.
-                if !st.gpu.has_class(n) {
+                // Explore a device that never ran a batch of this size class or a
+                // neighbouring one (a block's proofs come in batches of one, two or three
+                // blocks: each size need not cost a run on the slower device).
+                if !st.gpu.has_near(n) {
                     return (Route::Gpu, n);
                 }
-                if !st.cpu.has_class(n) {
+                if !st.cpu.has_near(n) {
                     return (Route::Cpu, 0);
                 }
                 let (c, g) = match (st.cpu.predict_ns(n), st.gpu.predict_ns(n)) {
@@ -1235,6 +1243,18 @@ mod tests {
         }
         assert_eq!(s.decide(Kernel::Hash, 64).0, Route::Cpu);
         assert_eq!(s.decide(Kernel::Hash, 70_000).0, Route::Gpu);
+        // Sizes next to a measured class are predicted, not explored: the GPU measured
+        // slower at 64 stays off at 150 (class 7); a size far from every measurement is run
+        // on each device once.
+        assert_eq!(s.decide(Kernel::Hash, 150).0, Route::Cpu);
+        s.observe(Kernel::Merkle, Device::Cpu, 512, 2.0 * 512.0);
+        s.observe(Kernel::Merkle, Device::Gpu, 512, 1.0 * 512.0);
+        assert_eq!(s.decide(Kernel::Merkle, 1000).0, Route::Gpu);
+        assert_eq!(s.decide(Kernel::Merkle, 200).0, Route::Gpu);
+        s.observe(Kernel::Merkle, Device::Cpu, 8, 1.0 * 8.0);
+        assert_eq!(s.decide(Kernel::Merkle, 8).0, Route::Gpu); // explores the GPU
+        s.observe(Kernel::Merkle, Device::Gpu, 8, 50.0 * 8.0);
+        assert_eq!(s.decide(Kernel::Merkle, 8).0, Route::Cpu);
         let x = s.crossover(Kernel::Hash).unwrap();
         assert!(x > 64 && x <= 1024, "crossover {x}");
         assert!(s
