@@ -140,18 +140,32 @@ pub fn calibrate(s: &HybridScheduler, cache: Option<&Path>) -> bool {
         );
     }
     if let Some(path) = cache {
-        let file = CacheFile {
-            key,
-            costs: s.cost_snapshot(),
-        };
-        if let Ok(text) = serde_json::to_string_pretty(&file) {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            if let Err(e) = std::fs::write(path, text) {
-                tracing::warn!("cannot write calibration cache {}: {e}", path.display());
-            }
-        }
+        save(s, path);
     }
     true
+}
+
+/// Writes the scheduler's cost models as they are now (start-up measurements plus what
+/// the batches since taught them, e.g. privacy-proof costs, which start-up cannot measure)
+/// to the calibration cache at `path`, so that the next start with the same devices
+/// predicts from them instead of exploring again. Nothing without a GPU. A write error is
+/// logged, not returned: the cache is an optimisation. The file is replaced atomically.
+pub fn save(s: &HybridScheduler, path: &Path) {
+    if s.gpu_kernels().is_none() {
+        return;
+    }
+    let file = CacheFile {
+        key: cache_key(s),
+        costs: s.cost_snapshot(),
+    };
+    let Ok(text) = serde_json::to_string_pretty(&file) else {
+        return;
+    };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = path.with_extension("json.tmp");
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+        tracing::warn!("cannot write calibration cache {}: {e}", path.display());
+    }
 }

@@ -308,6 +308,7 @@ fn run(cfg: NodeConfig, dev: bool, blocks: Option<u64>, strategy: Option<Strateg
         hex::encode(root)
     );
     print_routes(&node);
+    node.save_learned_costs();
     Ok(())
 }
 
@@ -369,6 +370,7 @@ fn import(cfg: NodeConfig, file: &Path, strategy: Option<Strategy>) -> Result<()
         hex::encode(root)
     );
     print_routes(&node);
+    node.save_learned_costs();
     result?;
     Ok(())
 }

@@ -537,6 +537,19 @@ impl Node {
         })
     }
 
+    /// Saves the scheduler's learned cost models to the calibration cache (when
+    /// calibration and its cache are on and a GPU is present; see
+    /// [`crate::calibration::save`]). `run` and `import` call it when they stop.
+    pub fn save_learned_costs(&self) {
+        let sc = &self.cfg.scheduler;
+        if sc.calibration
+            && !sc.calibration_cache.as_os_str().is_empty()
+            && self.sched.strategy() != crate::config::Strategy::CpuOnly
+        {
+            crate::calibration::save(&self.sched, &self.cfg.in_data_dir(&sc.calibration_cache));
+        }
+    }
+
     pub fn config(&self) -> &NodeConfig {
         &self.cfg
     }

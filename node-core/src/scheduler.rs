@@ -1281,6 +1281,26 @@ mod tests {
         assert_eq!(t.decide(Kernel::PrivacyProof, 1000).0, Route::Cpu);
     }
 
+    /// Costs learned from batches (privacy proofs are never calibrated at start-up) survive
+    /// a restart through the calibration cache, so the next start does not explore again.
+    #[test]
+    fn learned_costs_are_cached_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calibration.json");
+        let s = sched(Strategy::Auto, 0);
+        s.observe(Kernel::Merkle, Device::Cpu, 1000, 2000.0);
+        s.observe(Kernel::Merkle, Device::Gpu, 1000, 1000.0);
+        s.observe(Kernel::PrivacyProof, Device::Cpu, 500, 5e7);
+        crate::calibration::save(&s, &path);
+        let t = sched(Strategy::Auto, 0);
+        assert!(
+            !crate::calibration::calibrate(&t, Some(&path)),
+            "loaded, not measured"
+        );
+        assert_eq!(t.cost_snapshot(), s.cost_snapshot());
+        assert_eq!(t.decide(Kernel::Merkle, 1000).0, Route::Gpu);
+    }
+
     #[test]
     fn load_balance_splits_in_proportion_to_throughput() {
         let s = sched(Strategy::LoadBalance, 0);
