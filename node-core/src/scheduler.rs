@@ -156,11 +156,11 @@ impl CostModel {
         let c = class_of(n);
         self.classes.iter().any(|e| e.0 == c)
     }
-    /// Whether the size class of `n` or a neighbouring one (half or twice the size) has an
+    /// Whether a size class within two of `n`'s (a quarter to four times the size) has an
     /// observation: close enough for [`CostModel::per_item_ns`] to predict `n`.
     pub fn has_near(&self, n: usize) -> bool {
         let c = class_of(n);
-        self.classes.iter().any(|e| e.0.abs_diff(c) <= 1)
+        self.classes.iter().any(|e| e.0.abs_diff(c) <= 2)
     }
     /// Predicted nanoseconds per item for a batch of `n`: the class of `n`, else the nearest
     /// observed class (log-linear interpolation between the two neighbours when both exist).
@@ -430,9 +430,9 @@ impl HybridScheduler {
                 }
                 let mut models = self.models.lock();
                 let st = models.entry(kernel).or_default();
-                // Explore a device that never ran a batch of this size class or a
-                // neighbouring one (a block's proofs come in batches of one, two or three
-                // blocks: each size need not cost a run on the slower device).
+                // Explore a device that never ran a batch within two size classes of this
+                // one (a block's proofs come in batches of one, two or three blocks: each
+                // size need not cost a run on the slower device).
                 if !st.gpu.has_near(n) {
                     return (Route::Gpu, n);
                 }
