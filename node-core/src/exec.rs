@@ -354,4 +354,54 @@ mod tests {
         assert_eq!(exec.finalize_block(&txs, &none, &base, &mut ws2), Ok(None));
         assert!(ws2.is_empty());
     }
+
+    /// The append computed before execution (every privacy transfer taken as accepted) is
+    /// the one `finalize_block` computes afterwards when execution accepted them all, and is
+    /// recognised as stale when it rejected one.
+    #[test]
+    fn an_early_append_matches_only_the_same_accepted_set() {
+        let vm = Arc::new(Vm::new(vm_runtime::VmConfig::default()).expect("vm"));
+        let exec = NodeExecutor::new(vm, PrivacyPool::new(3, 8).expect("pool"));
+        let mut txs: Vec<Transaction> = (0..3).map(privacy_tx).collect();
+        txs.insert(
+            1,
+            Transaction::new_unsigned(
+                1,
+                [0; 32],
+                9,
+                100_000,
+                1,
+                TxKind::Transfer {
+                    to: [1; 20],
+                    amount: 5,
+                },
+            ),
+        );
+        let base = vm_state::EmptyState;
+        let early = exec
+            .append_notes(&txs, |i| matches!(txs[i].kind, TxKind::Privacy(_)), &base)
+            .expect("early append");
+        assert_eq!(early.included, vec![0, 2, 3]);
+
+        let all = vec![receipt(TxStatus::Success); 4];
+        assert!(early.matches(&txs, &all));
+        let mut late = WriteSet::new();
+        let late_notes = exec
+            .finalize_block(&txs, &all, &base, &mut late)
+            .expect("late");
+        let mut ws = WriteSet::new();
+        assert_eq!(early.apply(&mut ws), late_notes);
+        assert_eq!(ws, late);
+
+        let early = exec
+            .append_notes(&txs, |i| matches!(txs[i].kind, TxKind::Privacy(_)), &base)
+            .expect("early append");
+        let mut one_rejected = all.clone();
+        one_rejected[2] = receipt(TxStatus::Rejected("spent".into()));
+        assert!(!early.matches(&txs, &one_rejected));
+        // A failed plain transfer does not matter.
+        let mut transfer_failed = all;
+        transfer_failed[1] = receipt(TxStatus::Rejected("nonce".into()));
+        assert!(early.matches(&txs, &transfer_failed));
+    }
 }
