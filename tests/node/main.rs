@@ -385,6 +385,7 @@ fn dev_node_serves_metrics_and_stops_cleanly() {
                 "supervm_committed_bytes_total",
                 "stage=\"execute\"",
                 "stage=\"signatures\"",
+                "stage=\"execute-idle\"",
             ];
             if wanted.iter().all(|w| t.contains(w)) {
                 text = t;
@@ -408,6 +409,8 @@ fn dev_node_serves_metrics_and_stops_cleanly() {
         "supervm_committed_bytes_total",
         "stage=\"execute\"",
         "stage=\"signatures\"",
+        // how long execution waited for the block (pipeline bottleneck diagnosis)
+        "stage=\"execute-idle\"",
     ] {
         assert!(text.contains(name), "{name} missing in:\n{text}");
     }
