@@ -389,10 +389,11 @@ impl BlockReport {
             format!("{} failed: {}", self.failed_txs, self.failed_by_kind)
         };
         format!(
-            "#{} txs={} ({} privacy, {failed}) tps={:.0} total={:.1}ms | {} | root={}",
+            "#{} txs={} ({} privacy, {failed}, {} re-executed) tps={:.0} total={:.1}ms | {} | root={}",
             self.height,
             self.txs,
             self.privacy_txs,
+            self.re_executions,
             self.tps,
             self.total_ms,
             stages.join(" "),
