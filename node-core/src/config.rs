@@ -364,6 +364,13 @@ privacy_weight = 5
 seed = 7
 "#;
 
+/// The machine's available parallelism (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 impl NodeConfig {
     /// Parses and validates a TOML document; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
@@ -469,10 +476,7 @@ impl NodeConfig {
     /// The shard count of a new database (`node.state_shards`, 0 = half the cores, 2 to 8).
     pub fn state_shards(&self) -> usize {
         if self.node.state_shards == 0 {
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
-            (cores / 2).clamp(2, 8)
+            (cores() / 2).clamp(2, 8)
         } else {
             self.node.state_shards
         }
@@ -491,9 +495,7 @@ impl NodeConfig {
     /// The number of worker threads (`execution.threads`, 0 = available parallelism).
     pub fn threads(&self) -> usize {
         if self.execution.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            cores()
         } else {
             self.execution.threads
         }

@@ -226,36 +226,32 @@ impl ParallelExecutor {
             probe,
             seq_ns_per_tx,
         };
-        let Some(rest) = self
+        let rest = self
             .run_block_stm(exec, &txs[prefix..], env, &layered, Some(watch))
-            .map_err(|e| offset_error(e, prefix))?
-        else {
-            // The whole block again, sequentially over committed state: re-running the
-            // prefix (192 transactions) costs less than reading every key of the rest
-            // through the prefix's write set first (about 18% of a token transfer's cost on
-            // the 2-core dev machine).
-            let mut all = execute_block_sequential(exec, txs, env, base)?;
-            all.stats.probe_bailouts += 1;
-            tracing::debug!(
-                txs = n,
-                prefix,
-                probe,
-                seq_ns_per_tx,
-                parallel = false,
-                "adaptive block execution"
-            );
-            return Ok(all);
-        };
+            .map_err(|e| offset_error(e, prefix))?;
         tracing::debug!(
             txs = n,
             prefix,
             probe,
             seq_ns_per_tx,
-            parallel = true,
+            parallel = rest.is_some(),
             "adaptive block execution"
         );
-        append(&mut out, rest);
-        Ok(out)
+        match rest {
+            Some(rest) => {
+                append(&mut out, rest);
+                Ok(out)
+            }
+            None => {
+                // The whole block again, sequentially over committed state: re-running the
+                // prefix (192 transactions) costs less than reading every key of the rest
+                // through the prefix's write set first (about 18% of a token transfer's
+                // cost on the 2-core dev machine).
+                let mut all = execute_block_sequential(exec, txs, env, base)?;
+                all.stats.probe_bailouts += 1;
+                Ok(all)
+            }
+        }
     }
 
     /// The sequential oracle (same as the free function).

@@ -189,6 +189,18 @@ fn read_u64<T: ReadableTable<&'static str, &'static [u8]>>(
     }
 }
 
+/// Marks a new file as shard `i` of `n` (state format 3).
+fn mark_shard(
+    meta: &mut redb::Table<&'static str, &'static [u8]>,
+    i: usize,
+    n: usize,
+) -> Result<()> {
+    meta.insert(META_FORMAT, &[FORMAT_SHARDED][..])?;
+    meta.insert(META_SHARDS, &(n as u64).to_le_bytes()[..])?;
+    meta.insert(META_SHARD, &(i as u64).to_le_bytes()[..])?;
+    Ok(())
+}
+
 fn write_latest(wtx: &WriteTransaction, info: Option<CommitInfo>) -> Result<()> {
     let mut meta = wtx.open_table(META)?;
     match info {
@@ -278,6 +290,30 @@ impl Undo {
     }
 }
 
+/// `f` of every item, the first on the calling thread and the others each on a scoped
+/// thread of its own, in order; a job that panics is an [`VmStateError::Invariant`] naming
+/// `what`.
+fn on_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    what: &str,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else {
+        return Vec::new();
+    };
+    std::thread::scope(|s| {
+        let f = &f;
+        let jobs: Vec<_> = items.map(|x| s.spawn(move || f(x))).collect();
+        let mut out = vec![f(first)];
+        out.extend(jobs.into_iter().map(|j| {
+            j.join()
+                .unwrap_or_else(|_| Err(VmStateError::Invariant(format!("{what} panicked"))))
+        }));
+        out
+    })
+}
+
 /// Where a test stops a commit ([`RedbStore::simulate_crash`]).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,9 +367,7 @@ impl RedbStore {
                         if shards == 1 {
                             meta.insert(META_FORMAT, &[FORMAT][..])?;
                         } else {
-                            meta.insert(META_FORMAT, &[FORMAT_SHARDED][..])?;
-                            meta.insert(META_SHARDS, &(shards as u64).to_le_bytes()[..])?;
-                            meta.insert(META_SHARD, &0u64.to_le_bytes()[..])?;
+                            mark_shard(&mut meta, 0, shards)?;
                             wtx.open_table(UNDO)?;
                         }
                         (shards, false)
@@ -380,9 +414,7 @@ impl RedbStore {
                         }
                     }
                     None if !shard_has_height => {
-                        meta.insert(META_FORMAT, &[FORMAT_SHARDED][..])?;
-                        meta.insert(META_SHARDS, &(n as u64).to_le_bytes()[..])?;
-                        meta.insert(META_SHARD, &(i as u64).to_le_bytes()[..])?;
+                        mark_shard(&mut meta, i, n)?;
                     }
                     _ => {
                         return Err(VmStateError::Corrupt(format!(
@@ -430,25 +462,14 @@ impl RedbStore {
     /// for the commit (the writer lock) and reads again. Shards that still disagree then
     /// are an error (a failed rollback; reopening the store retries it).
     fn consistent_read(&self) -> Result<(Vec<ReadTransaction>, Option<CommitInfo>)> {
-        let read = || -> Result<(Vec<ReadTransaction>, Vec<Option<CommitInfo>>)> {
-            let mut rtxs = Vec::with_capacity(self.shards.len());
-            for db in &self.shards {
-                rtxs.push(db.begin_read()?);
-            }
-            let mut infos = Vec::with_capacity(rtxs.len());
-            for r in &rtxs {
-                infos.push(read_latest(&r.open_table(META)?)?);
-            }
-            Ok((rtxs, infos))
-        };
         let agree = |infos: &[Option<CommitInfo>]| infos.windows(2).all(|w| w[0] == w[1]);
-        let (rtxs, infos) = read()?;
+        let (rtxs, infos) = self.read_shards()?;
         if agree(&infos) {
             return Ok((rtxs, infos[0]));
         }
         drop(rtxs);
         let _writer = self.writer.lock();
-        let (rtxs, infos) = read()?;
+        let (rtxs, infos) = self.read_shards()?;
         if agree(&infos) {
             return Ok((rtxs, infos[0]));
         }
@@ -462,25 +483,43 @@ impl RedbStore {
         )))
     }
 
+    /// A read transaction on every shard and the block each one is at (they may differ
+    /// between a commit's shard commits; see [`RedbStore::consistent_read`]).
+    fn read_shards(&self) -> Result<(Vec<ReadTransaction>, Vec<Option<CommitInfo>>)> {
+        let mut rtxs = Vec::with_capacity(self.shards.len());
+        for db in &self.shards {
+            rtxs.push(db.begin_read()?);
+        }
+        let mut infos = Vec::with_capacity(rtxs.len());
+        for r in &rtxs {
+            infos.push(read_latest(&r.open_table(META)?)?);
+        }
+        Ok((rtxs, infos))
+    }
+
+    /// The `state` table of every shard, all at the same committed block.
+    fn state_tables(&self) -> Result<Vec<ReadOnlyTable<&'static [u8], &'static [u8]>>> {
+        let (rtxs, _) = self.consistent_read()?;
+        Ok(rtxs
+            .iter()
+            .map(|r| r.open_table(STATE))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
     /// A consistent snapshot of the latest committed state (concrete type of
     /// [`StateStore::snapshot`]).
     pub fn redb_snapshot(&self) -> Result<RedbSnapshot> {
-        let (rtxs, _) = self.consistent_read()?;
         Ok(RedbSnapshot {
-            tables: rtxs
-                .iter()
-                .map(|r| r.open_table(STATE))
-                .collect::<std::result::Result<_, _>>()?,
+            tables: self.state_tables()?,
         })
     }
 
     /// Number of live entries.
     pub fn len(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let (rtxs, _) = self.consistent_read()?;
         let mut n = 0;
-        for r in &rtxs {
-            n += r.open_table(STATE)?.len()?;
+        for t in self.state_tables()? {
+            n += t.len()?;
         }
         Ok(n)
     }
@@ -496,10 +535,7 @@ impl RedbStore {
         if self.shards.len() == 1 {
             return Ok(());
         }
-        let mut infos = Vec::with_capacity(self.shards.len());
-        for db in &self.shards {
-            infos.push(read_latest(&db.begin_read()?.open_table(META)?)?);
-        }
+        let (_, infos) = self.read_shards()?;
         let Some(&target) = infos.iter().min_by_key(|c| c.map(|c| c.height)) else {
             return Ok(());
         };
@@ -670,22 +706,13 @@ impl RedbStore {
                 }
                 Ok((index, roots))
             });
-            let fill = &fill;
-            let jobs: Vec<_> = wtxs
-                .iter()
-                .zip(&per_shard)
-                .skip(1)
-                .map(|(w, writes)| s.spawn(move || fill(w, writes)))
-                .collect();
-            let mut filled = fill(&wtxs[0], &per_shard[0]);
-            for j in jobs {
-                let r = j.join().unwrap_or_else(|_| {
-                    Err(VmStateError::Invariant("a shard writer panicked".into()))
-                });
-                if filled.is_ok() {
-                    filled = r;
-                }
-            }
+            let filled: Result<Vec<()>> = on_threads(
+                wtxs.iter().zip(&per_shard).collect(),
+                "a shard writer",
+                |(w, writes)| fill(w, writes),
+            )
+            .into_iter()
+            .collect();
             phases[1] = t0.elapsed().as_micros();
             (filled, root_job.join())
         });
@@ -714,27 +741,11 @@ impl RedbStore {
             Some(CrashPoint::AfterShards(k)) => k.min(n),
             None => n,
         };
-        let results: Vec<Result<()>> = if n == 1 {
-            wtxs.into_iter()
-                .take(commit_first)
-                .map(|w| w.commit().map_err(VmStateError::from))
-                .collect()
-        } else {
-            std::thread::scope(|s| {
-                let jobs: Vec<_> = wtxs
-                    .into_iter()
-                    .take(commit_first)
-                    .map(|w| s.spawn(move || w.commit().map_err(VmStateError::from)))
-                    .collect();
-                jobs.into_iter()
-                    .map(|j| {
-                        j.join().unwrap_or_else(|_| {
-                            Err(VmStateError::Invariant("a shard commit panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        };
+        let results = on_threads(
+            wtxs.into_iter().take(commit_first).collect(),
+            "a shard commit",
+            |w| w.commit().map_err(VmStateError::from),
+        );
         if crash.is_some() {
             // Nothing of the in-memory state is updated: the store is left as a crash
             // leaves it (all shards committed when `k >= n`: the blocks are durable).
@@ -812,11 +823,7 @@ impl StateStore for RedbStore {
     }
 
     fn preview_root(&self, write_set: &WriteSet, hasher: &dyn StateHasher) -> Result<Hash32> {
-        let (rtxs, _) = self.consistent_read()?;
-        let tables: Vec<_> = rtxs
-            .iter()
-            .map(|r| r.open_table(STATE))
-            .collect::<std::result::Result<_, _>>()?;
+        let tables = self.state_tables()?;
         let updates = leaf_updates(write_set, hasher)?;
         let all: LeafIndex = merge_leaves(scan_all_leaves(&tables)?.into_iter().map(Ok), &updates)?;
         Ok(hasher.merkle_root(&leaf_hashes_of(&all)))
@@ -841,10 +848,9 @@ impl StateStore for RedbStore {
     }
 
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(StateKey, StateValue)>> {
-        let (rtxs, _) = self.consistent_read()?;
+        let tables = self.state_tables()?;
         let mut out = Vec::new();
-        for r in &rtxs {
-            let state = r.open_table(STATE)?;
+        for state in &tables {
             for (taken, item) in state.range::<&[u8]>(prefix..)?.enumerate() {
                 if taken >= limit {
                     break;
@@ -859,7 +865,7 @@ impl StateStore for RedbStore {
                 ));
             }
         }
-        if rtxs.len() > 1 {
+        if tables.len() > 1 {
             out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             out.truncate(limit);
         }
