@@ -202,8 +202,9 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         let mut kinds = crate::pipeline::KindCounts::default();
         let mut failed = crate::pipeline::KindCounts::default();
         let mut first_failure = None;
-        let t = Instant::now();
         let verbose = std::env::var_os("SUPERVM_BENCH_VERBOSE").is_some();
+        let cpu_before = crate::cputime::snapshot();
+        let t = Instant::now();
         node.import(blocks.iter().cloned().map(Ok), &stop, |rep| {
             if verbose {
                 eprintln!("bench node: {:<12} {}", strategy.name(), rep.line());
@@ -228,6 +229,21 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
             }
         })?;
         let wall = t.elapsed().as_secs_f64();
+        if verbose {
+            let cpu = crate::cputime::delta(&cpu_before, &crate::cputime::snapshot());
+            let total: f64 = cpu.iter().map(|x| x.1).sum();
+            let groups: Vec<String> = cpu
+                .iter()
+                .filter(|x| x.1 >= 0.001)
+                .map(|(g, s)| format!("{g} {s:.3}"))
+                .collect();
+            eprintln!(
+                "bench node: {:<12} cpu {total:.2} core-s in {wall:.2} s ({:.1} cores busy): {}",
+                strategy.name(),
+                total / wall.max(1e-9),
+                groups.join(", ")
+            );
+        }
         eprintln!(
             "bench node: {:<12} transactions: {kinds}; failed: {}{}",
             strategy.name(),

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod block;
 pub mod calibration;
 pub mod config;
+pub mod cputime;
 pub mod error;
 pub mod exec;
 pub mod gpu;

@@ -942,6 +942,40 @@ impl Node {
             ms: exec_ns as f64 / 1e6,
             route: format!("cpu/{}t", self.executor.threads()),
         });
+        // A Block-STM probe stopped (the block then ran sequentially): how long it ran and
+        // why.
+        if out.stats.probe_bailouts > 0 {
+            stages.push(StageTime {
+                stage: "stopped-probe",
+                ms: out.stats.probe_ns as f64 / 1e6,
+                route: if out.stats.probe_slow_bailouts > 0 {
+                    "slow"
+                } else {
+                    "conflicts"
+                }
+                .into(),
+            });
+        }
+        // With `SUPERVM_EXEC_PROFILE` set, where Block-STM's workers spent their time
+        // (summed over workers) and its phases' wall times.
+        let (st, p) = (&out.stats, &out.stats.profile);
+        if p.execute_ns > 0 {
+            for (stage, ns, route) in [
+                ("bstm-execute", p.execute_ns, "sum"),
+                ("bstm-record", p.record_ns, "sum"),
+                ("bstm-validate", p.validate_ns, "sum"),
+                ("bstm-schedule", p.schedule_ns, "sum"),
+                ("bstm-sequential", st.sequential_ns, "wall"),
+                ("bstm-parallel", st.parallel_ns, "wall"),
+                ("bstm-finish", st.finish_ns, "wall"),
+            ] {
+                stages.push(StageTime {
+                    stage,
+                    ms: ns as f64 / 1e6,
+                    route: route.into(),
+                });
+            }
+        }
         let mut txs_by_kind = KindCounts::default();
         let mut failed_by_kind = KindCounts::default();
         let mut first_failure = None;
@@ -1167,88 +1201,101 @@ impl Node {
             // Stages 1-3 may run up to PROOF_GROUP blocks ahead of the proof stage, so that
             // when the proof stage falls behind, its next batch takes them all at once.
             let (stx, srx) = mpsc::sync_channel::<Result<SignedBlock>>(PROOF_GROUP);
-            s.spawn(move || {
-                let mut parent = (h, hash);
-                for b in blocks {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let v = b.and_then(|b| self.verify_signed(b, parent));
-                    let failed = match &v {
-                        Ok(v) => {
-                            parent = (v.block.header.height, v.hash);
-                            false
+            let named = |name: &str| std::thread::Builder::new().name(name.into());
+            let spawn_error = |e: std::io::Error| {
+                NodeError::Execution(format!("cannot start a pipeline thread: {e}"))
+            };
+            named("front")
+                .spawn_scoped(s, move || {
+                    let _cpu = crate::cputime::ExitGuard;
+                    let mut parent = (h, hash);
+                    for b in blocks {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
                         }
-                        Err(_) => true,
-                    };
-                    if stx.send(v).is_err() || failed {
-                        break;
+                        let v = b.and_then(|b| self.verify_signed(b, parent));
+                        let failed = match &v {
+                            Ok(v) => {
+                                parent = (v.block.header.height, v.hash);
+                                false
+                            }
+                            Err(_) => true,
+                        };
+                        if stx.send(v).is_err() || failed {
+                            break;
+                        }
                     }
-                }
-            });
+                })
+                .map_err(spawn_error)?;
             let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
-            s.spawn(move || {
-                // Blocks that queued up while the last batch ran are checked together (at
-                // most PROOF_GROUP): one GPU batch instead of several.
-                loop {
-                    let idle = Instant::now();
-                    let Ok(first) = srx.recv() else { break };
-                    let mut group = Vec::new();
-                    let mut front_err = None;
-                    match first {
-                        Ok(mut sb) => {
-                            sb.stages.push(idle_time("proofs-idle", idle));
-                            group.push(sb)
+            named("proofs")
+                .spawn_scoped(s, move || {
+                    let _cpu = crate::cputime::ExitGuard;
+                    // Blocks that queued up while the last batch ran are checked together (at
+                    // most PROOF_GROUP): one GPU batch instead of several.
+                    loop {
+                        let idle = Instant::now();
+                        let Ok(first) = srx.recv() else { break };
+                        let mut group = Vec::new();
+                        let mut front_err = None;
+                        match first {
+                            Ok(mut sb) => {
+                                sb.stages.push(idle_time("proofs-idle", idle));
+                                group.push(sb)
+                            }
+                            Err(e) => front_err = Some(e),
                         }
-                        Err(e) => front_err = Some(e),
-                    }
-                    while front_err.is_none() && group.len() < PROOF_GROUP {
-                        match srx.try_recv() {
-                            Ok(Ok(sb)) => group.push(sb),
-                            Ok(Err(e)) => front_err = Some(e),
-                            Err(_) => break,
-                        }
-                    }
-                    let results = if group.is_empty() {
-                        Vec::new()
-                    } else {
-                        self.verify_proofs_group(group)
-                    };
-                    for v in results.into_iter().chain(front_err.map(Err)) {
-                        let failed = v.is_err();
-                        if tx.send(v).is_err() || failed {
-                            return;
-                        }
-                    }
-                }
-            });
-            let (ctx, crx) = mpsc::channel::<ExecutedBlock>();
-            let (dtx, drx) = mpsc::channel::<Result<BlockReport>>();
-            s.spawn(move || {
-                loop {
-                    let idle = Instant::now();
-                    let Ok(mut first) = crx.recv() else { break };
-                    first.stages.push(idle_time("commit-idle", idle));
-                    // Whatever else is queued commits with it (at most COMMITS_IN_FLIGHT).
-                    let mut group = vec![first];
-                    while let Ok(e) = crx.try_recv() {
-                        group.push(e);
-                    }
-                    match self.commit_group(group, &self.commit_hasher) {
-                        Ok(reports) => {
-                            for rep in reports {
-                                if dtx.send(Ok(rep)).is_err() {
-                                    return;
-                                }
+                        while front_err.is_none() && group.len() < PROOF_GROUP {
+                            match srx.try_recv() {
+                                Ok(Ok(sb)) => group.push(sb),
+                                Ok(Err(e)) => front_err = Some(e),
+                                Err(_) => break,
                             }
                         }
-                        Err(e) => {
-                            let _ = dtx.send(Err(e));
-                            return;
+                        let results = if group.is_empty() {
+                            Vec::new()
+                        } else {
+                            self.verify_proofs_group(group)
+                        };
+                        for v in results.into_iter().chain(front_err.map(Err)) {
+                            let failed = v.is_err();
+                            if tx.send(v).is_err() || failed {
+                                return;
+                            }
                         }
                     }
-                }
-            });
+                })
+                .map_err(spawn_error)?;
+            let (ctx, crx) = mpsc::channel::<ExecutedBlock>();
+            let (dtx, drx) = mpsc::channel::<Result<BlockReport>>();
+            named("commit")
+                .spawn_scoped(s, move || {
+                    let _cpu = crate::cputime::ExitGuard;
+                    loop {
+                        let idle = Instant::now();
+                        let Ok(mut first) = crx.recv() else { break };
+                        first.stages.push(idle_time("commit-idle", idle));
+                        // Whatever else is queued commits with it (at most COMMITS_IN_FLIGHT).
+                        let mut group = vec![first];
+                        while let Ok(e) = crx.try_recv() {
+                            group.push(e);
+                        }
+                        match self.commit_group(group, &self.commit_hasher) {
+                            Ok(reports) => {
+                                for rep in reports {
+                                    if dtx.send(Ok(rep)).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let _ = dtx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                })
+                .map_err(spawn_error)?;
             let mut committed = 0u64;
             let mut in_flight = 0usize;
             let mut first_err: Option<NodeError> = None;

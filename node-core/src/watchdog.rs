@@ -71,6 +71,7 @@ impl TimedKernels {
         let spawned = std::thread::Builder::new()
             .name("gpu-call".into())
             .spawn(move || {
+                let _cpu = crate::cputime::ExitGuard;
                 let r =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(inner.as_ref())))
                         .unwrap_or_else(|_| Err("GPU backend panicked".into()));

@@ -147,6 +147,7 @@ impl ParallelExecutor {
     ///   sequentially instead if conflicts (aborts + dependency waits) exceed a third of
     ///   them (checked at every conflict, so a dependency chain such as transfers among 2
     ///   accounts stops early), or if Block-STM's wall time per finished transaction so far
+    ///   (counted from each worker's start: see `Block::effective_wall_ns`)
     ///   is not under 60% of the sequential cost (very cheap transactions such as native
     ///   transfers: the bookkeeping and the cache traffic between cores cost more than the
     ///   parallelism gives). A block that suits Block-STM pays only the short sequential
@@ -234,21 +235,23 @@ impl ParallelExecutor {
             prefix,
             probe,
             seq_ns_per_tx,
-            parallel = rest.is_some(),
+            parallel = rest.is_ok(),
             "adaptive block execution"
         );
         match rest {
-            Some(rest) => {
+            Ok(rest) => {
                 append(&mut out, rest);
                 Ok(out)
             }
-            None => {
+            Err(stopped) => {
                 // The whole block again, sequentially over committed state: re-running the
                 // prefix (192 transactions) costs less than reading every key of the rest
                 // through the prefix's write set first (about 18% of a token transfer's
                 // cost on the 2-core dev machine).
                 let mut all = execute_block_sequential(exec, txs, env, base)?;
                 all.stats.probe_bailouts += 1;
+                all.stats.probe_slow_bailouts += u64::from(stopped.slow);
+                all.stats.probe_ns += stopped.ns;
                 Ok(all)
             }
         }
@@ -274,11 +277,11 @@ impl ParallelExecutor {
         base: &dyn StateReader,
     ) -> Result<BlockOutput> {
         self.run_block_stm(exec, txs, env, base, None)?
-            .ok_or_else(|| VmStateError::Invariant("unwatched Block-STM run stopped".into()))
+            .map_err(|_| VmStateError::Invariant("unwatched Block-STM run stopped".into()))
     }
 
-    /// Block-STM; with `watch`, stops early (returns `None`) when it judges Block-STM the
-    /// wrong mode for this block (see [`Self::execute_block_adaptive`]).
+    /// Block-STM; with `watch`, stops early (returns `Ok(Err(Stopped))`) when it judges
+    /// Block-STM the wrong mode for this block (see [`Self::execute_block_adaptive`]).
     fn run_block_stm<E: TxExecutor>(
         &self,
         exec: &E,
@@ -286,10 +289,10 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
         watch: Option<Watch>,
-    ) -> Result<Option<BlockOutput>> {
+    ) -> Result<std::result::Result<BlockOutput, Stopped>> {
         let n = txs.len();
         if n == 0 {
-            return Ok(Some(BlockOutput::default()));
+            return Ok(Ok(BlockOutput::default()));
         }
         let workers = self.threads.min(n);
         let started = Instant::now();
@@ -301,6 +304,7 @@ impl ParallelExecutor {
             mem: MvMemory::with_workers(n, workers),
             next_worker: AtomicUsize::new(0),
             scheduler: Scheduler::new(n),
+            workers,
             halt: AtomicBool::new(false),
             watch,
             conflicts: AtomicU64::new(0),
@@ -308,6 +312,8 @@ impl ParallelExecutor {
             bailed_slow: AtomicBool::new(false),
             started: Instant::now(),
             probe_execs: AtomicU64::new(0),
+            workers_started: AtomicU64::new(0),
+            start_offsets_ns: AtomicU64::new(0),
             error: Mutex::new(None),
             stats: Mutex::new(ExecStats {
                 txs: n,
@@ -335,8 +341,9 @@ impl ParallelExecutor {
             return Err(e);
         }
         if verdict.into_inner() == BAIL {
+            let slow = bailed_slow.into_inner();
             if workers <= REMEMBER_MAX_WORKERS {
-                let skip = if bailed_slow.into_inner() {
+                let skip = if slow {
                     SKIP_AFTER_SLOW
                 } else {
                     SKIP_AFTER_CONFLICTS
@@ -344,7 +351,10 @@ impl ParallelExecutor {
                 self.skip_probes.store(skip, Ordering::Release);
             }
             self.pool.spawn(move || drop((mem, scheduler)));
-            return Ok(None);
+            return Ok(Err(Stopped {
+                slow,
+                ns: parallel_ns,
+            }));
         }
         if !scheduler.done() {
             return Err(VmStateError::Invariant(
@@ -399,12 +409,26 @@ impl ParallelExecutor {
         stats.finish_ns = finishing.elapsed().as_nanos() as u64;
         stats.profile.collect_ns = collect_ns;
         stats.profile.map_ns = map_ns;
-        Ok(Some(BlockOutput {
+        Ok(Ok(BlockOutput {
             receipts,
             write_set,
             stats,
         }))
     }
+}
+
+/// `workers` workers' summed time since each started (`started` of them so far, at
+/// `offsets_ns` after the run's start in all), divided by `workers`: the wall time the run
+/// would have taken so far had every worker started at once.
+fn effective_wall_ns(now_ns: u64, started: u64, offsets_ns: u64, workers: usize) -> u64 {
+    started.saturating_mul(now_ns).saturating_sub(offsets_ns) / workers.max(1) as u64
+}
+
+/// A watched Block-STM run that stopped: why (too slow, else conflicts) and after how long.
+#[derive(Clone, Copy, Debug)]
+struct Stopped {
+    slow: bool,
+    ns: u64,
 }
 
 /// When a watched Block-STM run judges itself, and the sequential cost per transaction it
@@ -471,6 +495,7 @@ struct Block<'a, E: TxExecutor> {
     base: &'a dyn StateReader,
     mem: MvMemory,
     scheduler: Scheduler,
+    workers: usize,
     halt: AtomicBool,
     /// Hands out worker numbers (each worker's own cell arena).
     next_worker: AtomicUsize,
@@ -486,6 +511,11 @@ struct Block<'a, E: TxExecutor> {
     /// runs only).
     started: Instant,
     probe_execs: AtomicU64,
+    /// Workers that started, and the sum of their start times (nanoseconds after
+    /// `started`): the verdict judges the time the workers had, not the time they waited
+    /// for a thread of a pool busy with other work.
+    workers_started: AtomicU64,
+    start_offsets_ns: AtomicU64,
     error: Mutex<Option<VmStateError>>,
     stats: Mutex<ExecStats>,
 }
@@ -557,7 +587,7 @@ impl<E: TxExecutor> Block<'_, E> {
             return;
         }
         let execs = self.probe_execs.load(Ordering::Relaxed).max(1);
-        let wall_ns = self.started.elapsed().as_nanos() as u64;
+        let wall_ns = self.effective_wall_ns();
         // Wall time per finished transaction must be under 60% of the sequential cost: the
         // probe does not see the end of the block (collecting the write set), which costs
         // Block-STM more than sequential execution.
@@ -576,7 +606,23 @@ impl<E: TxExecutor> Block<'_, E> {
         }
     }
 
+    /// The probe's wall time as if every worker had started when the first one did: the
+    /// workers' summed time since each started, divided by the number of workers. In a node
+    /// the pool is shared with other stages (decoding, proof checks) whose jobs can hold
+    /// threads for milliseconds; measured from the run's start, a probe that waited for
+    /// its threads looked too slow and the whole block was run again sequentially
+    /// (measured on the 16-core host: 30-50% of the node's blocks, each 3-4x slower).
+    fn effective_wall_ns(&self) -> u64 {
+        let now = self.started.elapsed().as_nanos() as u64;
+        let started = self.workers_started.load(Ordering::Acquire);
+        let offsets = self.start_offsets_ns.load(Ordering::Acquire);
+        effective_wall_ns(now, started, offsets, self.workers)
+    }
+
     fn run_worker(&self) {
+        let offset = self.started.elapsed().as_nanos() as u64;
+        self.start_offsets_ns.fetch_add(offset, Ordering::AcqRel);
+        self.workers_started.fetch_add(1, Ordering::AcqRel);
         let mut stats = ExecStats::default();
         let result = catch_unwind(AssertUnwindSafe(|| self.worker_loop(&mut stats)));
         match result {
@@ -822,8 +868,8 @@ mod tests {
                             .run_block_stm(&exec, &txs, &env, &base, Some(watch))
                             .expect("watched run")
                         {
-                            Some(out) => out,
-                            None => {
+                            Ok(out) => out,
+                            Err(_) => {
                                 execute_block_sequential(&exec, &txs, &env, &base).expect("seq")
                             }
                         };
@@ -842,6 +888,19 @@ mod tests {
     /// A stopped probe is remembered: the next blocks run sequentially without a probe (the
     /// same results), as many as the verdict's kind says, then a block probes again.
     #[test]
+    fn the_probe_clock_counts_only_time_the_workers_had() {
+        // Every worker from the start: the wall time itself.
+        assert_eq!(effective_wall_ns(1_000, 4, 0, 4), 1_000);
+        // One of 16 workers got a thread, 800 ns late (the pool was busy): a sixteenth of
+        // the 200 ns it ran.
+        assert_eq!(effective_wall_ns(1_000, 1, 800, 16), 12);
+        // Two of two, the second 500 ns late: (1000 + 500) / 2.
+        assert_eq!(effective_wall_ns(1_000, 2, 500, 2), 750);
+        // Nothing started yet, or a worker count of zero: no division by zero.
+        assert_eq!(effective_wall_ns(1_000, 0, 0, 0), 0);
+    }
+
+    #[test]
     fn stopped_probe_is_remembered() {
         let exec = SyntheticExecutor::default();
         let env = BlockEnv::default();
@@ -856,10 +915,11 @@ mod tests {
                 probe: 16,
                 seq_ns_per_tx,
             };
-            assert!(pe
+            let stopped = pe
                 .run_block_stm(&exec, &txs, &env, &base, Some(watch))
                 .expect("watched run")
-                .is_none());
+                .expect_err("stopped as too slow");
+            assert!(stopped.slow);
             for i in 0..skips {
                 let out = pe.execute_block(&exec, &txs, &env, &base).expect("block");
                 assert_eq!(out.stats.probe_skips, 1, "block {i} after the stop");
@@ -878,11 +938,11 @@ mod tests {
             probe: 64,
             seq_ns_per_tx: u64::MAX / 1024,
         };
-        if pe
+        if let Err(stopped) = pe
             .run_block_stm(&exec, &txs, &env, &base, Some(watch))
             .expect("watched run")
-            .is_none()
         {
+            assert!(!stopped.slow);
             for _ in 0..SKIP_AFTER_CONFLICTS {
                 let out = pe.execute_block(&exec, &txs, &env, &base).expect("block");
                 assert_eq!(out.stats.probe_skips, 1);

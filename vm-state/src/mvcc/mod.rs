@@ -112,6 +112,11 @@ pub struct ExecStats {
     pub sequential_fallback: bool,
     /// Block-STM runs stopped by the conflict probe (the block then ran sequentially).
     pub probe_bailouts: u64,
+    /// Of `probe_bailouts`, those stopped because Block-STM was too slow (the others:
+    /// conflicts).
+    pub probe_slow_bailouts: u64,
+    /// Wall time of the stopped probes (nanoseconds; their work was discarded).
+    pub probe_ns: u64,
     /// Blocks run sequentially without a probe because a recent probe stopped Block-STM
     /// (see `ParallelExecutor::execute_block`).
     pub probe_skips: u64,
@@ -158,6 +163,8 @@ impl ExecStats {
         self.validations += o.validations;
         self.dependency_waits += o.dependency_waits;
         self.probe_bailouts += o.probe_bailouts;
+        self.probe_slow_bailouts += o.probe_slow_bailouts;
+        self.probe_ns += o.probe_ns;
         self.probe_skips += o.probe_skips;
         self.parallel_ns += o.parallel_ns;
         self.finish_ns += o.finish_ns;
