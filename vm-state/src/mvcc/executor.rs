@@ -424,15 +424,18 @@ fn effective_wall_ns(now_ns: u64, started: u64, offsets_ns: u64, workers: usize)
     started.saturating_mul(now_ns).saturating_sub(offsets_ns) / workers.max(1) as u64
 }
 
+/// Something to free later.
+type Garbage = Box<dyn Send>;
+
 /// Frees `v` on a background thread of its own ("supervm-free"), or here if that thread
 /// cannot be started. Freeing a block's multi-version memory (tens of thousands of small
 /// allocations) takes milliseconds; done on a pool thread, as before, the next block's
 /// workers and the end of the next block (`pool.install`) waited for that thread: on the
 /// 2-core dev machine the end of a 10,000-transaction block took 5-17 ms instead of about 3.
-fn drop_later(v: Box<dyn Send>) {
-    static FREE: OnceLock<Option<Mutex<mpsc::Sender<Box<dyn Send>>>>> = OnceLock::new();
+fn drop_later(v: Garbage) {
+    static FREE: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
     let tx = FREE.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Box<dyn Send>>();
+        let (tx, rx) = mpsc::channel::<Garbage>();
         std::thread::Builder::new()
             .name("supervm-free".into())
             .spawn(move || {
@@ -441,10 +444,10 @@ fn drop_later(v: Box<dyn Send>) {
                 }
             })
             .ok()
-            .map(|_| Mutex::new(tx))
+            .map(|_| tx)
     });
     if let Some(tx) = tx {
-        if let Err(mpsc::SendError(v)) = tx.lock().send(v) {
+        if let Err(mpsc::SendError(v)) = tx.send(v) {
             drop(v);
         }
     }
