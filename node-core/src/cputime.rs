@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-/// Time of threads that ended, by group (added by [`ExitGuard`]).
+/// Time of threads that ended, by group, one entry per group (added by [`ExitGuard`]).
 static ENDED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
 
 fn group(comm: &str) -> String {
@@ -48,10 +48,7 @@ pub fn snapshot() -> Snapshot {
             }
         }
     }
-    let mut ended = HashMap::new();
-    for (g, ns) in ENDED.lock().iter() {
-        *ended.entry(g.clone()).or_insert(0) += ns;
-    }
+    let ended = ENDED.lock().iter().cloned().collect();
     Snapshot { live, ended }
 }
 
@@ -81,8 +78,13 @@ pub struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        if let Some(t) = read_task(std::path::Path::new("/proc/thread-self")) {
-            ENDED.lock().push(t);
+        if let Some((group, ns)) = read_task(std::path::Path::new("/proc/thread-self")) {
+            // One entry per group (a long-running node ends a GPU call thread per batch).
+            let mut ended = ENDED.lock();
+            match ended.iter_mut().find(|(g, _)| *g == group) {
+                Some(e) => e.1 += ns,
+                None => ended.push((group, ns)),
+            }
         }
     }
 }
