@@ -59,6 +59,12 @@ pub struct ExecutionSection {
     /// Block-STM workers per block, out of `threads`; the other threads of the pool serve
     /// the next block's verification while a block executes. `0` = all. Default `0`.
     pub workers: usize,
+    /// Block-STM runs on a pool of its own (`workers` threads, named `blockstm-N`) instead
+    /// of the pool that also decodes blocks and prepares signature and proof batches, so
+    /// that their jobs never hold a thread a worker is waiting for; the two pools then share
+    /// the cores. Default `false` (not yet measured on the GPU host; see
+    /// `docs/BENCHMARKS.md`).
+    pub own_pool: bool,
     /// Most gas all transactions of a block may use together. Default `10_000_000_000`.
     pub block_gas_limit: u64,
     /// Linear-memory limit of one WASM instance, in bytes. Default `16777216` (16 MiB).
@@ -70,6 +76,7 @@ impl Default for ExecutionSection {
         Self {
             threads: 0,
             workers: 0,
+            own_pool: false,
             block_gas_limit: 10_000_000_000,
             wasm_memory_limit: 16 * 1024 * 1024,
         }
@@ -304,6 +311,8 @@ threads = 0
 # Block-STM workers per block, out of threads (the others verify the next block
 # meanwhile); 0 = all.
 workers = 0
+# Block-STM on a pool of its own (workers threads) instead of the shared pool.
+own_pool = false
 # Most gas all transactions of a block may use together.
 block_gas_limit = 10000000000
 # Linear-memory limit of one WASM instance, in bytes (16 MiB).

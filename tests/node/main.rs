@@ -35,11 +35,15 @@ struct Env {
 
 impl Env {
     fn new(extra: &str) -> Env {
+        Env::with_execution("", extra)
+    }
+    /// `execution` is appended to the `[execution]` section.
+    fn with_execution(execution: &str, extra: &str) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("supervm.toml");
         let data = dir.path().join("data");
         let text = format!(
-            "[node]\ndata_dir = {:?}\nchain_id = 1337\n\n[execution]\nthreads = 2\n\n\
+            "[node]\ndata_dir = {:?}\nchain_id = 1337\n\n[execution]\nthreads = 2\n{execution}\n\
              [dev]\nblock_interval_ms = 0\nblock_txs = 40\naccounts = 50\nprivacy_weight = 0\n\
              deploy_weight = 2\n{extra}\n",
             data.display().to_string()
@@ -184,7 +188,12 @@ fn import_matches_sequential_reference() {
     // Importing the same file again is a no-op resume.
     let out = import(&env, &file, None);
     assert!(out.status.success(), "re-import: {}", stderr(&out));
-    assert_eq!(env.head(), (height, root));
+    assert_eq!(env.head(), (height, root.clone()));
+    // Block-STM on a pool of its own gives the same chain.
+    let own = Env::with_execution("own_pool = true", "");
+    let out = import(&own, &file, None);
+    assert!(out.status.success(), "own pool: {}", stderr(&out));
+    assert_eq!(own.head(), (height, root));
 }
 
 #[test]
