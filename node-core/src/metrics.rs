@@ -43,6 +43,7 @@ pub const STAGE_LATENCY: &str = "supervm_stage_latency_us";
 pub const REEXECUTIONS: &str = "supervm_reexecutions_total";
 pub const ABORTS: &str = "supervm_aborts_total";
 pub const SEQUENTIAL_FALLBACKS: &str = "supervm_sequential_fallbacks_total";
+pub const STOPPED_PROBES: &str = "supervm_stopped_probes_total";
 pub const COMMITTED_BYTES: &str = "supervm_committed_bytes_total";
 pub const BLOCKS_REJECTED: &str = "supervm_blocks_rejected_total";
 
@@ -86,6 +87,10 @@ fn describe() {
     describe_counter!(
         SEQUENTIAL_FALLBACKS,
         "Blocks re-run sequentially after a broken invariant"
+    );
+    describe_counter!(
+        STOPPED_PROBES,
+        "Blocks run sequentially after their Block-STM probe was stopped, by reason (slow, conflicts)"
     );
     describe_counter!(
         COMMITTED_BYTES,

@@ -438,6 +438,8 @@ pub struct ExecutedBlock {
     aborts: u64,
     re_executions: u64,
     sequential_fallback: bool,
+    /// Why Block-STM's probe was stopped (`slow` or `conflicts`), if it was.
+    stopped_probe: Option<&'static str>,
 }
 
 /// Time a pipeline thread spent waiting since `since` (for its input, or for a later stage
@@ -949,16 +951,18 @@ impl Node {
         });
         // A Block-STM probe stopped (the block then ran sequentially): how long it ran and
         // why.
-        if out.stats.probe_bailouts > 0 {
+        let stopped_probe = (out.stats.probe_bailouts > 0).then(|| {
+            if out.stats.probe_slow_bailouts > 0 {
+                "slow"
+            } else {
+                "conflicts"
+            }
+        });
+        if let Some(reason) = stopped_probe {
             stages.push(StageTime {
                 stage: "stopped-probe",
                 ms: out.stats.probe_ns as f64 / 1e6,
-                route: if out.stats.probe_slow_bailouts > 0 {
-                    "slow"
-                } else {
-                    "conflicts"
-                }
-                .into(),
+                route: reason.into(),
             });
         }
         // With `SUPERVM_EXEC_PROFILE` set, where Block-STM's workers spent their time
@@ -1045,6 +1049,7 @@ impl Node {
             aborts: out.stats.aborts,
             re_executions: out.stats.re_executions(),
             sequential_fallback: out.stats.sequential_fallback,
+            stopped_probe,
         })
     }
 
@@ -1140,6 +1145,9 @@ impl Node {
         metrics::counter!(m::ABORTS).increment(e.aborts);
         if e.sequential_fallback {
             metrics::counter!(m::SEQUENTIAL_FALLBACKS).increment(1);
+        }
+        if let Some(reason) = e.stopped_probe {
+            metrics::counter!(m::STOPPED_PROBES, "reason" => reason).increment(1);
         }
         metrics::counter!(m::COMMITTED_BYTES).increment(committed_bytes);
         BlockReport {
