@@ -951,13 +951,12 @@ impl Node {
         });
         // A Block-STM probe stopped (the block then ran sequentially): how long it ran and
         // why.
-        let stopped_probe = (out.stats.probe_bailouts > 0).then(|| {
-            if out.stats.probe_slow_bailouts > 0 {
+        let stopped_probe =
+            (out.stats.probe_bailouts > 0).then_some(if out.stats.probe_slow_bailouts > 0 {
                 "slow"
             } else {
                 "conflicts"
-            }
-        });
+            });
         if let Some(reason) = stopped_probe {
             stages.push(StageTime {
                 stage: "stopped-probe",
