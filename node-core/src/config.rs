@@ -538,43 +538,34 @@ mod tests {
         );
     }
 
+    /// The error a config text is rejected with.
+    fn rejected(text: &str) -> String {
+        NodeConfig::from_toml_str(text, "x.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn unknown_key_is_named() {
-        let e = NodeConfig::from_toml_str("[scheduler]\nstratgy = \"auto\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[scheduler]\nstratgy = \"auto\"\n");
         assert!(e.contains("stratgy"), "{e}");
-        let e = NodeConfig::from_toml_str("[nodes]\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[nodes]\n");
         assert!(e.contains("nodes"), "{e}");
     }
 
     #[test]
     fn bad_values_are_named() {
-        let e = NodeConfig::from_toml_str("[scheduler]\nstrategy = \"fastest\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[scheduler]\nstrategy = \"fastest\"\n");
         assert!(e.contains("fastest"), "{e}");
-        let e = NodeConfig::from_toml_str("[gpu]\nbackend = \"vulkan\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[gpu]\nbackend = \"vulkan\"\n");
         assert!(e.contains("vulkan"), "{e}");
-        let e = NodeConfig::from_toml_str("[metrics]\nlisten = \"nowhere\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[metrics]\nlisten = \"nowhere\"\n");
         assert!(e.contains("metrics.listen"), "{e}");
-        let e = NodeConfig::from_toml_str("[scheduler]\newma_alpha = 2.0\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[scheduler]\newma_alpha = 2.0\n");
         assert!(e.contains("scheduler.ewma_alpha"), "{e}");
-        let e = NodeConfig::from_toml_str("[execution]\nthreads = -1\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[execution]\nthreads = -1\n");
         assert!(e.contains("threads"), "{e}");
-        let e = NodeConfig::from_toml_str("[node]\nstate_shards = 65\n", "x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = rejected("[node]\nstate_shards = 65\n");
         assert!(e.contains("node.state_shards"), "{e}");
     }
 

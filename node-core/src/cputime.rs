@@ -6,14 +6,20 @@
 //! `/proc/self/task/<tid>/schedstat` (nanoseconds) and its group is its name
 //! (`/proc/self/task/<tid>/comm`) without a trailing number (`supervm-3` -> `supervm-`).
 //! Threads that end during a run (the pipeline's stage threads, the GPU call threads) add
-//! their time when they end ([`ExitGuard`]). Elsewhere every figure is empty.
+//! their time when they end ([`ExitGuard`]), once a first [`snapshot`] turned the
+//! accounting on (a node that never measures reads nothing). Elsewhere every figure is
+//! empty.
 
 use std::collections::HashMap;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
 /// Time of threads that ended, by group, one entry per group (added by [`ExitGuard`]).
 static ENDED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+/// Set by the first [`snapshot`]: only then do ending threads read their time.
+static ON: AtomicBool = AtomicBool::new(false);
 
 fn group(comm: &str) -> String {
     comm.trim_end()
@@ -37,6 +43,7 @@ pub struct Snapshot {
 
 /// Reads every live thread's CPU time.
 pub fn snapshot() -> Snapshot {
+    ON.store(true, Ordering::Relaxed);
     let mut live = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for e in dir.flatten() {
@@ -78,6 +85,9 @@ pub struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
+        if !ON.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some((group, ns)) = read_task(std::path::Path::new("/proc/thread-self")) {
             // One entry per group (a long-running node ends a GPU call thread per batch).
             let mut ended = ENDED.lock();

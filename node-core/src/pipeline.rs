@@ -915,23 +915,30 @@ impl Node {
         // taken as accepted, it runs on the side pool while the block executes, and is kept
         // when execution accepted exactly those (see `NodeExecutor::append_notes`).
         let (out, early_notes) = match &self.side_pool {
-            Some(side) if v.privacy_txs > 0 => std::thread::scope(|s| {
+            Some(side) if v.privacy_txs > 0 => {
                 let txs = &v.txs;
-                let early = s.spawn(move || {
-                    let t = Instant::now();
-                    let notes = side.install(|| {
-                        self.exec.append_notes(
-                            txs,
-                            |i| matches!(txs[i].kind, TxKind::Privacy(_)),
-                            base,
-                        )
+                let mut early = None;
+                // The append is a job on the side pool; execution runs here meanwhile.
+                let (out, executed) = side.in_place_scope(|s| {
+                    let early = &mut early;
+                    s.spawn(move |_| {
+                        let t = Instant::now();
+                        // A panic only loses the early result (it is computed again).
+                        *early = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.exec.append_notes(
+                                txs,
+                                |i| matches!(txs[i].kind, TxKind::Privacy(_)),
+                                base,
+                            )
+                        }))
+                        .ok()
+                        .map(|notes| (notes, t.elapsed()));
                     });
-                    (notes, t.elapsed())
+                    let out = self.executor.execute_block(&self.exec, &v.txs, &env, base);
+                    (out, Instant::now())
                 });
-                let out = self.executor.execute_block(&self.exec, &v.txs, &env, base);
-                let executed = Instant::now();
-                (out, early.join().ok().map(|(n, took)| (n, took, executed)))
-            }),
+                (out, early.map(|(n, took)| (n, took, executed)))
+            }
             _ => (
                 self.executor.execute_block(&self.exec, &v.txs, &env, base),
                 None,
