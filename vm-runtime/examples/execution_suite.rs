@@ -9,7 +9,10 @@
 //! Diagnosis: `SUPERVM_BENCH_PHASES=1` prints each timed block's phases (stderr),
 //! `SUPERVM_EXEC_PROFILE=1` adds where the workers' time went, and
 //! `SUPERVM_BENCH_FORCE_PARALLEL=1` runs Block-STM on whole blocks instead of the adaptive
-//! executor. Sequential and parallel runs alternate round by round (medians reported).
+//! executor. `SUPERVM_BENCH_CEILING=1` adds `-ceiling` rows: the sequential block run on t
+//! threads at once, each its own copy, the most t cores of this machine give to perfectly
+//! independent work, and `alu` rows: a register-only loop on 1 and on t threads at once (what
+//! the cores give to work that shares nothing at all). Sequential and parallel runs alternate round by round (medians reported).
 
 /// The allocator the `supervm` node runs with, so these figures match the node's.
 #[global_allocator]

@@ -263,7 +263,21 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             let mut seq_times = Vec::with_capacity(repeats);
             let mut par_times: Vec<Vec<Duration>> =
                 vec![Vec::with_capacity(repeats); executors.len()];
+            // SUPERVM_BENCH_CEILING: the same sequential block run on t threads at once,
+            // each its own copy: what t cores give to perfectly independent work here (no
+            // executor can beat it), to tell Block-STM's overhead from the machine's limit.
+            let ceiling = std::env::var_os("SUPERVM_BENCH_CEILING").is_some();
+            let ceiling_threads: Vec<usize> = if ceiling {
+                threads.iter().copied().filter(|&t| t > 1).collect()
+            } else {
+                Vec::new()
+            };
+            let mut ceiling_times: Vec<Vec<Duration>> =
+                vec![Vec::with_capacity(repeats); ceiling_threads.len()];
             for _ in 0..repeats {
+                for (i, &t) in ceiling_threads.iter().enumerate() {
+                    ceiling_times[i].push(concurrent_sequential(&vm, &b, t)?);
+                }
                 let t = Instant::now();
                 run_seq()?;
                 seq_times.push(t.elapsed());
@@ -283,6 +297,15 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
                 1,
                 &device,
             ));
+            for (&t, times) in ceiling_threads.iter().zip(ceiling_times) {
+                out.push(record(
+                    format!("{name}-ceiling"),
+                    b.txs.len() * t,
+                    median(times),
+                    t,
+                    &device,
+                ));
+            }
             for (par, times) in executors.iter().zip(par_times) {
                 out.push(record(
                     format!("{name}-par"),
@@ -294,6 +317,9 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             }
         }
     }
+    if std::env::var_os("SUPERVM_BENCH_CEILING").is_some() {
+        out.extend(alu_ceiling(&threads, repeats, &device));
+    }
     out.extend(call_latency(
         &vm,
         opts.latency_iters.max(1),
@@ -301,6 +327,108 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
         &device,
     )?);
     Ok(out)
+}
+
+/// Runs the sequential block on `t` threads at once (released together by a barrier), each
+/// with its own executor and its own deep copy of the state (values are `Arc`s: shared ones
+/// would make the threads contend on their reference counts), and returns the wall time
+/// until the last one finished.
+fn concurrent_sequential(vm: &Arc<Vm>, b: &BenchBlock, t: usize) -> Result<Duration, BenchError> {
+    let copies: Vec<(VmExecutor, BTreeMap<StateKey, StateValue>)> = (0..t)
+        .map(|_| -> Result<_, BenchError> {
+            let state = b
+                .state
+                .iter()
+                .map(|(k, v)| (k.clone(), StateValue::from(&v[..])))
+                .collect();
+            // SUPERVM_BENCH_CEILING=own-vm: each thread also gets its own engine and module
+            // cache (warmed by one untimed run), to tell engine contention from the machine.
+            let exec = if std::env::var("SUPERVM_BENCH_CEILING").as_deref() == Ok("own-vm") {
+                let own = Vm::new(vm.config().clone()).map(Arc::new)?;
+                let e = VmExecutor::new(own);
+                execute_block_sequential(&e, &b.txs, &b.env, &state)
+                    .map_err(|e| BenchError::Block(e.to_string()))?;
+                e
+            } else {
+                VmExecutor::new(Arc::clone(vm))
+            };
+            Ok((exec, state))
+        })
+        .collect::<Result<_, _>>()?;
+    let barrier = std::sync::Barrier::new(t + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = copies
+            .iter()
+            .map(|(exec, state)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    execute_block_sequential(exec, &b.txs, &b.env, state)
+                        .map(|_| ())
+                        .map_err(|e| BenchError::Block(e.to_string()))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for h in handles {
+            h.join()
+                .map_err(|_| BenchError::Block("a ceiling thread panicked".into()))??;
+        }
+        Ok(start.elapsed())
+    })
+}
+
+/// Iterations of [`alu_work`] per run (about a second on one core of the dev machine).
+const ALU_ITERS: u64 = 4_000_000_000;
+
+/// A dependent multiply-add chain in registers: no memory, no allocation, nothing shared.
+fn alu_work(iters: u64) -> u64 {
+    let mut x = std::hint::black_box(1u64);
+    for i in 0..iters {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+    }
+    std::hint::black_box(x)
+}
+
+/// `SUPERVM_BENCH_CEILING`: the same register-only loop on 1 thread (`alu-seq`) and on t
+/// threads at once (`alu-ceiling`), the speed-up t cores give to work that shares nothing at
+/// all (on a VM whose virtual cores share physical ones it stays well below t).
+fn alu_ceiling(threads: &[usize], repeats: usize, device: &str) -> Vec<BenchRecord> {
+    let multi: Vec<usize> = threads.iter().copied().filter(|&t| t > 1).collect();
+    let mut one = Vec::with_capacity(repeats);
+    let mut many: Vec<Vec<Duration>> = vec![Vec::with_capacity(repeats); multi.len()];
+    for _ in 0..repeats.min(3) {
+        let t = Instant::now();
+        alu_work(ALU_ITERS);
+        one.push(t.elapsed());
+        for (i, &n) in multi.iter().enumerate() {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..n {
+                    s.spawn(|| alu_work(ALU_ITERS));
+                }
+            });
+            many[i].push(t.elapsed());
+        }
+    }
+    let mut out = vec![record(
+        "alu-seq".into(),
+        ALU_ITERS as usize,
+        median(one),
+        1,
+        device,
+    )];
+    for (&n, times) in multi.iter().zip(many) {
+        out.push(record(
+            "alu-ceiling".into(),
+            ALU_ITERS as usize * n,
+            median(times),
+            n,
+            device,
+        ));
+    }
+    out
 }
 
 /// `SUPERVM_BENCH_PHASES`: where one block's time went.
@@ -419,17 +547,24 @@ pub struct SpeedupRow {
     pub speedup: f64,
 }
 
-/// The speed-up of every `-par` record over its `-seq` record.
+/// The speed-up of every `-par` record over its `-seq` record, and of every `-ceiling`
+/// record (`SUPERVM_BENCH_CEILING`; its case is named `{base} ceiling`).
 pub fn speedups(records: &[BenchRecord]) -> Vec<SpeedupRow> {
     records
         .iter()
         .filter_map(|r| {
-            let base = r.case.strip_suffix("-par")?;
+            let (base, case) = match r.case.strip_suffix("-par") {
+                Some(b) => (b, b.to_string()),
+                None => {
+                    let b = r.case.strip_suffix("-ceiling")?;
+                    (b, format!("{b} ceiling"))
+                }
+            };
             let seq = records
                 .iter()
                 .find(|s| s.case.strip_suffix("-seq") == Some(base))?;
             Some(SpeedupRow {
-                case: base.to_string(),
+                case,
                 threads: r.cpu_threads,
                 tps: r.items_per_sec,
                 speedup: r.items_per_sec / seq.items_per_sec,

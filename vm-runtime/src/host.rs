@@ -165,6 +165,9 @@ pub(crate) struct HostState {
     pub(crate) overlay: BTreeMap<StateKey, Option<StateValue>>,
     pub(crate) events: Vec<Log>,
     pub(crate) return_data: Vec<u8>,
+    /// Chunks of linear memory host calls wrote since the last reset
+    /// ([`crate::dirty::range_mask`]).
+    pub(crate) written: u64,
 }
 
 impl HostState {
@@ -180,6 +183,7 @@ impl HostState {
             overlay: BTreeMap::new(),
             events: Vec::new(),
             return_data: Vec::new(),
+            written: 0,
         }
     }
 
@@ -240,7 +244,8 @@ fn write_mem(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> Host
     let mem = memory(caller)?;
     let data = mem.data_mut(&mut *caller);
     let r = range(ptr, bytes.len(), data.len())?;
-    data[r].copy_from_slice(bytes);
+    data[r.clone()].copy_from_slice(bytes);
+    caller.data_mut().written |= crate::dirty::range_mask(r.start as u64, bytes.len() as u64);
     Ok(())
 }
 
@@ -276,6 +281,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let mem = memory(&c)?;
             let (data, state) = mem.data_and_store_mut(&mut c);
             let r = range(dst, state.input.len(), data.len())?;
+            state.written |= crate::dirty::range_mask(r.start as u64, state.input.len() as u64);
             data[r].copy_from_slice(&state.input);
             Ok(())
         },

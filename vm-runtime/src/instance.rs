@@ -5,8 +5,9 @@
 //! thread keeps one store and instance per contract it has run ([`VmWorker`]) and, before
 //! every call, puts back everything a previous call may have changed:
 //! - linear memory: contents copied back from the image taken right after instantiation
-//!   (data segments applied, nothing else run: modules have no start function). A call that
-//!   grew memory cannot be shrunk back, so that instance is dropped and a new one made;
+//!   (data segments applied, nothing else run: modules have no start function), in the chunks
+//!   the call wrote ([`crate::dirty`]). A call that grew memory cannot be shrunk back, so that
+//!   instance is dropped and a new one made;
 //! - mutable globals: set back to their initial values (deploy rules make them all
 //!   exported);
 //! - fuel: set to the call's gas;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use vm_state::{Address, Log, ReadError, StateKey, StateValue, StateView, TxStatus};
 use wasmtime::{Global, Memory, Store, TypedFunc, Val};
 
+use crate::dirty::DIRTY_EXPORT;
 use crate::host::{CallContext, HostAbort, HostState};
 use crate::vm::{CompiledContract, Vm, CALL_EXPORT, INIT_EXPORT, MEMORY_EXPORT};
 
@@ -101,6 +103,8 @@ struct CachedInstance {
     memory: Memory,
     image: Arc<MemoryImage>,
     globals: Vec<(Global, Val)>,
+    /// The chunks the contract's own code wrote ([`crate::dirty`]).
+    written: Global,
     /// Whether a call ran since the last reset.
     dirty: bool,
 }
@@ -133,6 +137,9 @@ impl CachedInstance {
             let v = g.get(&mut store);
             globals.push((g, v));
         }
+        let written = instance
+            .get_global(&mut store, DIRTY_EXPORT)
+            .ok_or_else(|| wasmtime::Error::msg("dirty-chunk global missing"))?;
         Ok(Self {
             store,
             call,
@@ -140,6 +147,7 @@ impl CachedInstance {
             memory,
             image,
             globals,
+            written,
             dirty: false,
         })
     }
@@ -150,11 +158,18 @@ impl CachedInstance {
         if !self.dirty {
             return Ok(true);
         }
+        let by_code = self.written.get(&mut self.store).i64().unwrap_or(-1) as u64;
+        let mask = by_code | std::mem::take(&mut self.store.data_mut().written);
         let data = self.memory.data_mut(&mut self.store);
         if data.len() != self.image.len() {
             return Ok(false);
         }
-        self.image.restore(data);
+        self.image.restore(data, mask);
+        debug_assert!(
+            self.image.equals(self.memory.data(&self.store)),
+            "a memory write escaped the dirty-chunk tracking"
+        );
+        self.written.set(&mut self.store, Val::I64(0))?;
         for (g, v) in &self.globals {
             g.set(&mut self.store, *v)?;
         }
@@ -354,8 +369,8 @@ impl VmWorker {
     }
 }
 
-/// Granularity of the memory reset.
-const RESET_CHUNK: usize = 4096;
+/// Granularity of the memory reset: the chunks [`crate::dirty`] tracks.
+const RESET_CHUNK: usize = crate::dirty::CHUNK;
 
 /// Whether every byte is zero: a byte-wise OR over 64-byte blocks into a 64-byte
 /// accumulator, which the compiler turns into full-width vector loads and ORs (reads only
@@ -396,15 +411,24 @@ impl MemoryImage {
         self.bytes.len()
     }
 
-    /// Copies the image over `data` (same length), chunk by chunk, writing only chunks that
-    /// differ: a call usually touches a few chunks, and checking (for the image's zero
-    /// chunks, which most are, a read-only scan) moves much less memory than a full copy.
-    fn restore(&self, data: &mut [u8]) {
+    /// Copies the image over `data` (same length) in the chunks that `written` (a mask of
+    /// [`crate::dirty`]) says a call may have changed, writing only chunks that differ:
+    /// checking (for the image's zero chunks, which most are, a read-only scan) moves less
+    /// memory than a copy.
+    fn restore(&self, data: &mut [u8], written: u64) {
+        let look = crate::dirty::restore_mask(written);
+        if look == 0 {
+            return;
+        }
         let chunks = data
             .chunks_mut(RESET_CHUNK)
             .zip(self.bytes.chunks(RESET_CHUNK))
-            .zip(self.zero_chunks.iter());
-        for ((dst, src), &zero) in chunks {
+            .zip(self.zero_chunks.iter())
+            .enumerate();
+        for (i, ((dst, src), &zero)) in chunks {
+            if look & (1 << (i & 63)) == 0 {
+                continue;
+            }
             if zero {
                 if !is_zero(dst) {
                     dst.fill(0);
@@ -413,6 +437,11 @@ impl MemoryImage {
                 dst.copy_from_slice(src);
             }
         }
+    }
+
+    /// Whether `data` is exactly the image (a check for debug builds).
+    fn equals(&self, data: &[u8]) -> bool {
+        *self.bytes == *data
     }
 }
 
@@ -462,7 +491,7 @@ mod tests {
         mem[RESET_CHUNK + 5] = 0;
         mem[2 * RESET_CHUNK + 7] = 3;
         mem[3 * RESET_CHUNK + 99] = 0;
-        img.restore(&mut mem);
+        img.restore(&mut mem, u64::MAX);
         assert_eq!(mem, image);
     }
 }

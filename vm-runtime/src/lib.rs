@@ -20,6 +20,7 @@ pub mod bench;
 pub mod config;
 pub mod contracts;
 pub mod crypto;
+mod dirty;
 pub mod error;
 pub mod executor;
 mod host;

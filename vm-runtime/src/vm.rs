@@ -173,7 +173,8 @@ impl Vm {
                 .ok_or_else(|| VmError::InvalidModule("malformed export section".into()))?;
             &rewritten[..]
         };
-        let module = Module::from_binary(&self.engine, bytes)
+        let instrumented = crate::dirty::instrument(bytes).map_err(VmError::InvalidModule)?;
+        let module = Module::from_binary(&self.engine, &instrumented)
             .map_err(|e| VmError::InvalidModule(format!("{e:#}")))?;
         check_func_export(&module, CALL_EXPORT)?;
         let has_init = module.get_export(INIT_EXPORT).is_some();

@@ -72,18 +72,22 @@ pub fn genesis(universe: u32, balance: u64) -> BTreeMap<StateKey, StateValue> {
     (0..universe).map(|i| (key(i), value(balance))).collect()
 }
 
-/// A deterministic pseudo-random block: `transfer_pct` percent transfers, the rest split
-/// between `Mix` (up to 4 reads, 3 writes) and `Toggle`.
-pub fn generate_block(seed: u64, universe: u32, len: usize, transfer_pct: u32) -> Vec<SynthTx> {
-    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        // splitmix64
+/// A deterministic pseudo-random stream (splitmix64) for tests.
+pub fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed;
+    move || {
         s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = s;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    };
+    }
+}
+
+/// A deterministic pseudo-random block: `transfer_pct` percent transfers, the rest split
+/// between `Mix` (up to 4 reads, 3 writes) and `Toggle`.
+pub fn generate_block(seed: u64, universe: u32, len: usize, transfer_pct: u32) -> Vec<SynthTx> {
+    let mut next = rng(seed ^ 0x9e37_79b9_7f4a_7c15);
     let u = universe.max(1) as u64;
     (0..len)
         .map(|_| {
