@@ -117,7 +117,8 @@ fn u128_value(v: u128) -> StateValue {
 /// The native balances a transaction touches (sender, recipient or called contract: at most
 /// a few), kept in a small vector: no tree nodes to allocate on the per-transaction path.
 struct Balances {
-    entries: Vec<(Address, u128)>,
+    /// Address, balance, and the balance key once it was built (reused for the write).
+    entries: Vec<(Address, u128, Option<StateKey>)>,
 }
 
 impl Balances {
@@ -127,24 +128,26 @@ impl Balances {
         }
     }
     fn get(&mut self, view: &mut dyn StateView, a: &Address) -> Result<u128, ReadError> {
-        if let Some((_, v)) = self.entries.iter().find(|(k, _)| k == a) {
+        if let Some((_, v, _)) = self.entries.iter().find(|(k, _, _)| k == a) {
             return Ok(*v);
         }
-        let v = read_u128(view, &StateKey::balance(a))?;
-        self.entries.push((*a, v));
+        let key = StateKey::balance(a);
+        let v = read_u128(view, &key)?;
+        self.entries.push((*a, v, Some(key)));
         Ok(v)
     }
     fn set(&mut self, a: Address, v: u128) {
-        match self.entries.iter_mut().find(|(k, _)| *k == a) {
-            Some((_, old)) => *old = v,
-            None => self.entries.push((a, v)),
+        match self.entries.iter_mut().find(|(k, _, _)| *k == a) {
+            Some((_, old, _)) => *old = v,
+            None => self.entries.push((a, v, None)),
         }
     }
     /// Writes every touched balance, in address order.
     fn write(mut self, view: &mut dyn StateView) {
         self.entries.sort_unstable_by_key(|x| x.0);
-        for (a, v) in self.entries {
-            view.write(StateKey::balance(&a), Some(u128_value(v)));
+        for (a, v, key) in self.entries {
+            let key = key.unwrap_or_else(|| StateKey::balance(&a));
+            view.write(key, Some(u128_value(v)));
         }
     }
 }

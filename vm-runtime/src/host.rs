@@ -240,6 +240,23 @@ fn read_mem(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostRes
     Ok(data[r].to_vec())
 }
 
+/// The storage key of this contract whose contract-side part is `len` bytes at `ptr`, built
+/// straight from memory (no intermediate copy).
+fn storage_key(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostResult<StateKey> {
+    let mem = memory(caller)?;
+    let (data, state) = mem.data_and_store_mut(&mut *caller);
+    let r = range(ptr, len, data.len())?;
+    Ok(StateKey::storage(&state.ctx.this, &data[r]))
+}
+
+/// `len` bytes at `ptr` as a state value (one allocation).
+fn read_value(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostResult<StateValue> {
+    let mem = memory(caller)?;
+    let data = mem.data(&*caller);
+    let r = range(ptr, len, data.len())?;
+    Ok(StateValue::from(&data[r]))
+}
+
 fn write_mem(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> HostResult<()> {
     let mem = memory(caller)?;
     let data = mem.data_mut(&mut *caller);
@@ -335,8 +352,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 &mut c,
                 g.host_call + g.storage_read + g.copy_per_byte * key_len as u64,
             )?;
-            let key = read_mem(&mut c, key_ptr, key_len)?;
-            let skey = StateKey::storage(&c.data().ctx.this, &key);
+            let skey = storage_key(&mut c, key_ptr, key_len)?;
             let value = {
                 let st = c.data_mut();
                 match st.overlay.get(&skey) {
@@ -384,12 +400,9 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     + g.storage_write
                     + g.storage_write_per_byte * (key_len + val_len) as u64,
             )?;
-            let key = read_mem(&mut c, key_ptr, key_len)?;
-            let val = read_mem(&mut c, val_ptr, val_len)?;
-            let skey = StateKey::storage(&c.data().ctx.this, &key);
-            c.data_mut()
-                .overlay
-                .insert(skey, Some(StateValue::from(val)));
+            let skey = storage_key(&mut c, key_ptr, key_len)?;
+            let val = read_value(&mut c, val_ptr, val_len)?;
+            c.data_mut().overlay.insert(skey, Some(val));
             Ok(())
         },
     )?;
@@ -404,8 +417,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 &mut c,
                 g.host_call + g.storage_delete + g.copy_per_byte * key_len as u64,
             )?;
-            let key = read_mem(&mut c, key_ptr, key_len)?;
-            let skey = StateKey::storage(&c.data().ctx.this, &key);
+            let skey = storage_key(&mut c, key_ptr, key_len)?;
             c.data_mut().overlay.insert(skey, None);
             Ok(())
         },
