@@ -28,8 +28,8 @@ use vm_runtime::executor::VmExecutor;
 use vm_runtime::tx::{Transaction, TxKind};
 use vm_runtime::vm::Vm;
 use vm_state::{
-    BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView, TxExecutor,
-    TxStatus, WriteSet,
+    Account, BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView,
+    TxExecutor, TxStatus, WriteSet,
 };
 use zk_privacy::pool::{AppendedNotes, Buffered, PrivacyPool, PrivacyState};
 
@@ -237,13 +237,10 @@ impl TxExecutor for NodeExecutor {
             )));
         }
         let sender = tx.sender_address();
-        let nonce_key = StateKey::nonce(&sender);
-        let nonce = match view.read(&nonce_key)? {
-            None => 0,
-            Some(v) => <[u8; 8]>::try_from(&v[..])
-                .map(u64::from_le_bytes)
-                .map_err(|_| ReadError::Storage("malformed nonce".into()))?,
-        };
+        let account_key = StateKey::account(&sender);
+        let mut account =
+            Account::decode(view.read(&account_key)?.as_deref()).map_err(ReadError::Storage)?;
+        let nonce = account.nonce;
         if tx.nonce != nonce {
             return Ok(rejected(format!(
                 "bad nonce {} (expected {nonce})",
@@ -262,10 +259,8 @@ impl TxExecutor for NodeExecutor {
             Err(rejection) => Ok(rejected(rejection.to_string())),
             Ok(()) => {
                 pv.apply();
-                view.write(
-                    nonce_key,
-                    Some(StateValue::from(&(nonce + 1).to_le_bytes()[..])),
-                );
+                account.nonce = nonce.saturating_add(1);
+                view.write(account_key, Some(account.encode()));
                 Ok(Receipt {
                     status: TxStatus::Success,
                     gas_used: PRIVACY_GAS,

@@ -447,18 +447,10 @@ fn state(cfg: NodeConfig, what: StateCmd) -> Result<()> {
         }
         StateCmd::Balance { address } => {
             let a: [u8; 20] = parse_hex(&address, "address")?;
-            let bal = store
-                .get(&StateKey::balance(&a))?
-                .and_then(|v| <[u8; 16]>::try_from(&v[..]).ok())
-                .map(u128::from_le_bytes)
-                .unwrap_or(0);
-            let nonce = store
-                .get(&StateKey::nonce(&a))?
-                .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
-                .map(u64::from_le_bytes)
-                .unwrap_or(0);
-            println!("balance {bal}");
-            println!("nonce {nonce}");
+            let acct = vm_state::Account::decode(store.get(&StateKey::account(&a))?.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("balance {}", acct.balance);
+            println!("nonce {}", acct.nonce);
         }
         StateCmd::Storage { contract, key } => {
             let a: [u8; 20] = parse_hex(&contract, "contract address")?;

@@ -667,6 +667,25 @@ impl Node {
                     reason: "genesis writes a reserved system key (tag 'h')".into(),
                 });
             }
+            if matches!(
+                k.first(),
+                Some(&(StateKey::TAG_LEGACY_BALANCE | StateKey::TAG_LEGACY_NONCE))
+            ) {
+                return Err(NodeError::BlockRejected {
+                    height: 0,
+                    reason: "genesis uses a retired balance or nonce key (tags 'b', 'n'); \
+                             balances and nonces live in account records (tag 'a')"
+                        .into(),
+                });
+            }
+            if k.first() == Some(&StateKey::TAG_ACCOUNT) {
+                if let Err(e) = vm_state::Account::decode(Some(v)) {
+                    return Err(NodeError::BlockRejected {
+                        height: 0,
+                        reason: format!("genesis account {}: {e}", hex::encode(k)),
+                    });
+                }
+            }
             ws.insert(StateKey(k.clone()), Some(StateValue::from(v.as_slice())));
         }
         ws.insert(genesis_key(), Some(StateValue::from(&ghash[..])));
@@ -1415,20 +1434,14 @@ impl Node {
         addrs
             .iter()
             .map(|a| {
-                Ok(
-                    match self
-                        .store
-                        .get(&StateKey::nonce(a))
+                Ok(vm_state::Account::decode(
+                    self.store
+                        .get(&StateKey::account(a))
                         .map_err(Self::store_err)?
-                    {
-                        Some(v) if v.len() == 8 => {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(&v);
-                            u64::from_le_bytes(b)
-                        }
-                        _ => 0,
-                    },
+                        .as_deref(),
                 )
+                .map_err(NodeError::Store)?
+                .nonce)
             })
             .collect()
     }

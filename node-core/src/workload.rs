@@ -18,7 +18,7 @@ use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 use vm_runtime::contracts;
 use vm_runtime::tx::{address_of, Transaction, TxKind};
-use vm_state::{Address, StateKey};
+use vm_state::{Account, Address, StateKey};
 
 use crate::block::{Block, BlockHeader, Genesis};
 use crate::config::DevSection;
@@ -160,7 +160,11 @@ impl DevWorkload {
         let code_hash: [u8; 32] = Sha256::digest(&token_code).into();
         let mut entries = Vec::with_capacity(2 * self.addrs.len() + 3);
         for a in &self.addrs {
-            entries.push((StateKey::balance(a).0, DEV_BALANCE.to_le_bytes().to_vec()));
+            let funded = Account {
+                nonce: 0,
+                balance: DEV_BALANCE,
+            };
+            entries.push((StateKey::account(a).0, funded.encode().to_vec()));
             entries.push((
                 StateKey::storage(&self.token, &contracts::token_balance_key(a)).0,
                 DEV_TOKENS.to_le_bytes().to_vec(),

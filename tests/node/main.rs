@@ -340,6 +340,43 @@ fn malformed_and_invalid_blocks_change_nothing() {
     assert_eq!(env.head().0, 3);
 }
 
+#[test]
+fn genesis_with_retired_or_malformed_account_keys_is_refused() {
+    let env = Env::new("");
+    let file = env.path("blocks.svm");
+    generate(&env, &file, 1, 5);
+    let (g, blocks) = read_file(&file);
+    let cases: [(Vec<u8>, Vec<u8>, &str); 3] = [
+        (
+            [&[b'b'][..], &[7u8; 20]].concat(),
+            vec![1; 16],
+            "retired balance or nonce key",
+        ),
+        (
+            [&[b'n'][..], &[7u8; 20]].concat(),
+            vec![1; 8],
+            "retired balance or nonce key",
+        ),
+        (
+            [&[b'a'][..], &[7u8; 20]].concat(),
+            vec![1; 16],
+            "malformed account record",
+        ),
+    ];
+    for (i, (key, value, why)) in cases.into_iter().enumerate() {
+        let mut bad = g.clone();
+        bad.entries.push((key, value));
+        let bad_file = env.path(&format!("legacy-{i}.svm"));
+        write_file(&bad_file, &bad, &blocks);
+        let out = import(&env, &bad_file, None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
+    // Nothing was committed: the well-formed file still imports from scratch.
+    assert!(import(&env, &file, None).status.success());
+    assert_eq!(env.head().0, 1);
+}
+
 fn write_file(path: &Path, g: &Genesis, blocks: &[Block]) {
     let f = std::fs::File::create(path).expect("create");
     let mut w = BlockFileWriter::new(std::io::BufWriter::new(f), g).expect("writer");

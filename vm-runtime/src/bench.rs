@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use engine_api::BenchRecord;
 use serde::{Deserialize, Serialize};
 use vm_state::{
-    execute_block_sequential, Address, BlockEnv, ParallelExecutor, StateKey, StateValue,
+    execute_block_sequential, Account, Address, BlockEnv, ParallelExecutor, StateKey, StateValue,
 };
 
 use crate::contracts;
@@ -123,10 +123,11 @@ pub fn prepare_block(
     let pubkeys: Vec<[u8; 32]> = (0..accounts).map(bench_pubkey).collect();
     let addrs: Vec<Address> = pubkeys.iter().map(address_of).collect();
     for a in &addrs {
-        state.insert(
-            StateKey::balance(a),
-            StateValue::from(&(u128::from(u64::MAX)).to_le_bytes()[..]),
-        );
+        let funded = Account {
+            nonce: 0,
+            balance: u128::from(u64::MAX),
+        };
+        state.insert(StateKey::account(a), funded.encode());
         state.insert(
             StateKey::storage(&token, &contracts::token_balance_key(a)),
             StateValue::from(&1_000_000_000u128.to_le_bytes()[..]),

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use vm_state::{
-    Address, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor, TxStatus,
+    Account, Address, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
+    TxStatus,
 };
 
 use crate::host::CallContext;
@@ -87,67 +88,64 @@ fn rejected(msg: String) -> Receipt {
     }
 }
 
-fn read_u64(view: &mut dyn StateView, key: &StateKey) -> Result<u64, ReadError> {
-    match view.read(key)? {
-        None => Ok(0),
-        Some(v) => <[u8; 8]>::try_from(&v[..])
-            .map(u64::from_le_bytes)
-            .map_err(|_| {
-                ReadError::Storage(format!("malformed u64 at key {}", hex::encode(&key.0)))
-            }),
-    }
+/// The account records a transaction touches (sender, and a recipient or called contract),
+/// each read through the view once and written once at the end, kept in a small vector: no
+/// tree nodes to allocate on the per-transaction path.
+struct Accounts {
+    /// Address, its record as the transaction changed it, and its key (built once).
+    entries: Vec<(Address, Account, StateKey)>,
 }
 
-fn read_u128(view: &mut dyn StateView, key: &StateKey) -> Result<u128, ReadError> {
-    match view.read(key)? {
-        None => Ok(0),
-        Some(v) => <[u8; 16]>::try_from(&v[..])
-            .map(u128::from_le_bytes)
-            .map_err(|_| {
-                ReadError::Storage(format!("malformed u128 at key {}", hex::encode(&key.0)))
-            }),
-    }
-}
-
-fn u128_value(v: u128) -> StateValue {
-    StateValue::from(&v.to_le_bytes()[..])
-}
-
-/// Native balance changes of one transaction, read through the view once per account.
-/// The native balances a transaction touches (sender, recipient or called contract: at most
-/// a few), kept in a small vector: no tree nodes to allocate on the per-transaction path.
-struct Balances {
-    /// Address, balance, and the balance key once it was built (reused for the write).
-    entries: Vec<(Address, u128, Option<StateKey>)>,
-}
-
-impl Balances {
+impl Accounts {
     fn new() -> Self {
         Self {
             entries: Vec::with_capacity(2),
         }
     }
-    fn get(&mut self, view: &mut dyn StateView, a: &Address) -> Result<u128, ReadError> {
-        if let Some((_, v, _)) = self.entries.iter().find(|(k, _, _)| k == a) {
-            return Ok(*v);
-        }
-        let key = StateKey::balance(a);
-        let v = read_u128(view, &key)?;
-        self.entries.push((*a, v, Some(key)));
-        Ok(v)
+    fn entry(
+        &mut self,
+        view: &mut dyn StateView,
+        a: &Address,
+    ) -> Result<&mut (Address, Account, StateKey), ReadError> {
+        let i = match self.entries.iter().position(|(k, _, _)| k == a) {
+            Some(i) => i,
+            None => {
+                let key = StateKey::account(a);
+                let v = view.read(&key)?;
+                let acct = Account::decode(v.as_deref()).map_err(|e| {
+                    ReadError::Storage(format!("{e} at key {}", hex::encode(&key.0)))
+                })?;
+                self.entries.push((*a, acct, key));
+                self.entries.len() - 1
+            }
+        };
+        Ok(&mut self.entries[i])
     }
-    fn set(&mut self, a: Address, v: u128) {
-        match self.entries.iter_mut().find(|(k, _, _)| *k == a) {
-            Some((_, old, _)) => *old = v,
-            None => self.entries.push((a, v, None)),
+    fn get(&mut self, view: &mut dyn StateView, a: &Address) -> Result<Account, ReadError> {
+        Ok(self.entry(view, a)?.1)
+    }
+    fn set_balance(
+        &mut self,
+        view: &mut dyn StateView,
+        a: &Address,
+        balance: u128,
+    ) -> Result<(), ReadError> {
+        self.entry(view, a)?.1.balance = balance;
+        Ok(())
+    }
+    /// Forgets every change but the sender's record, whose balance goes back to `balance`
+    /// (a failed transaction keeps only its nonce and fee).
+    fn roll_back_to(&mut self, sender: &Address, balance: u128) {
+        self.entries.retain(|(a, _, _)| a == sender);
+        for (_, acct, _) in &mut self.entries {
+            acct.balance = balance;
         }
     }
-    /// Writes every touched balance, in address order.
+    /// Writes every touched record, in address order.
     fn write(mut self, view: &mut dyn StateView) {
         self.entries.sort_unstable_by_key(|x| x.0);
-        for (a, v, key) in self.entries {
-            let key = key.unwrap_or_else(|| StateKey::balance(&a));
-            view.write(key, Some(u128_value(v)));
+        for (_, acct, key) in self.entries {
+            view.write(key, Some(acct.encode()));
         }
     }
 }
@@ -202,8 +200,8 @@ impl TxExecutor for VmExecutor {
             _ => {}
         }
         let sender = tx.sender_address();
-        let nonce_key = StateKey::nonce(&sender);
-        let nonce = read_u64(view, &nonce_key)?;
+        let mut accounts = Accounts::new();
+        let Account { nonce, balance } = accounts.get(view, &sender)?;
         if nonce != tx.nonce {
             return Ok(rejected(format!(
                 "bad nonce: expected {nonce}, got {}",
@@ -219,8 +217,6 @@ impl TxExecutor for VmExecutor {
         let Some(new_nonce) = nonce.checked_add(1) else {
             return Ok(rejected("nonce exhausted".into()));
         };
-        let mut balances = Balances::new();
-        let balance = balances.get(view, &sender)?;
         let max_fee = u128::from(tx.gas_limit) * u128::from(tx.gas_price);
         if balance < max_fee {
             return Ok(rejected(format!(
@@ -237,19 +233,18 @@ impl TxExecutor for VmExecutor {
                 let status = if after_fee < *amount {
                     TxStatus::Revert
                 } else {
-                    balances.set(sender, balance - amount);
-                    let to_balance = balances.get(view, to)?;
+                    accounts.set_balance(view, &sender, balance - amount)?;
+                    let to_balance = accounts.get(view, to)?.balance;
                     match to_balance.checked_add(*amount) {
                         Some(v) => {
-                            balances.set(*to, v);
+                            accounts.set_balance(view, to, v)?;
                             TxStatus::Success
                         }
                         None => TxStatus::Revert,
                     }
                 };
                 if status != TxStatus::Success {
-                    balances = Balances::new();
-                    balances.set(sender, balance);
+                    accounts.roll_back_to(&sender, balance);
                 }
                 (status, gas_used, Vec::new(), Vec::new(), BTreeMap::new())
             }
@@ -272,7 +267,7 @@ impl TxExecutor for VmExecutor {
                 intrinsic,
                 balance,
                 max_fee,
-                &mut balances,
+                &mut accounts,
             )?,
             TxKind::Privacy(_) => return Ok(rejected(PRIVACY_REJECTED.into())),
         };
@@ -280,21 +275,17 @@ impl TxExecutor for VmExecutor {
         let fee = u128::from(gas_used) * u128::from(tx.gas_price);
         if status != TxStatus::Success {
             // Roll back every balance change; only the fee stays.
-            balances = Balances::new();
-            balances.set(sender, balance);
+            accounts.roll_back_to(&sender, balance);
         }
-        let sender_now = balances.get(view, &sender)?;
-        // `sender_now >= fee` holds: the affordability check covers the maximum fee and
-        // value transfers leave at least the maximum fee.
-        balances.set(sender, sender_now.saturating_sub(fee));
+        let sender_now = accounts.entry(view, &sender)?;
+        // `balance >= fee` holds: the affordability check covers the maximum fee and value
+        // transfers leave at least the maximum fee.
+        sender_now.1.balance = sender_now.1.balance.saturating_sub(fee);
+        sender_now.1.nonce = new_nonce;
         for (k, v) in writes {
             view.write(k, v);
         }
-        balances.write(view);
-        view.write(
-            nonce_key,
-            Some(StateValue::from(&new_nonce.to_le_bytes()[..])),
-        );
+        accounts.write(view);
         Ok(Receipt {
             status,
             gas_used,
@@ -396,7 +387,7 @@ impl VmExecutor {
         intrinsic: u64,
         balance: u128,
         max_fee: u128,
-        balances: &mut Balances,
+        accounts: &mut Accounts,
     ) -> Result<Executed, ReadError> {
         let failed =
             |status: TxStatus, gas: u64| (status, gas, Vec::new(), Vec::new(), BTreeMap::new());
@@ -429,10 +420,10 @@ impl VmExecutor {
             return Ok(failed(TxStatus::Revert, intrinsic));
         }
         if value > 0 {
-            balances.set(*sender, balance - value);
-            let cb = balances.get(view, contract_addr)?;
+            accounts.set_balance(view, sender, balance - value)?;
+            let cb = accounts.get(view, contract_addr)?.balance;
             match cb.checked_add(value) {
-                Some(v) => balances.set(*contract_addr, v),
+                Some(v) => accounts.set_balance(view, contract_addr, v)?,
                 None => return Ok(failed(TxStatus::Revert, intrinsic)),
             }
         }

@@ -17,7 +17,7 @@ use vm_state::{CpuStateHasher, RedbStore, StateKey, StateStore, WriteSet};
 fn key(i: u64) -> StateKey {
     let mut a = [0u8; 20];
     a[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-    StateKey::balance(&a)
+    StateKey::account(&a)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

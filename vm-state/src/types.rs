@@ -34,8 +34,12 @@ pub type StateValue = Arc<[u8]>;
 pub struct StateKey(pub Vec<u8>);
 
 impl StateKey {
-    pub const TAG_BALANCE: u8 = b'b';
-    pub const TAG_NONCE: u8 = b'n';
+    /// An account record ([`Account`]).
+    pub const TAG_ACCOUNT: u8 = b'a';
+    /// Retired (balances before account records, 2026-12-04): refused in genesis files.
+    pub const TAG_LEGACY_BALANCE: u8 = b'b';
+    /// Retired (nonces before account records, 2026-12-04): refused in genesis files.
+    pub const TAG_LEGACY_NONCE: u8 = b'n';
     pub const TAG_CODE: u8 = b'c';
     pub const TAG_STORAGE: u8 = b's';
     /// Reserved for privacy transactions (nullifiers, note commitments, roots).
@@ -48,13 +52,10 @@ impl StateKey {
         v.extend_from_slice(rest);
         StateKey(v)
     }
-    /// Native balance of an account: value is a `u128` little-endian (16 bytes).
-    pub fn balance(addr: &Address) -> Self {
-        Self::tagged(Self::TAG_BALANCE, addr, &[])
-    }
-    /// Nonce of an account: value is a `u64` little-endian (8 bytes).
-    pub fn nonce(addr: &Address) -> Self {
-        Self::tagged(Self::TAG_NONCE, addr, &[])
+    /// The account record of an address: nonce and native balance in one value
+    /// ([`Account::encode`]), so a transaction reads and writes its sender once.
+    pub fn account(addr: &Address) -> Self {
+        Self::tagged(Self::TAG_ACCOUNT, addr, &[])
     }
     /// Code of a contract: the 32-byte code hash (the module itself is stored under
     /// [`StateKey::code_blob`]).
@@ -81,6 +82,48 @@ impl StateKey {
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// An account record: the value at [`StateKey::account`], `nonce` as `u64` little-endian
+/// then `balance` as `u128` little-endian (24 bytes). An absent record is nonce 0, balance 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    pub nonce: u64,
+    pub balance: u128,
+}
+
+impl Account {
+    /// Encoded length.
+    pub const BYTES: usize = 24;
+
+    /// Decodes a stored record (`None`: absent, the zero account). `Err` names what is wrong.
+    pub fn decode(value: Option<&[u8]>) -> Result<Self, String> {
+        let Some(v) = value else {
+            return Ok(Self::default());
+        };
+        let (Ok(nonce), Ok(balance)) = (
+            <[u8; 8]>::try_from(v.get(..8).unwrap_or_default()),
+            <[u8; 16]>::try_from(v.get(8..).unwrap_or_default()),
+        ) else {
+            return Err(format!(
+                "malformed account record: {} bytes, expected {}",
+                v.len(),
+                Self::BYTES
+            ));
+        };
+        Ok(Self {
+            nonce: u64::from_le_bytes(nonce),
+            balance: u128::from_le_bytes(balance),
+        })
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> StateValue {
+        let mut b = [0u8; Self::BYTES];
+        b[..8].copy_from_slice(&self.nonce.to_le_bytes());
+        b[8..].copy_from_slice(&self.balance.to_le_bytes());
+        StateValue::from(&b[..])
     }
 }
 
@@ -155,4 +198,25 @@ pub trait TxExecutor: Send + Sync {
         env: &BlockEnv,
         view: &mut dyn StateView,
     ) -> Result<Receipt, ReadError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_records_round_trip_and_reject_other_lengths() {
+        let a = Account {
+            nonce: 7,
+            balance: u128::MAX - 3,
+        };
+        let v = a.encode();
+        assert_eq!(v.len(), Account::BYTES);
+        assert_eq!(&v[..8], &7u64.to_le_bytes());
+        assert_eq!(Account::decode(Some(&v)), Ok(a));
+        assert_eq!(Account::decode(None), Ok(Account::default()));
+        for n in [0, 8, 16, 23, 25] {
+            assert!(Account::decode(Some(&vec![0; n])).is_err(), "{n} bytes");
+        }
+    }
 }

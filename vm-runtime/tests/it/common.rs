@@ -93,25 +93,25 @@ impl Chain {
         }
     }
 
+    /// Sets the balance of `addr` (keeping its nonce).
     pub fn fund(&mut self, addr: &Address, amount: u128) {
-        self.state.insert(
-            StateKey::balance(addr),
-            StateValue::from(&amount.to_le_bytes()[..]),
-        );
+        let mut acct = self.account(addr);
+        acct.balance = amount;
+        self.state.insert(StateKey::account(addr), acct.encode());
+    }
+
+    /// The account record of `addr` (nonce and balance).
+    pub fn account(&self, addr: &Address) -> vm_runtime::Account {
+        vm_runtime::Account::decode(self.state.get(&StateKey::account(addr)).map(|v| &v[..]))
+            .expect("well-formed account record")
     }
 
     pub fn balance(&self, addr: &Address) -> u128 {
-        self.state
-            .get(&StateKey::balance(addr))
-            .map(|v| u128::from_le_bytes(v[..].try_into().expect("16 bytes")))
-            .unwrap_or(0)
+        self.account(addr).balance
     }
 
     pub fn nonce(&self, addr: &Address) -> u64 {
-        self.state
-            .get(&StateKey::nonce(addr))
-            .map(|v| u64::from_le_bytes(v[..].try_into().expect("8 bytes")))
-            .unwrap_or(0)
+        self.account(addr).nonce
     }
 
     pub fn storage(&self, contract: &Address, key: &[u8]) -> Option<StateValue> {
