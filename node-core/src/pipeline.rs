@@ -78,6 +78,14 @@ pub fn head_key() -> StateKey {
 pub fn genesis_key() -> StateKey {
     StateKey(b"hgenesis".to_vec())
 }
+/// Key of the state layout the chain was started with ([`STATE_LAYOUT`]).
+pub fn layout_key() -> StateKey {
+    StateKey(b"hlayout".to_vec())
+}
+/// The layout of the state this build reads and writes: 2 = nonce and balance in one
+/// account record per address (`vm_state::Account`, since 2026-12-04). Data directories
+/// without this record hold layout 1 (separate balance and nonce entries) and are refused.
+pub const STATE_LAYOUT: u8 = 2;
 
 fn head_value(height: u64, hash: &[u8; 32]) -> StateValue {
     let mut v = Vec::with_capacity(40);
@@ -657,6 +665,19 @@ impl Node {
                     reason: "the data directory holds a different genesis".into(),
                 });
             }
+            let layout = self
+                .store
+                .get(&layout_key())
+                .map_err(Self::store_err)?
+                .map(|v| v.to_vec());
+            if layout.as_deref() != Some(&[STATE_LAYOUT][..]) {
+                return Err(NodeError::Store(format!(
+                    "the data directory holds state layout {} and this build reads layout \
+                     {STATE_LAYOUT} (account records); re-import the chain into a new data \
+                     directory",
+                    layout.map_or("1".to_string(), |l| format!("{l:?}"))
+                )));
+            }
             return Ok(head);
         }
         let mut ws = WriteSet::new();
@@ -689,6 +710,7 @@ impl Node {
             ws.insert(StateKey(k.clone()), Some(StateValue::from(v.as_slice())));
         }
         ws.insert(genesis_key(), Some(StateValue::from(&ghash[..])));
+        ws.insert(layout_key(), Some(StateValue::from(&[STATE_LAYOUT][..])));
         ws.insert(head_key(), Some(head_value(0, &ghash)));
         let info = self
             .store

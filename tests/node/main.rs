@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use node_core::block::{Block, BlockFileReader, BlockFileWriter, Genesis};
 use node_core::exec::NodeExecutor;
-use node_core::pipeline::{genesis_key, head_key, tx_root_cpu, PRIVACY_RECENT_ROOTS};
+use node_core::pipeline::{
+    genesis_key, head_key, layout_key, tx_root_cpu, PRIVACY_RECENT_ROOTS, STATE_LAYOUT,
+};
 use vm_runtime::tx::Transaction;
 use vm_state::{BlockEnv, CpuStateHasher, MemoryStore, StateKey, StateStore, StateValue, WriteSet};
 
@@ -132,6 +134,7 @@ fn reference_root_depth(genesis: &Genesis, blocks: &[Block], depth: usize) -> St
     }
     let gh = genesis.hash();
     ws.insert(genesis_key(), Some(StateValue::from(&gh[..])));
+    ws.insert(layout_key(), Some(StateValue::from(&[STATE_LAYOUT][..])));
     let mut head = 0u64.to_le_bytes().to_vec();
     head.extend_from_slice(&gh);
     ws.insert(head_key(), Some(StateValue::from(head)));
