@@ -356,10 +356,19 @@ impl MvMemory {
         self.slots.len()
     }
 
-    fn locate(&self, key: &StateKey) -> (u64, u32) {
-        let h = self.hasher.hash_one(key);
+    /// The hash this block's memory uses for `key` (views keep it to compare keys cheaply).
+    pub(crate) fn hash_key(&self, key: &StateKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard_of(h: u64) -> u32 {
         // hashbrown uses the low bits (bucket) and the top 7 bits (tag): shard on others.
-        (h, ((h >> 32) as u32) & (SHARDS as u32 - 1))
+        ((h >> 32) as u32) & (SHARDS as u32 - 1)
+    }
+
+    fn locate(&self, key: &StateKey) -> (u64, u32) {
+        let h = self.hash_key(key);
+        (h, Self::shard_of(h))
     }
 
     /// The cell `r` names. `r` must come from this `MvMemory` (every `CellRef` does: they
@@ -401,13 +410,24 @@ impl MvMemory {
         }
     }
 
-    /// The key's cell through a worker's cache: a hit takes no shard lock.
-    pub(crate) fn cached_cell(&self, cache: &mut CellCache, key: &StateKey) -> CellRef {
-        self.cached_slot(cache, key).cell
+    /// The cell of `key`, whose [`Self::hash_key`] is `h`, through a worker's cache: a hit
+    /// takes no shard lock.
+    pub(crate) fn cached_cell_hashed(
+        &self,
+        cache: &mut CellCache,
+        key: &StateKey,
+        h: u64,
+    ) -> CellRef {
+        self.cached_slot(cache, key, h).cell
     }
 
-    fn cached_slot<'c>(&self, cache: &'c mut CellCache, key: &StateKey) -> &'c mut CachedCell {
-        let (h, shard) = self.locate(key);
+    fn cached_slot<'c>(
+        &self,
+        cache: &'c mut CellCache,
+        key: &StateKey,
+        h: u64,
+    ) -> &'c mut CachedCell {
+        let shard = Self::shard_of(h);
         let i = (h as usize) & (CELL_CACHE_SLOTS - 1);
         let hit = matches!(&cache.slots[i], Some(c) if c.hash == h && self.at(c.cell).key == *key);
         if !hit {
@@ -431,10 +451,11 @@ impl MvMemory {
         &self,
         cache: &mut CellCache,
         key: &StateKey,
+        h: u64,
         txn: TxIndex,
         base: impl FnOnce() -> Result<Option<StateValue>, String>,
     ) -> Result<(CellRef, CachedRead), String> {
-        let slot = self.cached_slot(cache, key);
+        let slot = self.cached_slot(cache, key, h);
         let cell = slot.cell;
         let read = match self.at(cell).read_below(txn) {
             MvRead::Version {
@@ -725,8 +746,8 @@ mod tests {
     fn record_reports_new_paths_and_removes_stale_writes() {
         let mem = MvMemory::new(3);
         let (a, b) = (
-            mem.cached_cell(&mut CellCache::new(0), &key(1)),
-            mem.cached_cell(&mut CellCache::new(0), &key(2)),
+            mem.cached_cell_hashed(&mut CellCache::new(0), &key(1), mem.hash_key(&key(1))),
+            mem.cached_cell_hashed(&mut CellCache::new(0), &key(2), mem.hash_key(&key(2))),
         );
         let r = ok_receipt();
         // A new path nobody above has read: no revalidation needed.
@@ -769,7 +790,7 @@ mod tests {
     #[test]
     fn reads_at_or_below_the_writer_do_not_count() {
         let mem = MvMemory::new(3);
-        let c = mem.cached_cell(&mut CellCache::new(0), &key(3));
+        let c = mem.cached_cell_hashed(&mut CellCache::new(0), &key(3), mem.hash_key(&key(3)));
         assert_eq!(mem.read(&key(3), 1), MvRead::Storage);
         assert_eq!(mem.read(&key(3), 0), MvRead::Storage);
         let r = ok_receipt();
