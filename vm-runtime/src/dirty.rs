@@ -369,6 +369,58 @@ pub(crate) fn instrument(code: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    /// Random valid modules (wasm-smith, limited to what deploy accepts: one 32-bit memory,
+    /// no SIMD, threads, GC, exceptions or tail calls) stay valid once instrumented, and
+    /// export the dirty global.
+    #[test]
+    fn instrumented_random_modules_stay_valid() {
+        let mut data = vec![0u8; 4096];
+        let mut seed = vm_state::testing::rng(0xd1_27);
+        let mut done = 0;
+        for _ in 0..300 {
+            for b in data.iter_mut() {
+                *b = seed() as u8;
+            }
+            let mut u = arbitrary::Unstructured::new(&data);
+            let cfg = wasm_smith::Config {
+                simd_enabled: false,
+                relaxed_simd_enabled: false,
+                threads_enabled: false,
+                memory64_enabled: false,
+                gc_enabled: false,
+                exceptions_enabled: false,
+                tail_call_enabled: false,
+                max_memories: 1,
+                min_memories: 1,
+                export_everything: true,
+                ..Default::default()
+            };
+            let Ok(m) = wasm_smith::Module::new(cfg, &mut u) else {
+                continue;
+            };
+            let bytes = m.to_bytes();
+            if !wasmparser::Parser::new(0)
+                .parse_all(&bytes)
+                .any(|p| matches!(p, Ok(Payload::ExportSection(_))))
+            {
+                continue;
+            }
+            let out = instrument(&bytes).expect("instrumentation of a valid module");
+            wasmparser::Validator::new()
+                .validate_all(&out)
+                .unwrap_or_else(|e| panic!("instrumented module invalid: {e}"));
+            let exported = wasmparser::Parser::new(0).parse_all(&out).any(|p| match p {
+                Ok(Payload::ExportSection(s)) => s
+                    .into_iter()
+                    .any(|e| e.map(|e| e.name == DIRTY_EXPORT).unwrap_or(false)),
+                _ => false,
+            });
+            assert!(exported, "dirty global not exported");
+            done += 1;
+        }
+        assert!(done > 100, "only {done} modules generated");
+    }
+
     #[test]
     fn range_mask_marks_every_touched_chunk() {
         assert_eq!(range_mask(0, 0), 0);
