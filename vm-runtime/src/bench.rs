@@ -273,16 +273,26 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             } else {
                 Vec::new()
             };
+            let ceilings: Vec<Ceiling> = ceiling_threads
+                .iter()
+                .map(|&t| Ceiling::new(&vm, &b, t))
+                .collect::<Result<_, _>>()?;
             let mut ceiling_times: Vec<Vec<Duration>> =
                 vec![Vec::with_capacity(repeats); ceiling_threads.len()];
             for _ in 0..repeats {
-                for (i, &t) in ceiling_threads.iter().enumerate() {
-                    ceiling_times[i].push(concurrent_sequential(&vm, &b, t)?);
+                for (i, c) in ceilings.iter().enumerate() {
+                    vm_state::wait_for_freed_memory();
+                    ceiling_times[i].push(c.run(&b)?);
                 }
+                // Each timed run starts once the blocks before it are freed (the executor
+                // frees a block's memory on a thread of its own, which would otherwise run
+                // during the next timed run).
+                vm_state::wait_for_freed_memory();
                 let t = Instant::now();
                 run_seq()?;
                 seq_times.push(t.elapsed());
                 for (i, par) in executors.iter().enumerate() {
+                    vm_state::wait_for_freed_memory();
                     let t = Instant::now();
                     let o = run_par(par)?;
                     par_times[i].push(t.elapsed());
@@ -330,54 +340,57 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
     Ok(out)
 }
 
-/// Runs the sequential block on `t` threads at once (released together by a barrier), each
-/// with its own executor and its own deep copy of the state (values are `Arc`s: shared ones
-/// would make the threads contend on their reference counts), and returns the wall time
-/// until the last one finished.
-fn concurrent_sequential(vm: &Arc<Vm>, b: &BenchBlock, t: usize) -> Result<Duration, BenchError> {
-    let copies: Vec<(VmExecutor, BTreeMap<StateKey, StateValue>)> = (0..t)
-        .map(|_| -> Result<_, BenchError> {
-            let state = b
-                .state
-                .iter()
-                .map(|(k, v)| (k.clone(), StateValue::from(&v[..])))
-                .collect();
-            // SUPERVM_BENCH_CEILING=own-vm: each thread also gets its own engine and module
-            // cache (warmed by one untimed run), to tell engine contention from the machine.
-            let exec = if std::env::var("SUPERVM_BENCH_CEILING").as_deref() == Ok("own-vm") {
-                let own = Vm::new(vm.config().clone()).map(Arc::new)?;
-                let e = VmExecutor::new(own);
-                execute_block_sequential(&e, &b.txs, &b.env, &state)
-                    .map_err(|e| BenchError::Block(e.to_string()))?;
-                e
-            } else {
-                VmExecutor::new(Arc::clone(vm))
-            };
-            Ok((exec, state))
-        })
-        .collect::<Result<_, _>>()?;
-    let barrier = std::sync::Barrier::new(t + 1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = copies
-            .iter()
-            .map(|(exec, state)| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    barrier.wait();
-                    execute_block_sequential(exec, &b.txs, &b.env, state)
-                        .map(|_| ())
-                        .map_err(|e| BenchError::Block(e.to_string()))
-                })
+/// The sequential block on `t` threads at once (`SUPERVM_BENCH_CEILING`): a pool of `t`
+/// threads made once, each thread with its own executor and its own deep copy of the state
+/// (values are `Arc`s: shared ones would make the threads contend on their reference counts),
+/// warmed by one untimed run on its own thread (thread-local allocator heaps, instances).
+struct Ceiling {
+    pool: rayon::ThreadPool,
+    copies: Vec<(VmExecutor, BTreeMap<StateKey, StateValue>)>,
+}
+
+impl Ceiling {
+    fn new(vm: &Arc<Vm>, b: &BenchBlock, t: usize) -> Result<Self, BenchError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .thread_name(|i| format!("ceiling-{i}"))
+            .build()
+            .map_err(|e| BenchError::Block(e.to_string()))?;
+        let copies = (0..t)
+            .map(|_| {
+                // SUPERVM_BENCH_CEILING=own-vm: each thread also gets its own engine and
+                // module cache, to tell engine contention from the machine.
+                let exec = if std::env::var("SUPERVM_BENCH_CEILING").as_deref() == Ok("own-vm") {
+                    VmExecutor::new(Vm::new(vm.config().clone()).map(Arc::new)?)
+                } else {
+                    VmExecutor::new(Arc::clone(vm))
+                };
+                let state = b
+                    .state
+                    .iter()
+                    .map(|(k, v)| (k.clone(), StateValue::from(&v[..])))
+                    .collect();
+                Ok((exec, state))
             })
-            .collect();
-        barrier.wait();
+            .collect::<Result<_, BenchError>>()?;
+        let c = Self { pool, copies };
+        c.run(b)?;
+        Ok(c)
+    }
+
+    /// Runs every copy at once, one per pool thread; the wall time until the last finished.
+    fn run(&self, b: &BenchBlock) -> Result<Duration, BenchError> {
         let start = Instant::now();
-        for h in handles {
-            h.join()
-                .map_err(|_| BenchError::Block("a ceiling thread panicked".into()))??;
-        }
-        Ok(start.elapsed())
-    })
+        let results = self.pool.broadcast(|ctx| {
+            let (exec, state) = &self.copies[ctx.index()];
+            execute_block_sequential(exec, &b.txs, &b.env, state)
+                .map(|_| ())
+                .map_err(|e| BenchError::Block(e.to_string()))
+        });
+        let elapsed = start.elapsed();
+        results.into_iter().collect::<Result<(), _>>()?;
+        Ok(elapsed)
+    }
 }
 
 /// Iterations of [`alu_work`] per run (about a second on one core of the dev machine).

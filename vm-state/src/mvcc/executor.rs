@@ -434,22 +434,49 @@ type Garbage = Box<dyn Send>;
 /// 2-core dev machine the end of a 10,000-transaction block took 7.7 ms median (2.7-23.6)
 /// against 3.1 ms (2.8-3.7) with this thread.
 fn drop_later(v: Garbage) {
-    static FREE: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
-    let tx = FREE.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Garbage>();
+    if let Some(tx) = free_thread() {
+        if let Err(mpsc::SendError(Freed::Drop(v))) = tx.send(Freed::Drop(v)) {
+            drop(v);
+        }
+    }
+}
+
+/// What the free thread is sent: memory to drop, or a request to say when it got there.
+enum Freed {
+    Drop(Garbage),
+    Flush(mpsc::SyncSender<()>),
+}
+
+fn free_thread() -> Option<&'static mpsc::Sender<Freed>> {
+    static FREE: OnceLock<Option<mpsc::Sender<Freed>>> = OnceLock::new();
+    FREE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Freed>();
         std::thread::Builder::new()
             .name("supervm-free".into())
             .spawn(move || {
-                for v in rx {
-                    drop(v);
+                for f in rx {
+                    match f {
+                        Freed::Drop(v) => drop(v),
+                        Freed::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
             })
             .ok()
             .map(|_| tx)
-    });
-    if let Some(tx) = tx {
-        if let Err(mpsc::SendError(v)) = tx.send(v) {
-            drop(v);
+    })
+    .as_ref()
+}
+
+/// Waits until every block's memory handed to the free thread so far has been freed. For
+/// benchmarks: without it, freeing the previous block's memory (milliseconds) runs during
+/// the next timed run and, on a machine with few cores, slows it down.
+pub fn wait_for_freed_memory() {
+    if let Some(tx) = free_thread() {
+        let (done, wait) = mpsc::sync_channel(1);
+        if tx.send(Freed::Flush(done)).is_ok() {
+            let _ = wait.recv();
         }
     }
 }

@@ -87,7 +87,9 @@ mod view;
 
 use serde::{Deserialize, Serialize};
 
-pub use executor::{execute_block_sequential, global_sequential_fallbacks, ParallelExecutor};
+pub use executor::{
+    execute_block_sequential, global_sequential_fallbacks, wait_for_freed_memory, ParallelExecutor,
+};
 pub use memory::MvMemory;
 pub use scheduler::Scheduler;
 
