@@ -558,6 +558,8 @@ fn bench(
 }
 
 fn main() {
+    // Keep freed block memory mapped for a while (`vm_runtime::alloc_tuning`).
+    vm_runtime::alloc_tuning::tune_mimalloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -21,6 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vm_runtime::bench::{execution_suite, format_report, ExecutionBenchOptions, Workload};
 
 fn main() -> anyhow::Result<()> {
+    // The node's allocator setting (`vm_runtime::alloc_tuning`), so these figures match it.
+    vm_runtime::alloc_tuning::tune_mimalloc();
     let args: Vec<String> = std::env::args().collect();
     let mut opts = ExecutionBenchOptions::default();
     if args.iter().any(|a| a == "--quick") {

@@ -16,6 +16,7 @@
 //! - [`contracts`]: the shipped WAT contracts (token, counter map) and input builders.
 #![deny(unsafe_code)]
 
+pub mod alloc_tuning;
 pub mod bench;
 pub mod config;
 pub mod contracts;
