@@ -432,16 +432,8 @@ fn state(cfg: NodeConfig, what: StateCmd) -> Result<()> {
         bail!("no database at {}", path.display());
     }
     let store = vm_state::RedbStore::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    if store.latest()?.is_some() {
-        let layout = store.get(&node_core::pipeline::layout_key())?;
-        if layout.as_deref() != Some(&[node_core::pipeline::STATE_LAYOUT][..]) {
-            bail!(
-                "{} holds an older state layout (before account records); re-import the chain \
-                 into a new data directory",
-                path.display()
-            );
-        }
-    }
+    node_core::pipeline::check_state_layout(&store)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     match what {
         StateCmd::Head => {
             let Some(info) = store.latest()? else {

@@ -87,6 +87,26 @@ pub fn layout_key() -> StateKey {
 /// without this record hold layout 1 (separate balance and nonce entries) and are refused.
 pub const STATE_LAYOUT: u8 = 2;
 
+/// Checks that a store holding a chain was started with [`STATE_LAYOUT`] (an empty store
+/// passes). `Err` says what the data directory holds and what to do.
+pub fn check_state_layout(store: &dyn StateStore) -> Result<()> {
+    if store.latest().map_err(Node::store_err)?.is_none() {
+        return Ok(());
+    }
+    let layout = store
+        .get(&layout_key())
+        .map_err(Node::store_err)?
+        .map(|v| v.to_vec());
+    if layout.as_deref() == Some(&[STATE_LAYOUT][..]) {
+        return Ok(());
+    }
+    Err(NodeError::Store(format!(
+        "the data directory holds state layout {} and this build reads layout \
+         {STATE_LAYOUT} (account records); re-import the chain into a new data directory",
+        layout.map_or("1".to_string(), |l| format!("{l:?}"))
+    )))
+}
+
 fn head_value(height: u64, hash: &[u8; 32]) -> StateValue {
     let mut v = Vec::with_capacity(40);
     v.extend_from_slice(&height.to_le_bytes());
@@ -665,19 +685,7 @@ impl Node {
                     reason: "the data directory holds a different genesis".into(),
                 });
             }
-            let layout = self
-                .store
-                .get(&layout_key())
-                .map_err(Self::store_err)?
-                .map(|v| v.to_vec());
-            if layout.as_deref() != Some(&[STATE_LAYOUT][..]) {
-                return Err(NodeError::Store(format!(
-                    "the data directory holds state layout {} and this build reads layout \
-                     {STATE_LAYOUT} (account records); re-import the chain into a new data \
-                     directory",
-                    layout.map_or("1".to_string(), |l| format!("{l:?}"))
-                )));
-            }
+            check_state_layout(&*self.store)?;
             return Ok(head);
         }
         let mut ws = WriteSet::new();

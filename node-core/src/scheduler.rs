@@ -151,11 +151,6 @@ impl CostModel {
             Err(i) => self.classes.insert(i, (c, per, 1)),
         }
     }
-    /// Whether the size class of `n` has an observation.
-    pub fn has_class(&self, n: usize) -> bool {
-        let c = class_of(n);
-        self.classes.iter().any(|e| e.0 == c)
-    }
     /// Whether a size class within two of `n`'s (a quarter to four times the size) has an
     /// observation: close enough for [`CostModel::per_item_ns`] to predict `n`.
     pub fn has_near(&self, n: usize) -> bool {

@@ -12,7 +12,8 @@
 //! executor. `SUPERVM_BENCH_CEILING=1` adds `-ceiling` rows: the sequential block run on t
 //! threads at once, each its own copy, the most t cores of this machine give to perfectly
 //! independent work, and `alu` rows: a register-only loop on 1 and on t threads at once (what
-//! the cores give to work that shares nothing at all). Sequential and parallel runs alternate round by round (medians reported).
+//! the cores give to work that shares nothing at all). Sequential and parallel runs alternate
+//! round by round (medians reported).
 
 /// The allocator the `supervm` node runs with, so these figures match the node's.
 #[global_allocator]

@@ -221,6 +221,14 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
     threads.sort_unstable();
     threads.dedup();
     let repeats = opts.repeats.max(1);
+    // SUPERVM_BENCH_CEILING: the same sequential block run on t threads at once, each its
+    // own copy: what t cores give to perfectly independent work here (no executor can beat
+    // it), to tell Block-STM's overhead from the machine's limit.
+    let ceiling_threads: Vec<usize> = if std::env::var_os("SUPERVM_BENCH_CEILING").is_some() {
+        threads.iter().copied().filter(|&t| t > 1).collect()
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::new();
     for &workload in &opts.workloads {
         for &accounts in &opts.accounts {
@@ -264,15 +272,6 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             let mut seq_times = Vec::with_capacity(repeats);
             let mut par_times: Vec<Vec<Duration>> =
                 vec![Vec::with_capacity(repeats); executors.len()];
-            // SUPERVM_BENCH_CEILING: the same sequential block run on t threads at once,
-            // each its own copy: what t cores give to perfectly independent work here (no
-            // executor can beat it), to tell Block-STM's overhead from the machine's limit.
-            let ceiling = std::env::var_os("SUPERVM_BENCH_CEILING").is_some();
-            let ceiling_threads: Vec<usize> = if ceiling {
-                threads.iter().copied().filter(|&t| t > 1).collect()
-            } else {
-                Vec::new()
-            };
             let ceilings: Vec<Ceiling> = ceiling_threads
                 .iter()
                 .map(|&t| Ceiling::new(&vm, &b, t))
@@ -328,8 +327,8 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             }
         }
     }
-    if std::env::var_os("SUPERVM_BENCH_CEILING").is_some() {
-        out.extend(alu_ceiling(&threads, repeats, &device));
+    if !ceiling_threads.is_empty() {
+        out.extend(alu_ceiling(&ceiling_threads, repeats, &device));
     }
     out.extend(call_latency(
         &vm,
@@ -405,11 +404,10 @@ fn alu_work(iters: u64) -> u64 {
     std::hint::black_box(x)
 }
 
-/// `SUPERVM_BENCH_CEILING`: the same register-only loop on 1 thread (`alu-seq`) and on t
-/// threads at once (`alu-ceiling`), the speed-up t cores give to work that shares nothing at
-/// all (on a VM whose virtual cores share physical ones it stays well below t).
-fn alu_ceiling(threads: &[usize], repeats: usize, device: &str) -> Vec<BenchRecord> {
-    let multi: Vec<usize> = threads.iter().copied().filter(|&t| t > 1).collect();
+/// `SUPERVM_BENCH_CEILING`: the same register-only loop on 1 thread (`alu-seq`) and on each
+/// of `multi` thread counts at once (`alu-ceiling`), the speed-up t cores give to work that
+/// shares nothing at all.
+fn alu_ceiling(multi: &[usize], repeats: usize, device: &str) -> Vec<BenchRecord> {
     let mut one = Vec::with_capacity(repeats);
     let mut many: Vec<Vec<Duration>> = vec![Vec::with_capacity(repeats); multi.len()];
     for _ in 0..repeats.min(3) {

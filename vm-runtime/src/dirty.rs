@@ -145,34 +145,21 @@ struct Temps {
     count: u32,
 }
 
-fn store_value_local(op: &Operator<'_>, t: &Temps) -> Option<u32> {
+/// For a store operator: the temporary local that holds its value while the chunk is
+/// marked, and its static offset. `None` for every other operator.
+fn store(op: &Operator<'_>, t: &Temps) -> Option<(u32, u64)> {
     Some(match op {
-        Operator::I32Store { .. } | Operator::I32Store8 { .. } | Operator::I32Store16 { .. } => {
-            t.i32v
-        }
-        Operator::I64Store { .. }
-        | Operator::I64Store8 { .. }
-        | Operator::I64Store16 { .. }
-        | Operator::I64Store32 { .. } => t.i64v,
-        Operator::F32Store { .. } => t.f32v,
-        Operator::F64Store { .. } => t.f64v,
-        _ => return None,
-    })
-}
-
-fn store_offset(op: &Operator<'_>) -> u64 {
-    match op {
         Operator::I32Store { memarg }
         | Operator::I32Store8 { memarg }
-        | Operator::I32Store16 { memarg }
-        | Operator::I64Store { memarg }
+        | Operator::I32Store16 { memarg } => (t.i32v, memarg.offset),
+        Operator::I64Store { memarg }
         | Operator::I64Store8 { memarg }
         | Operator::I64Store16 { memarg }
-        | Operator::I64Store32 { memarg }
-        | Operator::F32Store { memarg }
-        | Operator::F64Store { memarg } => memarg.offset,
-        _ => 0,
-    }
+        | Operator::I64Store32 { memarg } => (t.i64v, memarg.offset),
+        Operator::F32Store { memarg } => (t.f32v, memarg.offset),
+        Operator::F64Store { memarg } => (t.f64v, memarg.offset),
+        _ => return None,
+    })
 }
 
 impl Instrument {
@@ -222,9 +209,9 @@ impl Instrument {
         let mut reader = func.get_operators_reader().map_err(|e| e.to_string())?;
         while !reader.eof() {
             let op = reader.read().map_err(|e| e.to_string())?;
-            if let Some(v) = store_value_local(&op, &t) {
+            if let Some((v, offset)) = store(&op, &t) {
                 // [addr, value] -> mark the chunk of addr + offset, then store as before.
-                let offset = store_offset(&op) as i64;
+                let offset = offset as i64;
                 emit(
                     &mut f,
                     &[I::LocalSet(v), I::LocalSet(t.addr), I::GlobalGet(g)],
