@@ -28,7 +28,7 @@ use vm_runtime::executor::VmExecutor;
 use vm_runtime::tx::{Transaction, TxKind};
 use vm_runtime::vm::Vm;
 use vm_state::{
-    Account, BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView,
+    Access, Account, BlockEnv, ReadError, Receipt, StateKey, StateReader, StateValue, StateView,
     TxExecutor, TxStatus, WriteSet,
 };
 use zk_privacy::pool::{AppendedNotes, Buffered, PrivacyPool, PrivacyState};
@@ -220,6 +220,27 @@ impl TxExecutor for NodeExecutor {
         self.vm.new_worker()
     }
 
+    /// WASM-executed kinds as [`VmExecutor`] declares them; a privacy transaction declares
+    /// its sender's record and its two nullifiers (written). The other keys it reads (the
+    /// pool's metadata and root history) are written only by the end-of-block note append,
+    /// after execution, so they need no declaration.
+    fn declare_access(&self, tx: &Transaction, out: &mut Vec<(StateKey, Access)>) -> bool {
+        let TxKind::Privacy(payload) = &tx.kind else {
+            return self.vm.declare_access(tx, out);
+        };
+        out.push((StateKey::account(&tx.sender_address()), Access::Write));
+        // A payload that does not decode is rejected after reading only the sender.
+        if let Ok(public) = zk_privacy::PrivacyTransfer::decode_public(payload) {
+            out.extend(public.nullifiers.iter().map(|nf| {
+                (
+                    StateKey::privacy(&zk_privacy::pool::nullifier_key(nf)),
+                    Access::Write,
+                )
+            }));
+        }
+        true
+    }
+
     fn execute(
         &self,
         worker: &mut Self::Worker,
@@ -398,5 +419,68 @@ mod tests {
         let mut transfer_failed = all;
         transfer_failed[1] = receipt(TxStatus::Rejected("nonce".into()));
         assert!(early.matches(&txs, &transfer_failed));
+    }
+
+    /// Privacy transactions from distinct senders, some spending a nullifier an earlier one
+    /// spent (the later one must be the one rejected), mixed with native transfers: every
+    /// transaction declares, the block runs on the dependency graph, and the result is the
+    /// sequential one.
+    #[test]
+    fn declared_privacy_blocks_equal_sequential() {
+        let vm = Arc::new(Vm::new(vm_runtime::VmConfig::default()).expect("vm"));
+        let exec = NodeExecutor::new(vm, PrivacyPool::new(2, 8).expect("pool"));
+        let mut txs = Vec::new();
+        for k in 0..300u64 {
+            // Every seventh transfer reuses the nullifiers of the transfer five before it.
+            let nf = if k % 7 == 6 { k - 5 } else { k };
+            let mut tx = privacy_tx(nf);
+            tx.sender = [0; 32];
+            tx.sender[..8].copy_from_slice(&k.to_le_bytes());
+            tx.nonce = 0;
+            txs.push(tx);
+            if k % 3 == 0 {
+                let mut from = [0x77; 32];
+                from[..8].copy_from_slice(&k.to_le_bytes());
+                txs.push(Transaction::new_unsigned(
+                    1,
+                    from,
+                    0,
+                    100_000,
+                    0,
+                    TxKind::Transfer {
+                        to: [9; 20],
+                        amount: 0,
+                    },
+                ));
+            }
+        }
+        let mut declared = Vec::new();
+        assert!(exec.declare_access(&txs[0], &mut declared));
+        assert_eq!(declared.len(), 3, "sender and two nullifiers");
+        let env = BlockEnv {
+            number: 1,
+            timestamp: 1,
+            chain_id: 1,
+        };
+        let base = vm_state::EmptyState;
+        let seq = vm_state::execute_block_sequential(&exec, &txs, &env, &base).expect("seq");
+        let spent = seq
+            .receipts
+            .iter()
+            .filter(|r| matches!(&r.status, TxStatus::Rejected(m) if m.contains("spent")))
+            .count();
+        assert!(spent >= 40, "double spends are rejected ({spent})");
+        for threads in [2, 4, 8] {
+            let pe = vm_state::ParallelExecutor::new(threads).expect("pool");
+            for _ in 0..3 {
+                let out = pe
+                    .execute_block_declared(&exec, &txs, &env, &base)
+                    .expect("declared")
+                    .expect("every transaction declares");
+                assert_eq!(out.stats.declared_runs, 1);
+                assert_eq!(out.receipts, seq.receipts);
+                assert_eq!(out.write_set, seq.write_set);
+            }
+        }
     }
 }

@@ -285,6 +285,13 @@ impl DevWorkload {
                     let amount = self.rng.gen_range(1..100u128);
                     let input = contracts::token_transfer_input(&self.addrs[to], amount);
                     let token = self.token;
+                    // The two balance slots the transfer touches, declared: blocks of such
+                    // calls, transfers and privacy transactions run on the dependency graph
+                    // of their keys (`docs/ARCHITECTURE.md`).
+                    let access = vec![
+                        contracts::token_balance_key(&self.addrs[from]),
+                        contracts::token_balance_key(&self.addrs[to]),
+                    ];
                     self.signed(
                         from,
                         1_000_000,
@@ -292,6 +299,7 @@ impl DevWorkload {
                             contract: token,
                             input,
                             value: 0,
+                            access: Some(access),
                         },
                     )
                 }

@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             .filter_map(|x| match x.trim() {
                 "token" => Some(Workload::Token),
                 "native" => Some(Workload::Native),
+                "token-declared" => Some(Workload::TokenDeclared),
                 _ => None,
             })
             .collect();

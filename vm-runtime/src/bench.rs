@@ -30,6 +30,9 @@ pub enum Workload {
     Token,
     /// Native transfers of 1 unit.
     Native,
+    /// The same token calls, each declaring its two balance slots (`TxKind::Call::access`):
+    /// the block runs on the dependency graph of declared keys instead of Block-STM.
+    TokenDeclared,
 }
 
 impl Workload {
@@ -37,6 +40,7 @@ impl Workload {
         match self {
             Workload::Token => "token",
             Workload::Native => "native",
+            Workload::TokenDeclared => "token-declared",
         }
     }
 }
@@ -148,6 +152,16 @@ pub fn prepare_block(
                     contract: token,
                     input: contracts::token_transfer_input(&to, 1),
                     value: 0,
+                    access: None,
+                },
+                Workload::TokenDeclared => TxKind::Call {
+                    contract: token,
+                    input: contracts::token_transfer_input(&to, 1),
+                    value: 0,
+                    access: Some(vec![
+                        contracts::token_balance_key(&addrs[from]),
+                        contracts::token_balance_key(&to),
+                    ]),
                 },
                 Workload::Native => TxKind::Transfer { to, amount: 1 },
             };
@@ -250,9 +264,18 @@ pub fn execution_suite(opts: &ExecutionBenchOptions) -> Result<Vec<BenchRecord>,
             // executor (diagnosis; the reported figures use the adaptive executor).
             let force = std::env::var_os("SUPERVM_BENCH_FORCE_PARALLEL").is_some();
             let phases = std::env::var_os("SUPERVM_BENCH_PHASES").is_some();
+            // SUPERVM_BENCH_FORCE_DECLARED: the declared-access graph alone, at any thread
+            // count (diagnosis; blocks that do not declare fall back to the adaptive path).
+            let force_declared = std::env::var_os("SUPERVM_BENCH_FORCE_DECLARED").is_some();
             let run_par = |par: &ParallelExecutor| {
                 if force {
                     par.execute_block_parallel(&b.exec, &b.txs, &b.env, &b.state)
+                } else if force_declared {
+                    match par.execute_block_declared(&b.exec, &b.txs, &b.env, &b.state) {
+                        Ok(Some(out)) => Ok(out),
+                        Ok(None) => par.execute_block(&b.exec, &b.txs, &b.env, &b.state),
+                        Err(e) => Err(e),
+                    }
                 } else {
                     par.execute_block(&b.exec, &b.txs, &b.env, &b.state)
                 }
@@ -447,8 +470,10 @@ fn alu_ceiling(multi: &[usize], repeats: usize, device: &str) -> Vec<BenchRecord
 fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecStats) {
     let p = &s.profile;
     eprintln!(
-        "{name} {threads} thr: total {:.2} ms, parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {} probe skips {}",
+        "{name} {threads} thr: total {:.2} ms, plan {:.2} ms (depth {}), parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {} probe skips {}",
         total.as_secs_f64() * 1e3,
+        s.plan_ns as f64 / 1e6,
+        s.graph_depth,
         s.parallel_ns as f64 / 1e6,
         s.finish_ns as f64 / 1e6,
         s.sequential_ns as f64 / 1e6,

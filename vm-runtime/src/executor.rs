@@ -23,13 +23,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use vm_state::{
-    Account, Address, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
-    TxStatus,
+    Access, Account, Address, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView,
+    TxExecutor, TxStatus,
 };
 
 use crate::host::CallContext;
 use crate::instance::{CallOutcome, CallResult, Entry, VmWorker};
-use crate::tx::{contract_address, Transaction, TxKind};
+use crate::tx::{contract_address, Transaction, TxKind, MAX_DECLARED_SLOTS};
 use crate::vm::Vm;
 
 /// Message of the `Rejected` status of privacy transactions.
@@ -70,9 +70,14 @@ impl VmExecutor {
             TxKind::Deploy { code } => g
                 .tx_base
                 .saturating_add(g.deploy_per_byte.saturating_mul(code.len() as u64)),
-            TxKind::Call { input, .. } => g
-                .tx_base
-                .saturating_add(g.input_per_byte.saturating_mul(input.len() as u64)),
+            TxKind::Call { input, access, .. } => {
+                // A declared slot costs its bytes and its 4-byte length, like input.
+                let declared: usize = access.iter().flatten().map(|s| s.len() + 4).sum();
+                g.tx_base.saturating_add(
+                    g.input_per_byte
+                        .saturating_mul(input.len().saturating_add(declared) as u64),
+                )
+            }
             TxKind::Privacy(_) => return None,
         })
     }
@@ -158,6 +163,41 @@ impl TxExecutor for VmExecutor {
         self.idle.lock().pop().unwrap_or_default()
     }
 
+    /// Native transfers declare their two account records; calls with an access list
+    /// declare the sender's record, the contract's record if value moves, the contract's
+    /// code hash (read) and the listed storage slots (the host traps any other storage
+    /// access, so the list holds in every mode; the code blob, never written outside a
+    /// deploy, needs no declaration). Deploys, calls without a list and privacy
+    /// transactions do not declare, so a block containing them runs with Block-STM.
+    fn declare_access(&self, tx: &Transaction, out: &mut Vec<(StateKey, Access)>) -> bool {
+        match &tx.kind {
+            TxKind::Transfer { to, .. } => {
+                out.push((StateKey::account(&tx.sender_address()), Access::Write));
+                out.push((StateKey::account(to), Access::Write));
+                true
+            }
+            TxKind::Call {
+                contract,
+                value,
+                access: Some(slots),
+                ..
+            } => {
+                out.push((StateKey::account(&tx.sender_address()), Access::Write));
+                if *value > 0 {
+                    out.push((StateKey::account(contract), Access::Write));
+                }
+                out.push((StateKey::code(contract), Access::Read));
+                out.extend(
+                    slots
+                        .iter()
+                        .map(|s| (StateKey::storage(contract, s), Access::Write)),
+                );
+                true
+            }
+            TxKind::Deploy { .. } | TxKind::Call { access: None, .. } | TxKind::Privacy(_) => false,
+        }
+    }
+
     fn recycle_worker(&self, worker: VmWorker) {
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE_WORKERS {
@@ -188,6 +228,15 @@ impl TxExecutor for VmExecutor {
                     "code of {} bytes exceeds {}",
                     code.len(),
                     cfg.max_code_bytes
+                )))
+            }
+            TxKind::Call {
+                access: Some(slots),
+                ..
+            } if slots.len() > MAX_DECLARED_SLOTS => {
+                return Ok(rejected(format!(
+                    "{} declared slots exceed {MAX_DECLARED_SLOTS}",
+                    slots.len()
                 )))
             }
             TxKind::Call { input, .. } if input.len() > cfg.max_input_bytes => {
@@ -255,6 +304,7 @@ impl TxExecutor for VmExecutor {
                 contract,
                 input,
                 value,
+                ..
             } => self.call(
                 worker,
                 tx,
@@ -347,6 +397,7 @@ impl VmExecutor {
             Entry::Init,
             ctx,
             &[],
+            None,
             tx.gas_limit - intrinsic,
             view,
         )?;
@@ -434,12 +485,17 @@ impl VmExecutor {
             block_number: env.number,
             timestamp: env.timestamp,
         };
+        let access = match &tx.kind {
+            TxKind::Call { access, .. } => access.as_deref(),
+            _ => None,
+        };
         let r = worker.call(
             &self.vm,
             &contract,
             Entry::Call,
             ctx,
             input,
+            access,
             tx.gas_limit - intrinsic,
             view,
         );

@@ -168,6 +168,27 @@ pub(crate) struct HostState {
     /// Chunks of linear memory host calls wrote since the last reset
     /// ([`crate::dirty::range_mask`]).
     pub(crate) written: u64,
+    /// Whether the call declared its storage slots (`TxKind::Call::access`); they are
+    /// `declared`, concatenated, each ending at the next offset of `declared_ends` (buffers
+    /// reused from call to call).
+    pub(crate) declared_on: bool,
+    pub(crate) declared: Vec<u8>,
+    pub(crate) declared_ends: Vec<usize>,
+}
+
+impl HostState {
+    /// Whether the call may touch storage slot `slot`.
+    fn may_touch(&self, slot: &[u8]) -> bool {
+        if !self.declared_on {
+            return true;
+        }
+        let mut start = 0;
+        self.declared_ends.iter().any(|&end| {
+            let hit = &self.declared[start..end] == slot;
+            start = end;
+            hit
+        })
+    }
 }
 
 impl HostState {
@@ -184,14 +205,29 @@ impl HostState {
             events: Vec::new(),
             return_data: Vec::new(),
             written: 0,
+            declared_on: false,
+            declared: Vec::new(),
+            declared_ends: Vec::new(),
         }
     }
 
     /// Forgets everything a previous call left.
-    pub(crate) fn reset_call(&mut self, ctx: CallContext, input: &[u8]) {
+    pub(crate) fn reset_call(
+        &mut self,
+        ctx: CallContext,
+        input: &[u8],
+        access: Option<&[Vec<u8>]>,
+    ) {
         self.ctx = ctx;
         self.input.clear();
         self.input.extend_from_slice(input);
+        self.declared.clear();
+        self.declared_ends.clear();
+        self.declared_on = access.is_some();
+        for slot in access.unwrap_or_default() {
+            self.declared.extend_from_slice(slot);
+            self.declared_ends.push(self.declared.len());
+        }
         self.overlay.clear();
         self.events.clear();
         self.return_data.clear();
@@ -240,12 +276,18 @@ fn read_mem(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostRes
     Ok(data[r].to_vec())
 }
 
+/// Trap message of a storage access outside a call's declared slots.
+pub const NOT_DECLARED: &str = "storage slot outside the transaction's declared access list";
+
 /// The storage key of this contract whose contract-side part is `len` bytes at `ptr`, built
 /// straight from memory (no intermediate copy).
 fn storage_key(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostResult<StateKey> {
     let mem = memory(caller)?;
     let (data, state) = mem.data_and_store_mut(&mut *caller);
     let r = range(ptr, len, data.len())?;
+    if !state.may_touch(&data[r.clone()]) {
+        return Err(trap(NOT_DECLARED));
+    }
     Ok(StateKey::storage(&state.ctx.this, &data[r]))
 }
 

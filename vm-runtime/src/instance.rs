@@ -277,6 +277,7 @@ impl VmWorker {
             Entry::Call,
             ctx,
             req.input,
+            None,
             req.gas_limit,
             view,
         )?;
@@ -300,6 +301,7 @@ impl VmWorker {
         entry: Entry,
         ctx: CallContext,
         input: &[u8],
+        access: Option<&[Vec<u8>]>,
         gas: u64,
         view: &mut dyn StateView,
     ) -> Result<CallResult, ReadError> {
@@ -328,7 +330,7 @@ impl VmWorker {
                 }
             },
         };
-        store.data_mut().reset_call(ctx, input);
+        store.data_mut().reset_call(ctx, input, access);
         store.set_fuel(gas).map_err(node_error)?;
         *dirty = true;
         store.data_mut().view.set(view);

@@ -60,6 +60,12 @@ pub enum TxKind {
         contract: Address,
         input: Vec<u8>,
         value: u128,
+        /// The contract storage slots (the contract-side key bytes the contract passes to
+        /// the storage host calls) the call may touch, or `None`: any. With a list, a storage
+        /// access outside it traps the call (status `Trap`, in every execution mode), and a
+        /// block whose transactions all declare their keys runs on the dependency graph of
+        /// those keys instead of Block-STM (`docs/ARCHITECTURE.md`). Signed like every field.
+        access: Option<Vec<Vec<u8>>>,
     },
     /// A privacy transaction (shielded transfer); the payload is interpreted by the node's
     /// privacy pipeline, which executes it. The WASM executor rejects it.
@@ -85,6 +91,10 @@ const KIND_TRANSFER: u8 = 0;
 const KIND_DEPLOY: u8 = 1;
 const KIND_CALL: u8 = 2;
 const KIND_PRIVACY: u8 = 3;
+/// A call with a declared access list (`TxKind::Call` with `access: Some`).
+const KIND_CALL_DECLARED: u8 = 4;
+/// Most storage slots a call may declare.
+pub const MAX_DECLARED_SLOTS: usize = 256;
 
 impl Transaction {
     /// An unsigned transaction (zero signature) from the public key of `sender`.
@@ -134,11 +144,22 @@ impl Transaction {
                 contract,
                 input,
                 value,
+                access,
             } => {
-                out.push(KIND_CALL);
+                out.push(if access.is_some() {
+                    KIND_CALL_DECLARED
+                } else {
+                    KIND_CALL
+                });
                 out.extend_from_slice(contract);
                 out.extend_from_slice(&value.to_le_bytes());
                 put_bytes(out, input);
+                if let Some(slots) = access {
+                    out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+                    for slot in slots {
+                        put_bytes(out, slot);
+                    }
+                }
             }
             TxKind::Privacy(payload) => {
                 out.push(KIND_PRIVACY);
@@ -173,14 +194,26 @@ impl Transaction {
                 amount: u128::from_le_bytes(r.array::<16>()?),
             },
             KIND_DEPLOY => TxKind::Deploy { code: r.bytes()? },
-            KIND_CALL => {
+            kind @ (KIND_CALL | KIND_CALL_DECLARED) => {
                 let contract = r.array::<20>()?;
                 let value = u128::from_le_bytes(r.array::<16>()?);
                 let input = r.bytes()?;
+                let access = if kind == KIND_CALL_DECLARED {
+                    let count = u32::from_le_bytes(r.array::<4>()?) as usize;
+                    if count > MAX_DECLARED_SLOTS {
+                        return Err(VmError::Decode(format!(
+                            "{count} declared slots exceed {MAX_DECLARED_SLOTS}"
+                        )));
+                    }
+                    Some((0..count).map(|_| r.bytes()).collect::<Result<Vec<_>>>()?)
+                } else {
+                    None
+                };
                 TxKind::Call {
                     contract,
                     input,
                     value,
+                    access,
                 }
             }
             KIND_PRIVACY => TxKind::Privacy(r.bytes()?),

@@ -24,7 +24,10 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(0);
-    let exec = SyntheticExecutor { work };
+    let exec = SyntheticExecutor {
+        work,
+        declare: false,
+    };
     let env = BlockEnv {
         number: 1,
         timestamp: 0,

@@ -13,7 +13,10 @@ fn main() -> anyhow::Result<()> {
     let threads: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let len: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let work: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(0);
-    let exec = SyntheticExecutor { work };
+    let exec = SyntheticExecutor {
+        work,
+        declare: false,
+    };
     let env = BlockEnv::default();
     let pe = ParallelExecutor::new(threads)?;
     println!("threads {threads}, {len} txs, work {work}");

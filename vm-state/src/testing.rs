@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::types::{
-    BlockEnv, Log, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor, TxStatus,
+    Access, BlockEnv, Log, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
+    TxStatus,
 };
 
 /// A synthetic transaction over keys `0..universe`.
@@ -38,6 +39,9 @@ pub enum SynthTx {
 pub struct SyntheticExecutor {
     /// Extra SHA-256 rounds per transaction (simulated VM cost).
     pub work: u32,
+    /// Declare each transaction's keys ([`TxExecutor::declare_access`]), so that blocks run
+    /// on the declared-access graph instead of Block-STM.
+    pub declare: bool,
 }
 
 /// Per-worker scratch state.
@@ -146,6 +150,24 @@ impl TxExecutor for SyntheticExecutor {
 
     fn new_worker(&self) -> SynthWorker {
         SynthWorker::default()
+    }
+
+    fn declare_access(&self, tx: &SynthTx, out: &mut Vec<(StateKey, Access)>) -> bool {
+        if !self.declare {
+            return false;
+        }
+        match tx {
+            SynthTx::Transfer { from, to, .. } => {
+                out.push((key(*from), Access::Write));
+                out.push((key(*to), Access::Write));
+            }
+            SynthTx::Mix { reads, writes, .. } => {
+                out.extend(reads.iter().map(|r| (key(*r), Access::Read)));
+                out.extend(writes.iter().map(|w| (key(*w), Access::Write)));
+            }
+            SynthTx::Toggle { key: k } => out.push((key(*k), Access::Write)),
+        }
+        true
     }
 
     fn execute(

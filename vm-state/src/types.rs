@@ -198,6 +198,27 @@ pub trait TxExecutor: Send + Sync {
         env: &BlockEnv,
         view: &mut dyn StateView,
     ) -> Result<Receipt, ReadError>;
+    /// The keys `tx` can touch, if they are known before it runs: appends them to `out` and
+    /// returns `true`, or returns `false` (the default: not known). The promise: executing
+    /// `tx` over any state writes no key outside its [`Access::Write`] entries and reads no
+    /// key outside `out`, except keys that no transaction of its block declares as written
+    /// (those hold their committed value all block long, e.g. a contract's code). Declaring
+    /// more than is touched is allowed. A block whose transactions all declare runs on a
+    /// dependency graph instead of Block-STM (see `mvcc::declared`); a broken promise is
+    /// caught there (the block is then re-run sequentially) and can never change a result.
+    fn declare_access(&self, tx: &Self::Tx, out: &mut Vec<(StateKey, Access)>) -> bool {
+        let _ = (tx, out);
+        false
+    }
+}
+
+/// How a transaction declares it uses a key ([`TxExecutor::declare_access`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Access {
+    /// Read only.
+    Read,
+    /// Read, written or deleted.
+    Write,
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ impl Account {
             contract,
             input,
             value: 0,
+            access: None,
         })
     }
 }

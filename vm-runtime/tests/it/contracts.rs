@@ -26,6 +26,7 @@ fn deploy_and_call(src: &str, gas: u64) -> (Chain, vm_runtime::Receipt, [u8; 20]
             contract: c,
             input: vec![],
             value: 0,
+            access: None,
         },
         gas,
     );
@@ -245,6 +246,7 @@ fn out_of_gas_in_host_call_rolls_back() {
             contract: c,
             input: vec![],
             value: 0,
+            access: None,
         },
         1_000 + 1_200,
     );
@@ -560,6 +562,7 @@ fn every_kind_of_memory_write_is_undone_before_the_next_call() {
                     contract: c,
                     input: vec![],
                     value: 0,
+                    access: None,
                 },
                 gas,
             )
@@ -594,6 +597,7 @@ fn every_kind_of_memory_write_is_undone_before_the_next_call() {
                     contract: c,
                     input,
                     value: 0,
+                    access: None,
                 },
                 gas,
             ));

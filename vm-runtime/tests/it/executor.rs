@@ -106,6 +106,7 @@ fn call_moves_value_only_on_success() {
         contract: counter,
         input: contracts::counter_increment_input(b"v"),
         value: 1234,
+        access: None,
     }));
     assert_eq!(r.status, TxStatus::Success);
     assert_eq!(chain.balance(&counter), 1234);
@@ -116,6 +117,7 @@ fn call_moves_value_only_on_success() {
         contract: counter,
         input: vec![9, 9],
         value: 1000,
+        access: None,
     }));
     assert_eq!(r.status, TxStatus::Revert);
     assert_eq!(chain.balance(&counter), 1234);

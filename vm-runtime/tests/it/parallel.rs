@@ -70,6 +70,16 @@ enum Op {
     BadNonce {
         from: usize,
     },
+    /// A token transfer declaring its two balance slots; `lie`: only the sender's (the host
+    /// then traps the call when it touches the receiver's); `value` moves native units to
+    /// the token contract.
+    TokenDeclared {
+        from: usize,
+        to: usize,
+        amount: u128,
+        value: u128,
+        lie: bool,
+    },
 }
 
 fn op(n: usize) -> impl Strategy<Value = Op> {
@@ -100,6 +110,7 @@ fn block(w: &World, ops: &[Op]) -> Vec<Transaction> {
                         contract: w.token,
                         input: contracts::token_transfer_input(&w.addrs[*to], *amount),
                         value: 0,
+                        access: None,
                     },
                     false,
                 ),
@@ -109,6 +120,7 @@ fn block(w: &World, ops: &[Op]) -> Vec<Transaction> {
                         contract: w.counter,
                         input: contracts::counter_increment_input(&[key % 8]),
                         value: 0,
+                        access: None,
                     },
                     false,
                 ),
@@ -120,6 +132,28 @@ fn block(w: &World, ops: &[Op]) -> Vec<Transaction> {
                     },
                     true,
                 ),
+                Op::TokenDeclared {
+                    from,
+                    to,
+                    amount,
+                    value,
+                    lie,
+                } => {
+                    let mut access = vec![contracts::token_balance_key(&w.addrs[*from])];
+                    if !lie {
+                        access.push(contracts::token_balance_key(&w.addrs[*to]));
+                    }
+                    (
+                        *from,
+                        TxKind::Call {
+                            contract: w.token,
+                            input: contracts::token_transfer_input(&w.addrs[*to], *amount),
+                            value: *value,
+                            access: Some(access),
+                        },
+                        false,
+                    )
+                }
             };
             let n = nonces.entry(from).or_insert(0);
             let nonce = if skip { *n + 5 } else { *n };
@@ -139,29 +173,44 @@ fn cases() -> u32 {
 }
 
 fn check(accounts: usize, ops_len: usize) {
+    check_with(accounts, op(accounts), ops_len, false);
+}
+
+/// Random blocks from `ops` against the sequential oracle, on 1..=8 threads: through
+/// Block-STM alone, or (`declared`) through the declared-access graph alone and then
+/// through the node's entry point `execute_block`.
+fn check_with(accounts: usize, ops: impl Strategy<Value = Op>, ops_len: usize, declared: bool) {
     let w = world(accounts);
     let executors: Vec<ParallelExecutor> = (1..=8)
         .map(|t| ParallelExecutor::new(t).expect("thread pool"))
         .collect();
+    let (exec, env, state) = (&w.chain.exec, &w.chain.env, &w.chain.state);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases()));
     runner
-        .run(
-            &proptest::collection::vec(op(accounts), 1..ops_len),
-            |ops| {
-                let txs = block(&w, &ops);
-                let seq =
-                    execute_block_sequential(&w.chain.exec, &txs, &w.chain.env, &w.chain.state)
-                        .expect("sequential");
-                for par in &executors {
-                    let out = par
-                        .execute_block_parallel(&w.chain.exec, &txs, &w.chain.env, &w.chain.state)
-                        .expect("parallel");
+        .run(&proptest::collection::vec(ops, 1..ops_len), |ops| {
+            let txs = block(&w, &ops);
+            let seq = execute_block_sequential(exec, &txs, env, state).expect("sequential");
+            for par in &executors {
+                let outs = if declared {
+                    let graph = par
+                        .execute_block_declared(exec, &txs, env, state)
+                        .expect("declared")
+                        .expect("every transaction declares");
+                    let node = par.execute_block(exec, &txs, env, state).expect("adaptive");
+                    prop_assert!(!node.stats.sequential_fallback);
+                    vec![graph, node]
+                } else {
+                    vec![par
+                        .execute_block_parallel(exec, &txs, env, state)
+                        .expect("parallel")]
+                };
+                for out in outs {
                     prop_assert_eq!(&out.receipts, &seq.receipts, "threads {}", par.threads());
                     prop_assert_eq!(&out.write_set, &seq.write_set, "threads {}", par.threads());
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
         .expect("parallel == sequential");
 }
 
@@ -183,4 +232,73 @@ fn parallel_equals_sequential_100_accounts() {
 #[test]
 fn parallel_equals_sequential_10000_accounts() {
     check(10_000, 200);
+}
+
+/// Blocks whose transactions all declare their keys: native transfers, token calls with
+/// access lists (some moving value, some lying about their slots, which the host traps), and
+/// bad nonces.
+fn declared_op(n: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..n, 0..n, 0u128..2_000).prop_map(|(from, to, amount)| Op::Native { from, to, amount }),
+        6 => (0..n, 0..n, 0u128..600, prop_oneof![3 => Just(0u128), 1 => 1u128..50], proptest::bool::weighted(0.1))
+            .prop_map(|(from, to, amount, value, lie)| Op::TokenDeclared { from, to, amount, value, lie }),
+        1 => (0..n).prop_map(|from| Op::BadNonce { from }),
+    ]
+}
+
+fn check_declared(accounts: usize, ops_len: usize) {
+    check_with(accounts, declared_op(accounts), ops_len, true);
+}
+
+#[test]
+fn declared_equals_sequential_2_accounts() {
+    check_declared(2, 60);
+}
+
+#[test]
+fn declared_equals_sequential_100_accounts() {
+    check_declared(100, 120);
+}
+
+#[test]
+fn declared_equals_sequential_10000_accounts() {
+    check_declared(10_000, 300);
+}
+
+/// A call that touches a storage slot it did not declare traps, in sequential and in
+/// graph execution alike: its writes are dropped, its nonce and fee stay.
+#[test]
+fn an_undeclared_slot_traps_the_call() {
+    let w = world(4);
+    let ops: Vec<Op> = (0..40)
+        .map(|i| Op::TokenDeclared {
+            from: i % 4,
+            to: (i + 1) % 4,
+            amount: 3,
+            value: 0,
+            lie: i % 5 == 0,
+        })
+        .collect();
+    let txs = block(&w, &ops);
+    let seq = execute_block_sequential(&w.chain.exec, &txs, &w.chain.env, &w.chain.state)
+        .expect("sequential");
+    for (i, r) in seq.receipts.iter().enumerate() {
+        if i % 5 == 0 {
+            assert_eq!(
+                r.status,
+                vm_runtime::TxStatus::Trap(vm_runtime::NOT_DECLARED.into()),
+                "tx {i}"
+            );
+            assert!(r.fee > 0, "a trapped call still pays");
+        } else {
+            assert_eq!(r.status, vm_runtime::TxStatus::Success, "tx {i}");
+        }
+    }
+    let par = ParallelExecutor::new(4).expect("pool");
+    let out = par
+        .execute_block_declared(&w.chain.exec, &txs, &w.chain.env, &w.chain.state)
+        .expect("declared")
+        .expect("declares");
+    assert_eq!(out.receipts, seq.receipts);
+    assert_eq!(out.write_set, seq.write_set);
 }

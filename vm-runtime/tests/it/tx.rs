@@ -24,6 +24,19 @@ fn kinds() -> Vec<TxKind> {
             contract: [3; 20],
             input: vec![1, 2, 3],
             value: 17,
+            access: None,
+        },
+        TxKind::Call {
+            contract: [4; 20],
+            input: vec![9],
+            value: 0,
+            access: Some(vec![vec![1, 2, 3], Vec::new(), vec![0xff; 21]]),
+        },
+        TxKind::Call {
+            contract: [4; 20],
+            input: Vec::new(),
+            value: 5,
+            access: Some(Vec::new()),
         },
         TxKind::Privacy(vec![0xaa; 100]),
     ]
@@ -108,7 +121,7 @@ proptest! {
         let kind = match which {
             0 => TxKind::Transfer { to: [7; 20], amount },
             1 => TxKind::Deploy { code: input },
-            2 => TxKind::Call { contract: [8; 20], input, value: amount },
+            2 => TxKind::Call { contract: [8; 20], input, value: amount, access: None },
             _ => TxKind::Privacy(input),
         };
         let tx = Transaction::new_unsigned(chain_id, [4; 32], nonce, gas, price, kind);
@@ -118,7 +131,7 @@ proptest! {
 
     #[test]
     fn flipped_byte_never_panics(pos in 0usize..200, bit in 0u8..8) {
-        let mut bytes = sample(TxKind::Call { contract: [3; 20], input: vec![1; 40], value: 1 }).encode();
+        let mut bytes = sample(TxKind::Call { contract: [3; 20], input: vec![1; 40], value: 1, access: None }).encode();
         let p = pos % bytes.len();
         bytes[p] ^= 1 << bit;
         if let Ok(tx) = Transaction::decode(&bytes) {
@@ -126,4 +139,19 @@ proptest! {
             prop_assert!(tx.verify_signature().is_err());
         }
     }
+}
+
+/// More declared slots than `MAX_DECLARED_SLOTS` do not decode, and the executor rejects a
+/// call built with them in-process.
+#[test]
+fn too_many_declared_slots_are_refused() {
+    let kind = TxKind::Call {
+        contract: [4; 20],
+        input: Vec::new(),
+        value: 0,
+        access: Some(vec![vec![1]; vm_runtime::MAX_DECLARED_SLOTS + 1]),
+    };
+    let bytes = sample(kind).encode();
+    let err = Transaction::decode(&bytes).expect_err("too many slots");
+    assert!(err.to_string().contains("declared slots"), "{err}");
 }

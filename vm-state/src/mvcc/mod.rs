@@ -63,8 +63,16 @@
 //! then re-runs the block with [`execute_block_sequential`], sets `stats.sequential_fallback`
 //! and counts it ([`ParallelExecutor::sequential_fallbacks`], [`global_sequential_fallbacks`]).
 //!
+//! # Declared keys
+//!
+//! A block whose transactions all declare their keys before running
+//! ([`TxExecutor::declare_access`](crate::types::TxExecutor::declare_access)) does not need
+//! any of the above: `declared.rs` runs it on the dependency graph of those keys (each
+//! transaction executes once, after the transactions it depends on).
+//!
 //! # Where each part lives
 //!
+//! - `declared.rs`: declared-access execution (graph, workers, view).
 //! - `memory.rs`: [`MvMemory`], the multi-version memory (sharded key map, per-key version
 //!   maps with ESTIMATE markers, per-key cache of the committed value, per-transaction read and
 //!   write sets, validation of a read set).
@@ -80,6 +88,7 @@
 //! Performance Blessing" (Gelashvili et al., 2022) and its implementation in aptos-core
 //! (`aptos-move/block-executor`, `aptos-move/mvhashmap`).
 
+mod declared;
 mod executor;
 pub mod memory;
 pub mod scheduler;
@@ -122,6 +131,17 @@ pub struct ExecStats {
     /// Blocks run sequentially without a probe because a recent probe stopped Block-STM
     /// (see `ParallelExecutor::execute_block`).
     pub probe_skips: u64,
+    /// Blocks run on the dependency graph of declared accesses instead of Block-STM (see
+    /// `mvcc::declared`; 0 or 1 per block).
+    #[serde(default)]
+    pub declared_runs: u64,
+    /// Wall time spent collecting declarations and building their graph (nanoseconds),
+    /// whether the graph then ran or not.
+    #[serde(default)]
+    pub plan_ns: u64,
+    /// Transactions on the graph's longest chain (0: no graph was built).
+    #[serde(default)]
+    pub graph_depth: u64,
     /// Wall time of Block-STM's worker phase (nanoseconds; 0 for sequential runs).
     pub parallel_ns: u64,
     /// Wall time after the workers stopped: collecting the write set and receipts
@@ -168,6 +188,9 @@ impl ExecStats {
         self.probe_slow_bailouts += o.probe_slow_bailouts;
         self.probe_ns += o.probe_ns;
         self.probe_skips += o.probe_skips;
+        self.declared_runs += o.declared_runs;
+        self.plan_ns += o.plan_ns;
+        self.graph_depth = self.graph_depth.max(o.graph_depth);
         self.parallel_ns += o.parallel_ns;
         self.finish_ns += o.finish_ns;
         self.sequential_ns += o.sequential_ns;

@@ -3,6 +3,7 @@
 //! `SUPERVM_STRESS=<n>` multiplies case counts and repetitions (default 1: CI size).
 
 mod crash;
+mod declared;
 mod parallel;
 mod stores;
 

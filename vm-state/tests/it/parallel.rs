@@ -13,9 +13,9 @@ use vm_state::{
 
 use crate::stress;
 
-const UNIVERSES: [u32; 4] = [2, 10, 100, 10_000];
+pub(crate) const UNIVERSES: [u32; 4] = [2, 10, 100, 10_000];
 
-fn executors() -> &'static [ParallelExecutor] {
+pub(crate) fn executors() -> &'static [ParallelExecutor] {
     static EXECS: OnceLock<Vec<ParallelExecutor>> = OnceLock::new();
     EXECS.get_or_init(|| {
         (1..=8)
@@ -24,7 +24,7 @@ fn executors() -> &'static [ParallelExecutor] {
     })
 }
 
-fn base(universe: u32) -> &'static BTreeMap<StateKey, StateValue> {
+pub(crate) fn base(universe: u32) -> &'static BTreeMap<StateKey, StateValue> {
     static BASES: OnceLock<Vec<BTreeMap<StateKey, StateValue>>> = OnceLock::new();
     let bases = BASES.get_or_init(|| UNIVERSES.iter().map(|&u| genesis(u, 1_000)).collect());
     let i = UNIVERSES
@@ -49,7 +49,7 @@ fn state_root_after(base: &BTreeMap<StateKey, StateValue>, ws: &vm_state::WriteS
     root::state_root_of(state.iter().map(|(k, v)| (k.as_bytes(), &v[..])))
 }
 
-fn env() -> BlockEnv {
+pub(crate) fn env() -> BlockEnv {
     BlockEnv {
         number: 42,
         timestamp: 1_700_000_000,
@@ -57,7 +57,7 @@ fn env() -> BlockEnv {
     }
 }
 
-fn assert_same(par: &BlockOutput, seq: &BlockOutput, ctx: &str) {
+pub(crate) fn assert_same(par: &BlockOutput, seq: &BlockOutput, ctx: &str) {
     assert_eq!(par.receipts, seq.receipts, "receipts differ ({ctx})");
     assert_eq!(par.write_set, seq.write_set, "write sets differ ({ctx})");
 }
@@ -269,6 +269,17 @@ fn storage_errors_are_returned() {
     let exec = SyntheticExecutor::default();
     let err = pe
         .execute_block(&exec, &txs, &env(), &FailingReader)
+        .expect_err("must fail");
+    assert!(matches!(err, VmStateError::Storage(_)), "{err}");
+    assert_eq!(pe.sequential_fallbacks(), 0);
+    // The declared-access path returns them too, never re-running the block.
+    let declaring = SyntheticExecutor {
+        work: 0,
+        declare: true,
+    };
+    let many = generate_block(2, 10_000, 400, 100);
+    let err = pe
+        .execute_block(&declaring, &many, &env(), &FailingReader)
         .expect_err("must fail");
     assert!(matches!(err, VmStateError::Storage(_)), "{err}");
     assert_eq!(pe.sequential_fallbacks(), 0);

@@ -1,0 +1,756 @@
+//! Declared-access execution: a block whose transactions all declare, before they run, the
+//! keys they can touch ([`TxExecutor::declare_access`]) runs on the dependency graph those
+//! declarations give, with no speculation, no read sets and no validation.
+//!
+//! # The graph
+//!
+//! For each key, its accesses in block order: a read depends on the last write before it; a
+//! write depends on every read since the last write, or on the last write if there was no
+//! read since. Transaction `j` depends on `i < j` when they share a key and one of them
+//! writes it, through a chain of such edges (reads of a key between two writes run in any
+//! order among themselves). A transaction runs once all transactions it depends on have
+//! finished, so when it runs every key it declared holds exactly what sequential execution
+//! would give it (every lower writer of the key has finished, no higher writer has started),
+//! and its result is the sequential one. Keys that only reads touch (a contract's code hash)
+//! add no edge at all.
+//!
+//! Building the graph is parallel: every access becomes `(key hash, position)`, these are
+//! sorted, each run of one key is one slot of the block's state and gives its edges
+//! (parallel over keys), and the edges are sorted into per-transaction successor lists.
+//!
+//! # Running it
+//!
+//! Workers take ready transactions (first the successor a finished transaction just made
+//! ready, then others made ready meanwhile, then those ready from the start, in block order),
+//! execute them over a [`DeclaredView`] of the slots, apply the writes to the slots, and count
+//! down their successors' pending counts. Every write of the block is declared, so a key
+//! that no transaction declares as written holds its committed value all block long: the
+//! view answers reads of such keys from committed state whether declared or not (a
+//! contract's code blob). An undeclared read of a key the block writes, an undeclared write,
+//! or a write to a key declared read-only is a broken promise of the executor; the run then
+//! stops with [`VmStateError::Invariant`] and `ParallelExecutor::execute_block` re-runs the
+//! block sequentially, so a wrong declaration can cost time but never change a result.
+//!
+//! A graph with too little parallelism (its longest chain covers most of the block, e.g.
+//! transfers among 2 accounts) is not run: the block runs sequentially instead. In a large
+//! block the graph of the first [`SAMPLE`] transactions is built first, and if it is such a
+//! chain the full graph is not built.
+
+use std::hash::BuildHasher;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crossbeam_utils::{Backoff, CachePadded};
+use hashbrown::hash_table::HashTable;
+use hashbrown::DefaultHashBuilder;
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+use crate::error::{Result, VmStateError};
+use crate::mvcc::executor::{drop_later, panic_message};
+use crate::mvcc::memory::{sort_prefixed, KeyPrefix};
+use crate::mvcc::{BlockOutput, ExecStats};
+use crate::store::StateReader;
+use crate::types::{
+    Access, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
+};
+use crate::write_set::WriteSet;
+
+/// A graph whose longest chain is longer than this fraction (`CHAIN_NUM / CHAIN_DEN`) of the
+/// block runs sequentially: at most 4/3 transactions could run at a time on average.
+const CHAIN_NUM: usize = 3;
+const CHAIN_DEN: usize = 4;
+
+/// One declared access.
+struct Decl {
+    hash: u64,
+    key: StateKey,
+    /// The declaring transaction.
+    txn: u32,
+    write: bool,
+}
+
+/// A key's state during the block.
+struct Slot {
+    /// Whether any transaction of the block declared a write here.
+    writable: bool,
+    /// The committed value of a read-only slot, once read (read without a lock; readers copy
+    /// the bytes, so no reference count is shared between cores).
+    base: OnceLock<Option<StateValue>>,
+    /// The latest value written in this block (`None`: not written yet).
+    cur: Mutex<Option<Option<StateValue>>>,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            writable: false,
+            base: OnceLock::new(),
+            cur: Mutex::new(None),
+        }
+    }
+}
+
+/// Roots a worker claims at a time (fewer updates of the shared claim counter).
+const ROOT_CLAIM: usize = 8;
+
+/// No transaction / no access.
+const NONE: u32 = u32::MAX;
+
+/// The graph is built in shards of keys (by key hash), one per thread of the pool: each
+/// shard scans every access in block order and handles the keys of its own shard.
+fn shard_of(hash: u64, shards: usize) -> usize {
+    // hashbrown uses the low bits (bucket) and the top 7 bits (tag): shard on others.
+    ((hash >> 32) as usize) % shards
+}
+
+/// One shard of the graph under construction, then of the running block: its slots, the
+/// first access of each (its key), and the edges its keys gave.
+struct Shard {
+    /// Slots by key hash.
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    first: Vec<u32>,
+    edges: Vec<(u32, u32)>,
+}
+
+/// The dependency graph of a block, ready to run.
+pub(crate) struct Graph {
+    /// Every access, transaction by transaction (`offsets[t]..offsets[t + 1]` are `t`'s).
+    decls: Vec<Decl>,
+    offsets: Vec<u32>,
+    /// The slot of each access in its key's shard.
+    slot_of: Vec<AtomicU32>,
+    shards: Vec<Shard>,
+    /// Successors of each transaction (`succ_start[t]..succ_start[t + 1]` in `succ`).
+    succ: Vec<u32>,
+    succ_start: Vec<u32>,
+    /// Unfinished predecessors of each transaction.
+    pending: Vec<AtomicU32>,
+    /// Transactions with no predecessor, in block order.
+    roots: Vec<u32>,
+    hasher: DefaultHashBuilder,
+    /// The number of transactions on the longest chain.
+    pub(crate) depth: usize,
+}
+
+impl Graph {
+    /// The slot of `key` (hash `h`), if some transaction of the block declared it.
+    fn lookup(&self, h: u64, key: &StateKey) -> Option<&Slot> {
+        let sh = &self.shards[shard_of(h, self.shards.len())];
+        let l = *sh.table.find(h, |&l| {
+            self.decls[sh.first[l as usize] as usize].key == *key
+        })?;
+        sh.slots.get(l as usize)
+    }
+
+    fn slot(&self, access: usize) -> &Slot {
+        let d = &self.decls[access];
+        let shard = shard_of(d.hash, self.shards.len());
+        &self.shards[shard].slots[self.slot_of[access].load(Ordering::Relaxed) as usize]
+    }
+}
+
+/// What the declarations allow.
+pub(crate) enum Plan {
+    /// Some transaction did not declare: use Block-STM.
+    Undeclared,
+    /// The graph is nearly a chain: run the block sequentially.
+    Chain { depth: usize },
+    /// Run the graph.
+    Graph(Box<Graph>),
+}
+
+/// Transactions whose graph is built first in a large block: if they already form a chain
+/// (transfers among 2 accounts), the block is taken for one and its full graph is not built.
+const SAMPLE: usize = 256;
+
+/// Collects the declarations of `txs` and builds their graph (on the current rayon pool).
+pub(crate) fn plan<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
+    if txs.len() > 4 * SAMPLE {
+        match build(exec, &txs[..SAMPLE])? {
+            Plan::Graph(g) => drop_later(g),
+            chain_or_undeclared => return Ok(chain_or_undeclared),
+        }
+    }
+    build(exec, txs)
+}
+
+/// The graph of `txs`.
+fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
+    let n = txs.len();
+    let Some(first) = txs.first() else {
+        return Ok(Plan::Chain { depth: 0 });
+    };
+    // Executors that never declare answer the first transaction at once.
+    if !exec.declare_access(first, &mut Vec::new()) || u32::try_from(n).is_err() {
+        return Ok(Plan::Undeclared);
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let hasher = DefaultHashBuilder::default();
+    let chunk = n.div_ceil(threads * 4).max(64);
+    let chunks: Option<Vec<Vec<Decl>>> = txs
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(c, part)| {
+            let mut out: Vec<Decl> = Vec::with_capacity(part.len() * 4);
+            let mut raw = Vec::new();
+            for (i, tx) in part.iter().enumerate() {
+                raw.clear();
+                if !exec.declare_access(tx, &mut raw) {
+                    return None;
+                }
+                let txn = (c * chunk + i) as u32;
+                let from = out.len();
+                // One entry per key; a key declared both ways is a write.
+                for (key, access) in raw.drain(..) {
+                    let hash = hasher.hash_one(&key);
+                    let write = access == Access::Write;
+                    match out[from..]
+                        .iter_mut()
+                        .find(|d| d.hash == hash && d.key == key)
+                    {
+                        Some(d) => d.write |= write,
+                        None => out.push(Decl {
+                            hash,
+                            key,
+                            txn,
+                            write,
+                        }),
+                    }
+                }
+            }
+            Some(out)
+        })
+        .collect();
+    let Some(chunks) = chunks else {
+        return Ok(Plan::Undeclared);
+    };
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    if u32::try_from(total).is_err() {
+        return Ok(Plan::Undeclared);
+    }
+    let mut decls = Vec::with_capacity(total);
+    for c in chunks {
+        decls.extend(c);
+    }
+    let mut offsets = vec![0u32; n + 1];
+    for d in &decls {
+        offsets[d.txn as usize + 1] += 1;
+    }
+    for t in 0..n {
+        offsets[t + 1] += offsets[t];
+    }
+
+    // Each shard: its keys' slots and edges. For each key, in block order: a read depends
+    // on the last write; a write on the reads since the last write, or on the last write.
+    let slot_of: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
+    let shard_count = threads;
+    let shards: Vec<Shard> = (0..shard_count)
+        .into_par_iter()
+        .map(|me| {
+            struct Building {
+                last_write: u32,
+                /// The reads since the last write, as a list through `read_next`.
+                reads_head: u32,
+            }
+            let mut table: HashTable<u32> = HashTable::with_capacity(total / shard_count + 16);
+            let mut slots: Vec<Slot> = Vec::with_capacity(total / shard_count + 16);
+            let mut first: Vec<u32> = Vec::with_capacity(total / shard_count + 16);
+            let mut building: Vec<Building> = Vec::with_capacity(total / shard_count + 16);
+            // Read-list nodes: (reading transaction, next node).
+            let mut read_nodes: Vec<(u32, u32)> = Vec::new();
+            let mut edges: Vec<(u32, u32)> = Vec::with_capacity(total / shard_count + 16);
+            for (i, d) in decls.iter().enumerate() {
+                if shard_of(d.hash, shard_count) != me {
+                    continue;
+                }
+                let found = table
+                    .find(d.hash, |&l| decls[first[l as usize] as usize].key == d.key)
+                    .copied();
+                let l = match found {
+                    Some(l) => l,
+                    None => {
+                        let l = slots.len() as u32;
+                        table.insert_unique(d.hash, l, |&x| decls[first[x as usize] as usize].hash);
+                        slots.push(Slot::new());
+                        first.push(i as u32);
+                        building.push(Building {
+                            last_write: NONE,
+                            reads_head: NONE,
+                        });
+                        l
+                    }
+                };
+                slot_of[i].store(l, Ordering::Relaxed);
+                let b = &mut building[l as usize];
+                let t = d.txn;
+                if d.write {
+                    slots[l as usize].writable = true;
+                    if b.reads_head == NONE {
+                        if b.last_write != NONE {
+                            edges.push((b.last_write, t));
+                        }
+                    } else {
+                        let mut r = b.reads_head;
+                        while r != NONE {
+                            let (reader, next) = read_nodes[r as usize];
+                            if reader != t {
+                                edges.push((reader, t));
+                            }
+                            r = next;
+                        }
+                        b.reads_head = NONE;
+                    }
+                    b.last_write = t;
+                } else {
+                    if b.last_write != NONE {
+                        edges.push((b.last_write, t));
+                    }
+                    read_nodes.push((t, b.reads_head));
+                    b.reads_head = (read_nodes.len() - 1) as u32;
+                }
+            }
+            Shard {
+                table,
+                slots,
+                first,
+                edges,
+            }
+        })
+        .collect();
+
+    // Successor lists (a counting sort of the edges by their source).
+    let mut succ_start = vec![0u32; n + 1];
+    let mut indegree = vec![0u32; n];
+    for sh in &shards {
+        for &(from, to) in &sh.edges {
+            succ_start[from as usize + 1] += 1;
+            indegree[to as usize] += 1;
+        }
+    }
+    for t in 0..n {
+        succ_start[t + 1] += succ_start[t];
+    }
+    let mut fill: Vec<u32> = succ_start[..n].to_vec();
+    let mut succ = vec![0u32; succ_start[n] as usize];
+    for sh in &shards {
+        for &(from, to) in &sh.edges {
+            let f = &mut fill[from as usize];
+            succ[*f as usize] = to;
+            *f += 1;
+        }
+    }
+    drop(fill);
+
+    // The longest chain (edges go from lower to higher transactions).
+    let mut level = vec![1u32; n];
+    let mut depth = usize::from(n > 0);
+    for t in 0..n {
+        let l = level[t];
+        depth = depth.max(l as usize);
+        for &s in &succ[succ_start[t] as usize..succ_start[t + 1] as usize] {
+            let s = s as usize;
+            level[s] = level[s].max(l + 1);
+        }
+    }
+    drop(level);
+    if depth * CHAIN_DEN > n * CHAIN_NUM {
+        drop_later(Box::new((decls, shards, succ)));
+        return Ok(Plan::Chain { depth });
+    }
+    let roots: Vec<u32> = (0..n as u32)
+        .filter(|&t| indegree[t as usize] == 0)
+        .collect();
+    Ok(Plan::Graph(Box::new(Graph {
+        decls,
+        offsets,
+        slot_of,
+        shards,
+        succ,
+        succ_start,
+        pending: indegree.into_iter().map(AtomicU32::new).collect(),
+        roots,
+        hasher,
+        depth,
+    })))
+}
+
+/// A running graph's shared state.
+struct Run<'a, E: TxExecutor> {
+    g: &'a Graph,
+    exec: &'a E,
+    txs: &'a [E::Tx],
+    env: &'a BlockEnv,
+    base: &'a dyn StateReader,
+    /// Each worker's receipts, handed in when it stops.
+    receipts: Mutex<Vec<Vec<(u32, Receipt)>>>,
+    next_root: CachePadded<AtomicUsize>,
+    ready: CachePadded<Mutex<Vec<u32>>>,
+    ready_len: CachePadded<AtomicUsize>,
+    done: CachePadded<AtomicUsize>,
+    halt: AtomicBool,
+    error: Mutex<Option<VmStateError>>,
+    workers: usize,
+}
+
+/// Runs the graph with `workers` workers on `pool`; the result is the sequential one.
+pub(crate) fn run<E: TxExecutor>(
+    pool: &rayon::ThreadPool,
+    g: Box<Graph>,
+    exec: &E,
+    txs: &[E::Tx],
+    env: &BlockEnv,
+    base: &dyn StateReader,
+    workers: usize,
+) -> Result<BlockOutput> {
+    let n = txs.len();
+    let started = Instant::now();
+    let run = Run {
+        g: &g,
+        exec,
+        txs,
+        env,
+        base,
+        receipts: Mutex::new(Vec::with_capacity(workers)),
+        next_root: CachePadded::new(AtomicUsize::new(0)),
+        ready: CachePadded::new(Mutex::new(Vec::new())),
+        ready_len: CachePadded::new(AtomicUsize::new(0)),
+        done: CachePadded::new(AtomicUsize::new(0)),
+        halt: AtomicBool::new(false),
+        error: Mutex::new(None),
+        workers,
+    };
+    pool.scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| {
+                let r = catch_unwind(AssertUnwindSafe(|| run.worker()));
+                let e = match r {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e,
+                    Err(p) => VmStateError::Invariant(format!(
+                        "declared-access worker panicked: {}",
+                        panic_message(p)
+                    )),
+                };
+                run.halt.store(true, Ordering::Relaxed);
+                run.error.lock().get_or_insert(e);
+            });
+        }
+    });
+    let parallel_ns = started.elapsed().as_nanos() as u64;
+    let finishing = Instant::now();
+    if let Some(e) = run.error.lock().take() {
+        drop_later(Box::new(g));
+        return Err(e);
+    }
+    if run.done.load(Ordering::Acquire) != n {
+        drop_later(Box::new(g));
+        return Err(VmStateError::Invariant(
+            "declared-access workers stopped before the block was done".into(),
+        ));
+    }
+    let lists = run.receipts.into_inner();
+    let Graph {
+        mut decls, shards, ..
+    } = *g;
+    let (write_set, receipts) = pool.install(|| {
+        rayon::join(
+            || {
+                // The final value of every written slot with its first access, in access
+                // order; each key is then moved out of that access (no copy of any key).
+                let mut written: Vec<(u32, Option<StateValue>)> = shards
+                    .par_iter()
+                    .flat_map_iter(|sh| {
+                        sh.slots
+                            .iter()
+                            .zip(&sh.first)
+                            .filter(|(s, _)| s.writable)
+                            .filter_map(|(s, &first)| Some((first, s.cur.lock().take()?)))
+                    })
+                    .collect();
+                written.par_sort_unstable_by_key(|w| w.0);
+                let mut pairs: Vec<(&mut StateKey, Option<StateValue>)> =
+                    Vec::with_capacity(written.len());
+                let mut rest: &mut [Decl] = &mut decls;
+                let mut at = 0usize;
+                for (first, v) in written {
+                    let skip = (first as usize).saturating_sub(at).min(rest.len());
+                    let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip);
+                    if let Some((d, tail)) = tail.split_first_mut() {
+                        pairs.push((&mut d.key, v));
+                        rest = tail;
+                    }
+                    at = first as usize + 1;
+                }
+                let writes: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = pairs
+                    .into_par_iter()
+                    .map(|(k, v)| {
+                        let k = std::mem::take(k);
+                        (KeyPrefix::of(&k), k, v)
+                    })
+                    .collect();
+                WriteSet::from_sorted(sort_prefixed(writes, true))
+            },
+            || {
+                let mut all: Vec<Option<Receipt>> = (0..n).map(|_| None).collect();
+                for (t, r) in lists.into_iter().flatten() {
+                    match all.get_mut(t as usize) {
+                        Some(slot @ None) => *slot = Some(r),
+                        _ => {
+                            return Err(VmStateError::Invariant(format!(
+                                "transaction {t} has two receipts or is out of range"
+                            )))
+                        }
+                    }
+                }
+                all.into_iter()
+                    .collect::<Option<Vec<Receipt>>>()
+                    .ok_or_else(|| VmStateError::Invariant("a transaction has no receipt".into()))
+            },
+        )
+    });
+    let receipts = receipts?;
+    drop_later(Box::new((decls, shards)));
+    Ok(BlockOutput {
+        receipts,
+        write_set,
+        stats: ExecStats {
+            txs: n,
+            workers,
+            executions: n as u64,
+            declared_runs: 1,
+            parallel_ns,
+            finish_ns: finishing.elapsed().as_nanos() as u64,
+            ..ExecStats::default()
+        },
+    })
+}
+
+impl<E: TxExecutor> Run<'_, E> {
+    /// The next ready transaction, if any now: one made ready by another's end, else the
+    /// next of this worker's claimed roots, else a new claim of [`ROOT_CLAIM`] roots.
+    fn take_ready(&self, claimed: &mut std::ops::Range<usize>) -> Option<u32> {
+        if self.ready_len.load(Ordering::Acquire) > 0 {
+            let mut q = self.ready.lock();
+            if let Some(t) = q.pop() {
+                self.ready_len.store(q.len(), Ordering::Release);
+                return Some(t);
+            }
+        }
+        let roots = &self.g.roots;
+        if claimed.start >= claimed.end && self.next_root.load(Ordering::Relaxed) < roots.len() {
+            let i = self.next_root.fetch_add(ROOT_CLAIM, Ordering::AcqRel);
+            *claimed = i.min(roots.len())..(i + ROOT_CLAIM).min(roots.len());
+        }
+        claimed.next().map(|i| roots[i])
+    }
+
+    fn worker(&self) -> Result<()> {
+        let n = self.txs.len();
+        let mut worker = self.exec.new_worker();
+        let mut writes: Vec<Option<Option<StateValue>>> = Vec::new();
+        let backoff = Backoff::new();
+        let mut next: Option<u32> = None;
+        let mut claimed = 0..0;
+        // Finished transactions not yet added to `done` (added when this worker runs out of
+        // work: one shared counter update per idle spell, not per transaction).
+        let mut finished = 0usize;
+        let mut receipts: Vec<(u32, Receipt)> = Vec::with_capacity(n / self.workers + 16);
+        let result = loop {
+            if self.halt.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            let t = match next.take().or_else(|| self.take_ready(&mut claimed)) {
+                Some(t) => t,
+                None => {
+                    if finished > 0 {
+                        self.done
+                            .fetch_add(std::mem::take(&mut finished), Ordering::AcqRel);
+                    }
+                    if self.done.load(Ordering::Acquire) >= n {
+                        break Ok(());
+                    }
+                    backoff.snooze();
+                    continue;
+                }
+            };
+            backoff.reset();
+            match self.execute(&mut worker, t, &mut writes) {
+                Ok(r) => receipts.push((t, r)),
+                Err(e) => break Err(e),
+            }
+            let g = self.g;
+            let (a, b) = (g.succ_start[t as usize], g.succ_start[t as usize + 1]);
+            for &s in &g.succ[a as usize..b as usize] {
+                if g.pending[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    if next.is_none() {
+                        next = Some(s);
+                    } else {
+                        let mut q = self.ready.lock();
+                        q.push(s);
+                        self.ready_len.store(q.len(), Ordering::Release);
+                    }
+                }
+            }
+            finished += 1;
+        };
+        self.receipts.lock().push(receipts);
+        if finished > 0 {
+            self.done.fetch_add(finished, Ordering::AcqRel);
+        }
+        self.exec.recycle_worker(worker);
+        result
+    }
+
+    fn execute(
+        &self,
+        worker: &mut E::Worker,
+        t: u32,
+        writes: &mut Vec<Option<Option<StateValue>>>,
+    ) -> Result<Receipt> {
+        let g = self.g;
+        let txn = t as usize;
+        let tx = self.txs.get(txn).ok_or_else(|| {
+            VmStateError::Invariant(format!("ready transaction {txn} out of range"))
+        })?;
+        let (a, b) = (g.offsets[txn] as usize, g.offsets[txn + 1] as usize);
+        writes.clear();
+        writes.resize(b - a, None);
+        let mut view = DeclaredView {
+            g,
+            first: a,
+            decls: &g.decls[a..b],
+            base: self.base,
+            hasher: &g.hasher,
+            writes,
+            broken: None,
+            storage_error: None,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.exec.execute(worker, tx, self.env, &mut view)
+        }))
+        .map_err(|p| VmStateError::ExecutorPanic {
+            tx: txn,
+            message: panic_message(p),
+        })?;
+        if let Some(msg) = view.broken.take() {
+            return Err(VmStateError::Invariant(format!(
+                "transaction {txn} broke its declared access: {msg}"
+            )));
+        }
+        if let Some(msg) = view.storage_error.take() {
+            return Err(VmStateError::Storage(msg));
+        }
+        let receipt = match result {
+            Ok(r) => r,
+            Err(ReadError::Storage(msg)) => return Err(VmStateError::Storage(msg)),
+            Err(ReadError::Dependency(d)) => {
+                return Err(VmStateError::Invariant(format!(
+                    "transaction {txn} returned a dependency on {d} in a declared-access run"
+                )))
+            }
+        };
+        for (i, w) in writes.iter_mut().enumerate() {
+            if let Some(v) = w.take() {
+                *g.slot(a + i).cur.lock() = Some(v);
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+/// The view of one transaction in a declared-access run: reads and writes of its declared
+/// keys only.
+struct DeclaredView<'a> {
+    g: &'a Graph,
+    /// The position of this transaction's first access in the graph.
+    first: usize,
+    decls: &'a [Decl],
+    base: &'a dyn StateReader,
+    hasher: &'a DefaultHashBuilder,
+    /// The transaction's writes, by position in `decls`.
+    writes: &'a mut Vec<Option<Option<StateValue>>>,
+    /// The first broken promise (an undeclared key, a write to a read-only key).
+    broken: Option<String>,
+    storage_error: Option<String>,
+}
+
+impl DeclaredView<'_> {
+    fn position(&self, key: &StateKey) -> Option<usize> {
+        let h = self.hasher.hash_one(key);
+        self.decls.iter().position(|d| d.hash == h && d.key == *key)
+    }
+
+    fn storage_error(&mut self, e: VmStateError) -> ReadError {
+        let msg = e.to_string();
+        self.storage_error = Some(msg.clone());
+        ReadError::Storage(msg)
+    }
+}
+
+impl StateView for DeclaredView<'_> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, ReadError> {
+        let h = self.hasher.hash_one(key);
+        let slot = match self.decls.iter().position(|d| d.hash == h && d.key == *key) {
+            Some(i) => {
+                if let Some(v) = &self.writes[i] {
+                    return Ok(v.clone());
+                }
+                self.g.slot(self.first + i)
+            }
+            // Not declared by this transaction. Every write of the block is declared, so a
+            // key no transaction declared as written holds its committed value for the whole
+            // block, in any order: such reads need no declaration (a contract's code blob).
+            None => match self.g.lookup(h, key) {
+                Some(slot) if slot.writable => {
+                    let msg = format!(
+                        "read of undeclared key {}, which the block writes",
+                        hex::encode(&key.0)
+                    );
+                    self.broken.get_or_insert(msg.clone());
+                    return Err(ReadError::Storage(msg));
+                }
+                Some(slot) => slot,
+                None => return self.base.get(key).map_err(|e| self.storage_error(e)),
+            },
+        };
+        if !slot.writable {
+            // Nobody writes it in this block: the committed value, read once and copied (no
+            // reference count shared by every reader of a hot key).
+            let v = match slot.base.get() {
+                Some(v) => v,
+                None => {
+                    let v = self.base.get(key).map_err(|e| self.storage_error(e))?;
+                    slot.base.get_or_init(|| v)
+                }
+            };
+            return Ok(v.as_deref().map(StateValue::from));
+        }
+        let cur = slot.cur.lock().clone();
+        match cur {
+            Some(v) => Ok(v),
+            // Not written yet in this block: committed state (a written key is usually read
+            // from there once, by its first writer).
+            None => self.base.get(key).map_err(|e| self.storage_error(e)),
+        }
+    }
+
+    fn write(&mut self, key: StateKey, value: Option<StateValue>) {
+        match self.position(&key) {
+            Some(i) if self.decls[i].write => self.writes[i] = Some(value),
+            Some(_) => {
+                self.broken.get_or_insert_with(|| {
+                    format!("write of read-only key {}", hex::encode(&key.0))
+                });
+            }
+            None => {
+                self.broken.get_or_insert_with(|| {
+                    format!("write of undeclared key {}", hex::encode(&key.0))
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The declared-access path (a dependency graph from declared keys, no Block-STM) against
+//! the sequential oracle, and what happens when an executor breaks its declaration.
+
+use proptest::prelude::*;
+use vm_state::testing::{generate_block, key, SynthTx, SynthWorker, SyntheticExecutor};
+use vm_state::{
+    execute_block_sequential, Access, BlockEnv, ParallelExecutor, ReadError, Receipt, StateKey,
+    StateView, TxExecutor, VmStateError,
+};
+
+use crate::parallel::{assert_same, base, env, executors, UNIVERSES};
+use crate::stress;
+
+fn declaring() -> SyntheticExecutor {
+    SyntheticExecutor {
+        work: 0,
+        declare: true,
+    }
+}
+
+fn tx(universe: u32) -> impl Strategy<Value = SynthTx> {
+    prop_oneof![
+        4 => (0..universe, 0..universe, 0u64..1_500).prop_map(|(from, to, amount)| SynthTx::Transfer { from, to, amount }),
+        2 => (proptest::collection::vec(0..universe, 0..5), proptest::collection::vec(0..universe, 1..4), any::<u64>())
+            .prop_map(|(reads, writes, salt)| SynthTx::Mix { reads, writes, salt }),
+        1 => (0..universe).prop_map(|key| SynthTx::Toggle { key }),
+    ]
+}
+
+fn check(
+    universe: u32,
+    txs: &[SynthTx],
+    threads: usize,
+    repeats: u32,
+) -> Result<(), TestCaseError> {
+    let exec = declaring();
+    let base = base(universe);
+    let seq = execute_block_sequential(&exec, txs, &env(), base)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let pe = &executors()[threads - 1];
+    for r in 0..repeats {
+        let out = pe
+            .execute_block_declared(&exec, txs, &env(), base)
+            .map_err(|e| TestCaseError::fail(format!("threads {threads}: {e}")))?
+            .ok_or_else(|| TestCaseError::fail("every transaction declares"))?;
+        prop_assert_eq!(
+            &out.receipts,
+            &seq.receipts,
+            "receipts, threads {}, run {}",
+            threads,
+            r
+        );
+        prop_assert_eq!(
+            &out.write_set,
+            &seq.write_set,
+            "write set, threads {}, run {}",
+            threads,
+            r
+        );
+    }
+    Ok(())
+}
+
+macro_rules! universe_prop {
+    ($name:ident, $u:expr, $cases:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases($cases * stress()))]
+            #[test]
+            fn $name(txs in proptest::collection::vec(tx($u), 0..150), threads in 1usize..=8) {
+                check($u, &txs, threads, 3 * stress())?;
+            }
+        }
+    };
+}
+
+universe_prop!(declared_equals_sequential_2_keys, 2, 40);
+universe_prop!(declared_equals_sequential_10_keys, 10, 40);
+universe_prop!(declared_equals_sequential_100_keys, 100, 30);
+universe_prop!(declared_equals_sequential_10000_keys, 10_000, 20);
+
+/// Large blocks through `execute_block` (the node's entry point), every thread count: the
+/// graph runs wherever it has parallelism, and the result is the sequential one every time.
+#[test]
+fn large_declared_blocks_equal_sequential() {
+    let exec = declaring();
+    for (i, &u) in UNIVERSES.iter().enumerate() {
+        let base = base(u);
+        for seed in 0..2 * u64::from(stress()) {
+            let txs = generate_block(7_000 + 13 * seed + i as u64, u, 3_000, 60);
+            let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("sequential");
+            for t in 2..=8 {
+                let out = executors()[t - 1]
+                    .execute_block(&exec, &txs, &env(), base)
+                    .expect("declared");
+                assert_same(
+                    &out,
+                    &seq,
+                    &format!("universe {u}, seed {seed}, threads {t}"),
+                );
+                assert!(!out.stats.sequential_fallback);
+                if u >= 100 {
+                    assert_eq!(out.stats.declared_runs, 1, "universe {u}: the graph ran");
+                    assert_eq!(out.stats.executions, txs.len() as u64);
+                }
+                if u == 2 {
+                    assert_eq!(out.stats.declared_runs, 0, "a 2-key block is a chain");
+                }
+            }
+        }
+    }
+}
+
+/// Hot read-only keys (read by every transaction, written by none) add no edge; a late
+/// write to one orders every earlier reader before it.
+#[test]
+fn hot_read_only_keys_and_a_late_write() {
+    let exec = declaring();
+    let base = base(10_000);
+    let mut txs: Vec<SynthTx> = (0..2_000u32)
+        .map(|i| SynthTx::Mix {
+            reads: vec![0, 1],
+            writes: vec![100 + i],
+            salt: u64::from(i),
+        })
+        .collect();
+    txs.insert(
+        1_500,
+        SynthTx::Mix {
+            reads: vec![5],
+            writes: vec![0],
+            salt: 1,
+        },
+    );
+    let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("sequential");
+    for t in [2, 4, 8] {
+        for r in 0..4 * stress() {
+            let out = executors()[t - 1]
+                .execute_block(&exec, &txs, &env(), base)
+                .expect("declared");
+            assert_eq!(out.stats.declared_runs, 1);
+            assert_same(&out, &seq, &format!("threads {t}, run {r}"));
+        }
+    }
+}
+
+/// Executors that break their declaration in each possible way, or do not declare.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    /// `Toggle` transactions do not declare (not a lie: the block is simply undeclared).
+    TogglesUndeclared,
+    /// A transfer declares only its sender.
+    OmitsReceiver,
+    /// A `Mix` declares its writes as reads.
+    WritesAsReads,
+}
+
+struct Liar(SyntheticExecutor, Lie);
+
+impl TxExecutor for Liar {
+    type Tx = SynthTx;
+    type Worker = SynthWorker;
+    fn new_worker(&self) -> SynthWorker {
+        self.0.new_worker()
+    }
+    fn execute(
+        &self,
+        w: &mut SynthWorker,
+        tx: &SynthTx,
+        env: &BlockEnv,
+        view: &mut dyn StateView,
+    ) -> Result<Receipt, ReadError> {
+        self.0.execute(w, tx, env, view)
+    }
+    fn declare_access(&self, tx: &SynthTx, out: &mut Vec<(StateKey, Access)>) -> bool {
+        match (self.1, tx) {
+            (Lie::TogglesUndeclared, SynthTx::Toggle { .. }) => false,
+            (Lie::OmitsReceiver, SynthTx::Transfer { from, .. }) => {
+                out.push((key(*from), Access::Write));
+                true
+            }
+            (Lie::WritesAsReads, SynthTx::Mix { reads, writes, .. }) => {
+                out.extend(reads.iter().chain(writes).map(|k| (key(*k), Access::Read)));
+                true
+            }
+            _ => self.0.declare_access(tx, out),
+        }
+    }
+}
+
+/// A broken declaration is an invariant error on the declared path alone; through
+/// `execute_block` the block is re-run sequentially, counted, with the sequential result.
+#[test]
+fn a_broken_declaration_falls_back_to_sequential() {
+    let txs = generate_block(11, 10_000, 2_000, 60);
+    let base = base(10_000);
+    for lie in [Lie::OmitsReceiver, Lie::WritesAsReads] {
+        let exec = Liar(declaring(), lie);
+        let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("seq");
+        let pe = ParallelExecutor::new(4).expect("pool");
+        let err = pe
+            .execute_block_declared(&exec, &txs, &env(), base)
+            .expect_err("a broken declaration");
+        assert!(
+            matches!(&err, VmStateError::Invariant(m) if m.contains("declared")),
+            "{lie:?}: {err}"
+        );
+        let out = pe
+            .execute_block(&exec, &txs, &env(), base)
+            .expect("fallback");
+        assert!(out.stats.sequential_fallback, "{lie:?}");
+        assert_eq!(pe.sequential_fallbacks(), 1);
+        assert_same(&out, &seq, &format!("{lie:?}"));
+    }
+}
+
+/// A block with one transaction that does not declare runs with Block-STM as before.
+#[test]
+fn one_undeclared_transaction_means_block_stm() {
+    let exec = Liar(declaring(), Lie::TogglesUndeclared);
+    let mut txs = generate_block(3, 10_000, 500, 100);
+    txs.push(SynthTx::Toggle { key: 3 });
+    let pe = &executors()[3];
+    assert!(pe
+        .execute_block_declared(&exec, &txs, &env(), base(10_000))
+        .expect("no error")
+        .is_none());
+    let seq = execute_block_sequential(&exec, &txs, &env(), base(10_000)).expect("seq");
+    let out = pe
+        .execute_block(&exec, &txs, &env(), base(10_000))
+        .expect("Block-STM");
+    assert_eq!(out.stats.declared_runs, 0);
+    assert_same(&out, &seq, "undeclared");
+}
