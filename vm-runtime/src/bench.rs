@@ -470,10 +470,11 @@ fn alu_ceiling(multi: &[usize], repeats: usize, device: &str) -> Vec<BenchRecord
 fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecStats) {
     let p = &s.profile;
     eprintln!(
-        "{name} {threads} thr: total {:.2} ms, plan {:.2} ms (depth {}), parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {} probe skips {}",
+        "{name} {threads} thr: total {:.2} ms, plan {:.2} ms (depth {}, busy {:.2} ms), parallel {:.2} ms, finish {:.2} ms, sequential {:.2} ms; executions {} validations {} aborts {} waits {}; worker ms: execute {:.1} record {:.1} validate {:.1} schedule {:.1}; finish ms: collect {:.2} map {:.2}; bailouts {} probe skips {}",
         total.as_secs_f64() * 1e3,
         s.plan_ns as f64 / 1e6,
         s.graph_depth,
+        s.profile.execute_ns as f64 / 1e6,
         s.parallel_ns as f64 / 1e6,
         s.finish_ns as f64 / 1e6,
         s.sequential_ns as f64 / 1e6,

@@ -72,8 +72,9 @@ pub enum TxKind {
     Privacy(Vec<u8>),
 }
 
-/// A signed transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A signed transaction. Equality compares the fields (the cached sender address is left
+/// out).
+#[derive(Clone, Debug)]
 pub struct Transaction {
     pub chain_id: u64,
     /// The sender's Ed25519 public key.
@@ -85,7 +86,26 @@ pub struct Transaction {
     pub kind: TxKind,
     /// Ed25519 signature over [`Transaction::signing_hash`].
     pub signature: [u8; 64],
+    /// A public key and its address, computed when the transaction was made or decoded: the
+    /// address is needed several times per transaction (declaring its keys, executing it),
+    /// and each time costs a SHA-256. Used only while it names the current `sender`, so
+    /// changing `sender` afterwards stays correct.
+    sender_cache: (PublicKey, Address),
 }
+
+impl PartialEq for Transaction {
+    fn eq(&self, o: &Self) -> bool {
+        self.chain_id == o.chain_id
+            && self.sender == o.sender
+            && self.nonce == o.nonce
+            && self.gas_limit == o.gas_limit
+            && self.gas_price == o.gas_price
+            && self.kind == o.kind
+            && self.signature == o.signature
+    }
+}
+
+impl Eq for Transaction {}
 
 const KIND_TRANSFER: u8 = 0;
 const KIND_DEPLOY: u8 = 1;
@@ -114,12 +134,17 @@ impl Transaction {
             gas_price,
             kind,
             signature: [0; 64],
+            sender_cache: (sender, address_of(&sender)),
         }
     }
 
     /// The sender's address ([`address_of`] its public key).
     pub fn sender_address(&self) -> Address {
-        address_of(&self.sender)
+        if self.sender_cache.0 == self.sender {
+            self.sender_cache.1
+        } else {
+            address_of(&self.sender)
+        }
     }
 
     /// Encodes everything but the signature.
@@ -231,6 +256,7 @@ impl Transaction {
             gas_price,
             kind,
             signature,
+            sender_cache: (sender, address_of(&sender)),
         })
     }
 
@@ -250,6 +276,7 @@ impl Transaction {
     /// Sets `sender` to `key`'s public key and signs.
     pub fn sign(&mut self, key: &SigningKey) {
         self.sender = key.verifying_key().to_bytes();
+        self.sender_cache = (self.sender, address_of(&self.sender));
         self.signature = key.sign(&self.signing_hash()).to_bytes();
     }
 

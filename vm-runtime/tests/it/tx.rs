@@ -155,3 +155,28 @@ fn too_many_declared_slots_are_refused() {
     let err = Transaction::decode(&bytes).expect_err("too many slots");
     assert!(err.to_string().contains("declared slots"), "{err}");
 }
+
+/// The sender's address follows `sender` when it changes after the transaction was made
+/// (the address is cached at construction, decoding and signing).
+#[test]
+fn sender_address_follows_a_changed_sender() {
+    let mut tx = sample(TxKind::Transfer {
+        to: [1; 20],
+        amount: 5,
+    });
+    assert_eq!(tx.sender_address(), vm_runtime::address_of(&tx.sender));
+    tx.sender = [0x42; 32];
+    assert_eq!(tx.sender_address(), vm_runtime::address_of(&[0x42; 32]));
+    let decoded = Transaction::decode(&tx.encode()).expect("decodes");
+    assert_eq!(decoded, tx);
+    assert_eq!(
+        decoded.sender_address(),
+        vm_runtime::address_of(&[0x42; 32])
+    );
+    let key = crate::common::signing_key(3);
+    tx.sign(&key);
+    assert_eq!(
+        tx.sender_address(),
+        vm_runtime::address_of(&key.verifying_key().to_bytes())
+    );
+}

@@ -38,7 +38,7 @@
 
 use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -51,7 +51,7 @@ use rayon::prelude::*;
 use crate::error::{Result, VmStateError};
 use crate::mvcc::executor::{drop_later, panic_message};
 use crate::mvcc::memory::{sort_prefixed, KeyPrefix};
-use crate::mvcc::{BlockOutput, ExecStats};
+use crate::mvcc::{BlockOutput, ExecStats, WorkerProfile};
 use crate::store::StateReader;
 use crate::types::{
     Access, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
@@ -387,6 +387,9 @@ struct Run<'a, E: TxExecutor> {
     base: &'a dyn StateReader,
     /// Each worker's receipts, handed in when it stops.
     receipts: Mutex<Vec<Vec<(u32, Receipt)>>>,
+    /// Time spent inside the transaction executor, summed over workers (nanoseconds): about
+    /// what the block costs sequentially.
+    busy_ns: AtomicU64,
     next_root: CachePadded<AtomicUsize>,
     ready: CachePadded<Mutex<Vec<u32>>>,
     ready_len: CachePadded<AtomicUsize>,
@@ -415,6 +418,7 @@ pub(crate) fn run<E: TxExecutor>(
         env,
         base,
         receipts: Mutex::new(Vec::with_capacity(workers)),
+        busy_ns: AtomicU64::new(0),
         next_root: CachePadded::new(AtomicUsize::new(0)),
         ready: CachePadded::new(Mutex::new(Vec::new())),
         ready_len: CachePadded::new(AtomicUsize::new(0)),
@@ -453,6 +457,7 @@ pub(crate) fn run<E: TxExecutor>(
         ));
     }
     let lists = run.receipts.into_inner();
+    let busy_ns = run.busy_ns.into_inner();
     let Graph {
         mut decls, shards, ..
     } = *g;
@@ -524,6 +529,10 @@ pub(crate) fn run<E: TxExecutor>(
             declared_runs: 1,
             parallel_ns,
             finish_ns: finishing.elapsed().as_nanos() as u64,
+            profile: WorkerProfile {
+                execute_ns: busy_ns,
+                ..WorkerProfile::default()
+            },
             ..ExecStats::default()
         },
     })
@@ -559,6 +568,7 @@ impl<E: TxExecutor> Run<'_, E> {
         // work: one shared counter update per idle spell, not per transaction).
         let mut finished = 0usize;
         let mut receipts: Vec<(u32, Receipt)> = Vec::with_capacity(n / self.workers + 16);
+        let mut busy = std::time::Duration::ZERO;
         let result = loop {
             if self.halt.load(Ordering::Relaxed) {
                 break Ok(());
@@ -578,7 +588,10 @@ impl<E: TxExecutor> Run<'_, E> {
                 }
             };
             backoff.reset();
-            match self.execute(&mut worker, t, &mut writes) {
+            let started = Instant::now();
+            let r = self.execute(&mut worker, t, &mut writes);
+            busy += started.elapsed();
+            match r {
                 Ok(r) => receipts.push((t, r)),
                 Err(e) => break Err(e),
             }
@@ -598,6 +611,8 @@ impl<E: TxExecutor> Run<'_, E> {
             finished += 1;
         };
         self.receipts.lock().push(receipts);
+        self.busy_ns
+            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
         if finished > 0 {
             self.done.fetch_add(finished, Ordering::AcqRel);
         }

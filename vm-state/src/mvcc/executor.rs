@@ -177,9 +177,6 @@ impl ParallelExecutor {
         if workers <= 1 {
             return execute_block_sequential(exec, txs, env, base);
         }
-        if let Some(out) = self.execute_block_declared(exec, txs, env, base)? {
-            return Ok(out);
-        }
         let skip = self
             .skip_probes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| k.checked_sub(1))
@@ -187,6 +184,17 @@ impl ParallelExecutor {
         if skip {
             let mut out = execute_block_sequential(exec, txs, env, base)?;
             out.stats.probe_skips = 1;
+            return Ok(out);
+        }
+        if let Some(out) = self.execute_block_declared(exec, txs, env, base)? {
+            // A graph run that cost about what its transactions cost one after another
+            // (summed time inside the executor) gained nothing: on few workers with cheap
+            // transactions (native transfers on 2 cores) building the graph and sorting the
+            // write set cost more than the second core gives. Such an executor then runs the
+            // next blocks sequentially, as after a slow Block-STM probe.
+            if workers <= REMEMBER_MAX_WORKERS && declared_run_too_slow(&out.stats) {
+                self.skip_probes.store(SKIP_AFTER_SLOW, Ordering::Release);
+            }
             return Ok(out);
         }
         let probe = (PROBE_PER_WORKER * workers).max(PROBE_MIN);
@@ -472,6 +480,16 @@ impl ParallelExecutor {
     }
 }
 
+/// Whether a block that ran on its declared-access graph took longer (planning, running and
+/// finishing) than 90% of its transactions' summed time inside the executor, which is about
+/// what running them one after another costs.
+fn declared_run_too_slow(s: &ExecStats) -> bool {
+    let wall = s.plan_ns + s.parallel_ns + s.finish_ns;
+    s.declared_runs > 0
+        && wall.saturating_mul(DECLARED_GAIN_DEN)
+            > s.profile.execute_ns.saturating_mul(DECLARED_GAIN_NUM)
+}
+
 /// `workers` workers' summed time since each started (`started` of them so far, at
 /// `offsets_ns` after the run's start in all), divided by `workers`: the wall time the run
 /// would have taken so far had every worker started at once.
@@ -646,6 +664,10 @@ const CHAIN_MIN_CONFLICTS: u64 = 64;
 /// dev machine; with more workers the probe's cost was not measured to matter, and a block
 /// that Block-STM would speed up must not wait for the next probe).
 const REMEMBER_MAX_WORKERS: usize = 4;
+/// A declared-access run whose wall time exceeds this fraction of its transactions' summed
+/// execution time counts as too slow (see `execute_block_adaptive`).
+const DECLARED_GAIN_NUM: u64 = 9;
+const DECLARED_GAIN_DEN: u64 = 10;
 /// Blocks that run sequentially without a probe after a probe found Block-STM too slow.
 const SKIP_AFTER_SLOW: u64 = 7;
 /// Blocks that run sequentially without a probe after a probe stopped on conflicts.
@@ -1016,6 +1038,26 @@ mod tests {
 
     /// A stopped probe is remembered: the next blocks run sequentially without a probe (the
     /// same results), as many as the verdict's kind says, then a block probes again.
+    #[test]
+    fn a_declared_run_that_gained_nothing_is_too_slow() {
+        let mut s = ExecStats {
+            declared_runs: 1,
+            plan_ns: 1_000,
+            parallel_ns: 5_000,
+            finish_ns: 1_000,
+            ..ExecStats::default()
+        };
+        // 7 us of wall time for 10 us of work: a gain.
+        s.profile.execute_ns = 10_000;
+        assert!(!declared_run_too_slow(&s));
+        // 7 us for 7.5 us of work: no gain worth the bookkeeping.
+        s.profile.execute_ns = 7_500;
+        assert!(declared_run_too_slow(&s));
+        // Not a graph run: no verdict.
+        s.declared_runs = 0;
+        assert!(!declared_run_too_slow(&s));
+    }
+
     #[test]
     fn stopped_probe_is_remembered() {
         let exec = SyntheticExecutor::default();

@@ -98,7 +98,10 @@ fn large_declared_blocks_equal_sequential() {
                     &format!("universe {u}, seed {seed}, threads {t}"),
                 );
                 assert!(!out.stats.sequential_fallback);
-                if u >= 100 {
+                // The graph ran, unless an executor of at most 4 workers remembers that a
+                // recent graph run gained nothing and runs this block sequentially.
+                let remembered = t <= 4 && out.stats.probe_skips == 1;
+                if u >= 100 && !remembered {
                     assert_eq!(out.stats.declared_runs, 1, "universe {u}: the graph ran");
                     assert_eq!(out.stats.executions, txs.len() as u64);
                 }
@@ -135,8 +138,9 @@ fn hot_read_only_keys_and_a_late_write() {
     for t in [2, 4, 8] {
         for r in 0..4 * stress() {
             let out = executors()[t - 1]
-                .execute_block(&exec, &txs, &env(), base)
-                .expect("declared");
+                .execute_block_declared(&exec, &txs, &env(), base)
+                .expect("declared")
+                .expect("every transaction declares");
             assert_eq!(out.stats.declared_runs, 1);
             assert_same(&out, &seq, &format!("threads {t}, run {r}"));
         }
