@@ -117,10 +117,11 @@ mod tests {
             .name("cputime-probe".into())
             .spawn(|| {
                 let _g = ExitGuard;
-                let t = std::time::Instant::now();
+                // A fixed amount of work, not of wall time: on a busy machine a thread can
+                // spend 30 ms of wall time with little CPU time.
                 let mut x = 0u64;
-                while t.elapsed().as_millis() < 30 {
-                    x = x.wrapping_mul(31).wrapping_add(7);
+                for i in 0..20_000_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
                 }
                 std::hint::black_box(x);
             })

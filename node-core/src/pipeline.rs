@@ -49,8 +49,8 @@ use sha2::{Digest, Sha256};
 use vm_runtime::tx::{Transaction, TxKind};
 use vm_runtime::{Vm, VmConfig};
 use vm_state::{
-    BlockEnv, CommitInfo, Hash32, ParallelExecutor, StateHasher, StateKey, StateReader, StateStore,
-    StateValue, TxStatus, WriteSet,
+    BlockEnv, BlockPlan, CommitInfo, Hash32, ParallelExecutor, StateHasher, StateKey, StateReader,
+    StateStore, StateValue, TxStatus, WriteSet,
 };
 use zk_privacy::pool::PrivacyPool;
 
@@ -438,6 +438,8 @@ pub struct SignedBlock {
     pub txs: Vec<Transaction>,
     pub stages: Vec<StageTime>,
     verify_ns: u64,
+    /// The declared-keys plan of `txs`, made here so that execution does not wait for it.
+    plan: Option<BlockPlan>,
 }
 
 /// A block that passed stages 1-4.
@@ -445,6 +447,7 @@ pub struct VerifiedBlock {
     pub block: Block,
     pub hash: [u8; 32],
     pub txs: Vec<Transaction>,
+    plan: Option<BlockPlan>,
     pub stages: Vec<StageTime>,
     pub privacy_txs: usize,
     verify_ns: u64,
@@ -848,12 +851,30 @@ impl Node {
                 rep.route.name().into()
             },
         });
+        // The declared-keys plan (`vm_state::BlockPlan`): it needs only the transactions, so
+        // it is built here, while the block before this one executes.
+        let plan = if self.executor.threads() > 1 {
+            let t = Instant::now();
+            let plan = self
+                .executor
+                .plan_block(&self.exec, &txs)
+                .map_err(|e| NodeError::Execution(e.to_string()))?;
+            stages.push(StageTime {
+                stage: "plan",
+                ms: t.elapsed().as_secs_f64() * 1e3,
+                route: "cpu".into(),
+            });
+            Some(plan)
+        } else {
+            None
+        };
         Ok(SignedBlock {
             hash: block.header.hash(),
             block,
             txs,
             stages,
             verify_ns: t0.elapsed().as_nanos() as u64,
+            plan,
         })
     }
 
@@ -919,6 +940,7 @@ impl Node {
                 txs,
                 mut stages,
                 verify_ns,
+                plan,
             } = sb;
             let mine = start..end;
             start = end;
@@ -943,6 +965,7 @@ impl Node {
                 block,
                 hash,
                 txs,
+                plan,
                 stages,
                 verify_ns: verify_ns + share_ns,
             }));
@@ -952,8 +975,9 @@ impl Node {
 
     /// Stage 5: executes a verified block over `base`, committed state up to the block's
     /// parent (a snapshot).
-    pub fn execute(&self, v: VerifiedBlock, base: &dyn StateReader) -> Result<ExecutedBlock> {
+    pub fn execute(&self, mut v: VerifiedBlock, base: &dyn StateReader) -> Result<ExecutedBlock> {
         let height = v.block.header.height;
+        let plan = v.plan.take();
         let t = Instant::now();
         let env = BlockEnv {
             number: height,
@@ -983,13 +1007,16 @@ impl Node {
                         .ok()
                         .map(|notes| (notes, t.elapsed()));
                     });
-                    let out = self.executor.execute_block(&self.exec, &v.txs, &env, base);
+                    let out = self
+                        .executor
+                        .execute_block_planned(&self.exec, &v.txs, &env, base, plan);
                     (out, Instant::now())
                 });
                 (out, early.map(|(n, took)| (n, took, executed)))
             }
             _ => (
-                self.executor.execute_block(&self.exec, &v.txs, &env, base),
+                self.executor
+                    .execute_block_planned(&self.exec, &v.txs, &env, base, plan),
                 None,
             ),
         };
@@ -1000,10 +1027,16 @@ impl Node {
         self.sched
             .count_task(engine_api::TaskType::Transaction, v.txs.len(), exec_ns);
         let mut stages = v.stages;
+        // `graph`: the block ran on the dependency graph of its declared keys, not Block-STM.
+        let graph = out.stats.declared_runs > 0;
         stages.push(StageTime {
             stage: "execute",
             ms: exec_ns as f64 / 1e6,
-            route: format!("cpu/{}t", self.executor.threads()),
+            route: format!(
+                "cpu/{}t{}",
+                self.executor.threads(),
+                if graph { "/graph" } else { "" }
+            ),
         });
         // A Block-STM probe stopped (the block then ran sequentially): how long it ran and
         // why.
@@ -1023,7 +1056,20 @@ impl Node {
         // With `SUPERVM_EXEC_PROFILE` set, where Block-STM's workers spent their time
         // (summed over workers) and its phases' wall times.
         let (st, p) = (&out.stats, &out.stats.profile);
-        if p.execute_ns > 0 {
+        if graph && std::env::var_os("SUPERVM_EXEC_PROFILE").is_some() {
+            for (stage, ns, route) in [
+                ("graph-plan", st.plan_ns, "wall"),
+                ("graph-executor", p.execute_ns, "sum"),
+                ("graph-parallel", st.parallel_ns, "wall"),
+                ("graph-finish", st.finish_ns, "wall"),
+            ] {
+                stages.push(StageTime {
+                    stage,
+                    ms: ns as f64 / 1e6,
+                    route: route.into(),
+                });
+            }
+        } else if p.execute_ns > 0 && !graph {
             for (stage, ns, route) in [
                 ("bstm-execute", p.execute_ns, "sum"),
                 ("bstm-record", p.record_ns, "sum"),

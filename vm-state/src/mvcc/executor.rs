@@ -55,6 +55,29 @@ pub(crate) fn panic_message(p: Box<dyn Any + Send>) -> String {
     }
 }
 
+/// The declared-access plan of one block ([`ParallelExecutor::plan_block`]): its
+/// dependency graph, or the finding that the block does not declare its keys or forms a
+/// chain. Used only for the transactions it was made for (the same slice; otherwise the
+/// block is planned again). Even a plan of other transactions could not change a result:
+/// the run checks every access against the plan's declarations, and a graph orders
+/// correctly any transactions whose accesses stay within them; anything else stops the run
+/// and the block is re-run sequentially.
+pub struct BlockPlan {
+    plan: declared::Plan,
+    /// The address and length of the transactions' slice it was made for.
+    txs: (usize, usize),
+    plan_ns: u64,
+}
+
+impl std::fmt::Debug for BlockPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockPlan")
+            .field("txs", &self.txs.1)
+            .field("plan_ns", &self.plan_ns)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Executes blocks with Block-STM on an explicit thread pool.
 pub struct ParallelExecutor {
     pool: Arc<rayon::ThreadPool>,
@@ -123,7 +146,21 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
     ) -> Result<BlockOutput> {
-        match self.execute_block_adaptive(exec, txs, env, base) {
+        self.execute_block_planned(exec, txs, env, base, None)
+    }
+
+    /// [`Self::execute_block`] with the block's declared-access plan made ahead
+    /// ([`Self::plan_block`]; a plan made for other transactions is not used: the block is
+    /// planned again).
+    pub fn execute_block_planned<E: TxExecutor>(
+        &self,
+        exec: &E,
+        txs: &[E::Tx],
+        env: &BlockEnv,
+        base: &dyn StateReader,
+        plan: Option<BlockPlan>,
+    ) -> Result<BlockOutput> {
+        match self.execute_block_adaptive(exec, txs, env, base, plan) {
             Ok(out) => Ok(out),
             Err(e @ (VmStateError::Invariant(_) | VmStateError::ExecutorPanic { .. })) => {
                 tracing::warn!(error = %e, txs = txs.len(), "parallel execution failed; re-running the block sequentially");
@@ -172,21 +209,23 @@ impl ParallelExecutor {
         txs: &[E::Tx],
         env: &BlockEnv,
         base: &dyn StateReader,
+        plan: Option<BlockPlan>,
     ) -> Result<BlockOutput> {
         let workers = self.threads.min(txs.len());
-        if workers <= 1 {
-            return execute_block_sequential(exec, txs, env, base);
-        }
-        let skip = self
-            .skip_probes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| k.checked_sub(1))
-            .is_ok();
-        if skip {
+        let skip = workers > 1
+            && self
+                .skip_probes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| k.checked_sub(1))
+                .is_ok();
+        if workers <= 1 || skip {
+            if let Some(p) = plan {
+                drop_later(Box::new(p));
+            }
             let mut out = execute_block_sequential(exec, txs, env, base)?;
-            out.stats.probe_skips = 1;
+            out.stats.probe_skips = u64::from(skip);
             return Ok(out);
         }
-        if let Some(out) = self.execute_block_declared(exec, txs, env, base)? {
+        if let Some(out) = self.run_declared(exec, txs, env, base, plan)? {
             // A graph run that cost about what its transactions cost one after another
             // (summed time inside the executor) gained nothing: on few workers with cheap
             // transactions (native transfers on 2 cores) building the graph and sorting the
@@ -279,11 +318,44 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
     ) -> Result<Option<BlockOutput>> {
-        let workers = self.threads.min(txs.len());
+        self.run_declared(exec, txs, env, base, None)
+    }
+
+    /// Builds the declared-access plan of `txs` (on this executor's pool) for
+    /// [`Self::execute_block_planned`]. It depends only on the transactions, not on state,
+    /// so it can be made while the previous block executes.
+    pub fn plan_block<E: TxExecutor>(&self, exec: &E, txs: &[E::Tx]) -> Result<BlockPlan> {
         let started = Instant::now();
         let plan = self.pool.install(|| declared::plan(exec, txs))?;
-        let plan_ns = started.elapsed().as_nanos() as u64;
-        let mut out = match plan {
+        Ok(BlockPlan {
+            plan,
+            txs: (txs.as_ptr() as usize, txs.len()),
+            plan_ns: started.elapsed().as_nanos() as u64,
+        })
+    }
+
+    /// The declared-access path with an optional plan made ahead.
+    fn run_declared<E: TxExecutor>(
+        &self,
+        exec: &E,
+        txs: &[E::Tx],
+        env: &BlockEnv,
+        base: &dyn StateReader,
+        plan: Option<BlockPlan>,
+    ) -> Result<Option<BlockOutput>> {
+        let workers = self.threads.min(txs.len());
+        let mine = (txs.as_ptr() as usize, txs.len());
+        let plan = match plan {
+            Some(p) if p.txs == mine => p,
+            other => {
+                if let Some(p) = other {
+                    drop_later(Box::new(p));
+                }
+                self.plan_block(exec, txs)?
+            }
+        };
+        let plan_ns = plan.plan_ns;
+        let mut out = match plan.plan {
             declared::Plan::Undeclared => return Ok(None),
             declared::Plan::Chain { depth } => {
                 tracing::trace!(txs = txs.len(), depth, "declared accesses form a chain");
@@ -1038,6 +1110,49 @@ mod tests {
 
     /// A stopped probe is remembered: the next blocks run sequentially without a probe (the
     /// same results), as many as the verdict's kind says, then a block probes again.
+    /// A plan made ahead is used; a plan of other transactions, even forced onto a block of
+    /// the same length, cannot change the result (the run either respects the plan's
+    /// declarations, and then its graph orders the block correctly, or it stops and the
+    /// block is re-run sequentially).
+    #[test]
+    fn plans_made_ahead_and_stale_plans() {
+        let exec = SyntheticExecutor {
+            work: 0,
+            declare: true,
+        };
+        let base = genesis(10_000, 1_000);
+        let env = BlockEnv::default();
+        let a = generate_block(1, 10_000, 2_000, 60);
+        let b = generate_block(2, 10_000, 2_000, 60);
+        let pe = ParallelExecutor::new(8).expect("pool");
+        let seq_b = execute_block_sequential(&exec, &b, &env, &base).expect("seq");
+        let plan = pe.plan_block(&exec, &b).expect("plan");
+        let out = pe
+            .execute_block_planned(&exec, &b, &env, &base, Some(plan))
+            .expect("planned");
+        assert_eq!(out.receipts, seq_b.receipts);
+        assert_eq!(out.write_set, seq_b.write_set);
+        assert_eq!(out.stats.declared_runs, 1);
+        // A's plan presented as B's (the slice check bypassed).
+        let mut stale = pe.plan_block(&exec, &a).expect("plan");
+        stale.txs = (b.as_ptr() as usize, b.len());
+        let out = pe
+            .execute_block_planned(&exec, &b, &env, &base, Some(stale))
+            .expect("stale plan");
+        assert_eq!(out.receipts, seq_b.receipts);
+        assert_eq!(out.write_set, seq_b.write_set);
+        assert!(out.stats.sequential_fallback, "B leaves A's declarations");
+        // A's plan for A's own length but another slice: planned again.
+        let a2 = a.clone();
+        let plan = pe.plan_block(&exec, &a).expect("plan");
+        let seq_a = execute_block_sequential(&exec, &a2, &env, &base).expect("seq");
+        let out = pe
+            .execute_block_planned(&exec, &a2, &env, &base, Some(plan))
+            .expect("replanned");
+        assert_eq!(out.receipts, seq_a.receipts);
+        assert!(!out.stats.sequential_fallback);
+    }
+
     #[test]
     fn a_declared_run_that_gained_nothing_is_too_slow() {
         let mut s = ExecStats {
