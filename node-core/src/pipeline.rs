@@ -1056,36 +1056,32 @@ impl Node {
         // With `SUPERVM_EXEC_PROFILE` set, where Block-STM's workers spent their time
         // (summed over workers) and its phases' wall times.
         let (st, p) = (&out.stats, &out.stats.profile);
-        if graph && std::env::var_os("SUPERVM_EXEC_PROFILE").is_some() {
-            for (stage, ns, route) in [
-                ("graph-plan", st.plan_ns, "wall"),
-                ("graph-executor", p.execute_ns, "sum"),
-                ("graph-parallel", st.parallel_ns, "wall"),
-                ("graph-finish", st.finish_ns, "wall"),
-            ] {
-                stages.push(StageTime {
-                    stage,
-                    ms: ns as f64 / 1e6,
-                    route: route.into(),
-                });
-            }
-        } else if p.execute_ns > 0 && !graph {
-            for (stage, ns, route) in [
-                ("bstm-execute", p.execute_ns, "sum"),
-                ("bstm-record", p.record_ns, "sum"),
-                ("bstm-validate", p.validate_ns, "sum"),
-                ("bstm-schedule", p.schedule_ns, "sum"),
-                ("bstm-sequential", st.sequential_ns, "wall"),
-                ("bstm-parallel", st.parallel_ns, "wall"),
-                ("bstm-finish", st.finish_ns, "wall"),
-            ] {
-                stages.push(StageTime {
-                    stage,
-                    ms: ns as f64 / 1e6,
-                    route: route.into(),
-                });
-            }
-        }
+        let profile: Vec<(&'static str, u64, &str)> =
+            if graph && std::env::var_os("SUPERVM_EXEC_PROFILE").is_some() {
+                vec![
+                    ("graph-plan", st.plan_ns, "wall"),
+                    ("graph-executor", p.execute_ns, "sum"),
+                    ("graph-parallel", st.parallel_ns, "wall"),
+                    ("graph-finish", st.finish_ns, "wall"),
+                ]
+            } else if p.execute_ns > 0 && !graph {
+                vec![
+                    ("bstm-execute", p.execute_ns, "sum"),
+                    ("bstm-record", p.record_ns, "sum"),
+                    ("bstm-validate", p.validate_ns, "sum"),
+                    ("bstm-schedule", p.schedule_ns, "sum"),
+                    ("bstm-sequential", st.sequential_ns, "wall"),
+                    ("bstm-parallel", st.parallel_ns, "wall"),
+                    ("bstm-finish", st.finish_ns, "wall"),
+                ]
+            } else {
+                Vec::new()
+            };
+        stages.extend(profile.into_iter().map(|(stage, ns, route)| StageTime {
+            stage,
+            ms: ns as f64 / 1e6,
+            route: route.into(),
+        }));
         let mut txs_by_kind = KindCounts::default();
         let mut failed_by_kind = KindCounts::default();
         let mut first_failure = None;
