@@ -853,7 +853,7 @@ impl Node {
         });
         // The declared-keys plan (`vm_state::BlockPlan`): it needs only the transactions, so
         // it is built here, while the block before this one executes.
-        let plan = if self.executor.threads() > 1 {
+        let plan = if self.executor.wants_plans() {
             let t = Instant::now();
             let plan = self
                 .executor

@@ -86,6 +86,16 @@ pub struct ParallelExecutor {
     /// Blocks still to run sequentially without a probe after the last bailout (see
     /// [`SKIP_AFTER_SLOW`]).
     skip_probes: AtomicU64,
+    /// Whether the previous block ran on its declared-keys graph (the next graph run is then
+    /// warm and may be judged: see `execute_block_adaptive`).
+    graph_warm: AtomicBool,
+    /// What a transaction cost in this executor's recent sequential runs (nanoseconds; 0:
+    /// none yet): the reference a graph run is judged against. A lower sample replaces it
+    /// at once, a higher one moves it a quarter of the way: a cold run (fresh memory, page
+    /// faults) only ever makes it too high, and one cold sample must not stick.
+    seq_ns_per_tx: AtomicU64,
+    /// Sequential runs that fed `seq_ns_per_tx`.
+    seq_samples: AtomicU64,
 }
 
 impl std::fmt::Debug for ParallelExecutor {
@@ -117,6 +127,9 @@ impl ParallelExecutor {
             threads: threads.max(1),
             fallbacks: AtomicU64::new(0),
             skip_probes: AtomicU64::new(0),
+            graph_warm: AtomicBool::new(false),
+            seq_ns_per_tx: AtomicU64::new(0),
+            seq_samples: AtomicU64::new(0),
         }
     }
 
@@ -218,24 +231,54 @@ impl ParallelExecutor {
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |k| k.checked_sub(1))
                 .is_ok();
         if workers <= 1 || skip {
+            self.graph_warm.store(false, Ordering::Release);
             if let Some(p) = plan {
                 drop_later(Box::new(p));
             }
             let mut out = execute_block_sequential(exec, txs, env, base)?;
             out.stats.probe_skips = u64::from(skip);
-            return Ok(out);
-        }
-        if let Some(out) = self.run_declared(exec, txs, env, base, plan)? {
-            // A graph run that cost about what its transactions cost one after another
-            // (summed time inside the executor) gained nothing: on few workers with cheap
-            // transactions (native transfers on 2 cores) building the graph and sorting the
-            // write set cost more than the second core gives. Such an executor then runs the
-            // next blocks sequentially, as after a slow Block-STM probe.
-            if workers <= REMEMBER_MAX_WORKERS && declared_run_too_slow(&out.stats) {
-                self.skip_probes.store(SKIP_AFTER_SLOW, Ordering::Release);
+            if skip {
+                self.note_sequential(&out.stats);
             }
             return Ok(out);
         }
+        // An executor of few workers judges its graph runs against its own sequential runs;
+        // with none yet, a block that would run on its graph runs sequentially once instead
+        // (timed: the reference).
+        let small = workers <= REMEMBER_MAX_WORKERS;
+        let calibrate = small && self.seq_samples.load(Ordering::Acquire) < CALIBRATION_RUNS;
+        if let Some(out) = self.run_declared(exec, txs, env, base, plan, calibrate)? {
+            if out.stats.declared_runs == 0 {
+                // A chain, or the calibration: it ran sequentially. After a chain (a
+                // property of the block's content, like heavy conflicts) the next blocks run
+                // sequentially without building even a sample graph.
+                self.note_sequential(&out.stats);
+                self.graph_warm.store(false, Ordering::Release);
+                if small && !calibrate {
+                    self.skip_probes
+                        .store(SKIP_AFTER_CONFLICTS, Ordering::Release);
+                }
+                return Ok(out);
+            }
+            // A graph run that cost about what its transactions cost one after another
+            // gained nothing: on few workers with cheap transactions (native transfers on 2
+            // cores) building the graph and sorting the write set cost more than the second
+            // core gives. Such an executor then runs the next blocks sequentially (which
+            // also refreshes the reference), as after a slow Block-STM probe. Only a run
+            // that follows another graph run is judged: the first after other modes often
+            // pays for fresh memory (page faults of 20 ms were seen on the 2-core machine).
+            let warm = self.graph_warm.swap(true, Ordering::AcqRel);
+            let reference = self
+                .seq_ns_per_tx
+                .load(Ordering::Acquire)
+                .saturating_mul(txs.len() as u64);
+            if warm && small && graph_run_too_slow(&out.stats, reference) {
+                self.skip_probes.store(SKIP_AFTER_SLOW, Ordering::Release);
+                self.graph_warm.store(false, Ordering::Release);
+            }
+            return Ok(out);
+        }
+        self.graph_warm.store(false, Ordering::Release);
         let probe = (PROBE_PER_WORKER * workers).max(PROBE_MIN);
         self.execute_block_watched(exec, txs, env, base, SEQ_PREFIX, probe)
     }
@@ -318,7 +361,14 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
     ) -> Result<Option<BlockOutput>> {
-        self.run_declared(exec, txs, env, base, None)
+        self.run_declared(exec, txs, env, base, None, false)
+    }
+
+    /// Whether a plan made now ([`Self::plan_block`]) would likely be used: more than one
+    /// worker, and no recent verdict making the next blocks run sequentially. Advisory (a
+    /// block without a plan is planned when it executes).
+    pub fn wants_plans(&self) -> bool {
+        self.threads > 1 && self.skip_probes.load(Ordering::Acquire) == 0
     }
 
     /// Builds the declared-access plan of `txs` (on this executor's pool) for
@@ -335,6 +385,27 @@ impl ParallelExecutor {
     }
 
     /// The declared-access path with an optional plan made ahead.
+    /// Adds a sequential run of a block to the per-transaction reference (blocks of at least
+    /// [`REFERENCE_MIN_TXS`] transactions).
+    fn note_sequential(&self, s: &ExecStats) {
+        if s.txs < REFERENCE_MIN_TXS || s.sequential_ns == 0 {
+            return;
+        }
+        let sample = (s.sequential_ns / s.txs as u64).max(1);
+        let _ = self
+            .seq_ns_per_tx
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                Some(if old == 0 || sample < old {
+                    sample
+                } else {
+                    old + (sample - old) / 4
+                })
+            });
+        self.seq_samples.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The declared-access path with an optional plan made ahead; `sequential_instead`: a
+    /// block that would run on its graph runs sequentially.
     fn run_declared<E: TxExecutor>(
         &self,
         exec: &E,
@@ -342,6 +413,7 @@ impl ParallelExecutor {
         env: &BlockEnv,
         base: &dyn StateReader,
         plan: Option<BlockPlan>,
+        sequential_instead: bool,
     ) -> Result<Option<BlockOutput>> {
         let workers = self.threads.min(txs.len());
         let mine = (txs.as_ptr() as usize, txs.len());
@@ -361,6 +433,13 @@ impl ParallelExecutor {
                 tracing::trace!(txs = txs.len(), depth, "declared accesses form a chain");
                 let mut out = execute_block_sequential(exec, txs, env, base)?;
                 out.stats.graph_depth = depth as u64;
+                out
+            }
+            declared::Plan::Graph(g) if sequential_instead => {
+                let depth = g.depth as u64;
+                drop_later(g);
+                let mut out = execute_block_sequential(exec, txs, env, base)?;
+                out.stats.graph_depth = depth;
                 out
             }
             declared::Plan::Graph(g) => {
@@ -553,13 +632,13 @@ impl ParallelExecutor {
 }
 
 /// Whether a block that ran on its declared-access graph took longer (planning, running and
-/// finishing) than 90% of its transactions' summed time inside the executor, which is about
-/// what running them one after another costs.
-fn declared_run_too_slow(s: &ExecStats) -> bool {
+/// finishing) than 90% of `reference`, what its transactions cost sequentially by the
+/// executor's recent sequential runs (0: unknown, never too slow).
+fn graph_run_too_slow(s: &ExecStats, reference: u64) -> bool {
     let wall = s.plan_ns + s.parallel_ns + s.finish_ns;
     s.declared_runs > 0
-        && wall.saturating_mul(DECLARED_GAIN_DEN)
-            > s.profile.execute_ns.saturating_mul(DECLARED_GAIN_NUM)
+        && reference > 0
+        && wall.saturating_mul(DECLARED_GAIN_DEN) > reference.saturating_mul(DECLARED_GAIN_NUM)
 }
 
 /// `workers` workers' summed time since each started (`started` of them so far, at
@@ -736,10 +815,15 @@ const CHAIN_MIN_CONFLICTS: u64 = 64;
 /// dev machine; with more workers the probe's cost was not measured to matter, and a block
 /// that Block-STM would speed up must not wait for the next probe).
 const REMEMBER_MAX_WORKERS: usize = 4;
-/// A declared-access run whose wall time exceeds this fraction of its transactions' summed
-/// execution time counts as too slow (see `execute_block_adaptive`).
+/// A declared-access run whose wall time exceeds this fraction of its transactions'
+/// sequential cost counts as too slow (see `execute_block_adaptive`).
 const DECLARED_GAIN_NUM: u64 = 9;
 const DECLARED_GAIN_DEN: u64 = 10;
+/// Smallest block whose sequential run updates the per-transaction reference.
+const REFERENCE_MIN_TXS: usize = 256;
+/// Sequential runs an executor of few workers makes before its first graph run (the first
+/// is often cold).
+const CALIBRATION_RUNS: u64 = 2;
 /// Blocks that run sequentially without a probe after a probe found Block-STM too slow.
 const SKIP_AFTER_SLOW: u64 = 7;
 /// Blocks that run sequentially without a probe after a probe stopped on conflicts.
@@ -1154,7 +1238,7 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_run_that_gained_nothing_is_too_slow() {
+    fn a_graph_run_that_gained_nothing_is_too_slow() {
         let mut s = ExecStats {
             declared_runs: 1,
             plan_ns: 1_000,
@@ -1162,15 +1246,45 @@ mod tests {
             finish_ns: 1_000,
             ..ExecStats::default()
         };
-        // 7 us of wall time for 10 us of work: a gain.
-        s.profile.execute_ns = 10_000;
-        assert!(!declared_run_too_slow(&s));
-        // 7 us for 7.5 us of work: no gain worth the bookkeeping.
-        s.profile.execute_ns = 7_500;
-        assert!(declared_run_too_slow(&s));
-        // Not a graph run: no verdict.
+        // 7 us of wall time for 10 us of sequential work: a gain.
+        assert!(!graph_run_too_slow(&s, 10_000));
+        // 7 us for 7.5 us: no gain worth the bookkeeping.
+        assert!(graph_run_too_slow(&s, 7_500));
+        // No reference yet, or not a graph run: no verdict.
+        assert!(!graph_run_too_slow(&s, 0));
         s.declared_runs = 0;
-        assert!(!declared_run_too_slow(&s));
+        assert!(!graph_run_too_slow(&s, 7_500));
+    }
+
+    /// An executor of few workers runs its first graph-eligible block sequentially (the
+    /// reference), then runs the graph; the result is the sequential one throughout.
+    #[test]
+    fn few_workers_calibrate_on_a_sequential_run_first() {
+        let exec = SyntheticExecutor {
+            work: 0,
+            declare: true,
+        };
+        let base = genesis(10_000, 1_000);
+        let env = BlockEnv::default();
+        let txs = generate_block(5, 10_000, 2_000, 60);
+        let seq = execute_block_sequential(&exec, &txs, &env, &base).expect("seq");
+        let pe = ParallelExecutor::new(2).expect("pool");
+        let mut outs = Vec::new();
+        for _ in 0..CALIBRATION_RUNS {
+            let out = pe
+                .execute_block(&exec, &txs, &env, &base)
+                .expect("calibration");
+            assert_eq!(out.stats.declared_runs, 0, "calibration run");
+            outs.push(out);
+        }
+        assert!(pe.seq_ns_per_tx.load(Ordering::Relaxed) > 0);
+        let graph = pe.execute_block(&exec, &txs, &env, &base).expect("graph");
+        assert_eq!(graph.stats.declared_runs, 1, "then the graph");
+        outs.push(graph);
+        for out in outs {
+            assert_eq!(out.receipts, seq.receipts);
+            assert_eq!(out.write_set, seq.write_set);
+        }
     }
 
     #[test]

@@ -98,10 +98,10 @@ fn large_declared_blocks_equal_sequential() {
                     &format!("universe {u}, seed {seed}, threads {t}"),
                 );
                 assert!(!out.stats.sequential_fallback);
-                // The graph ran, unless an executor of at most 4 workers remembers that a
-                // recent graph run gained nothing and runs this block sequentially.
-                let remembered = t <= 4 && out.stats.probe_skips == 1;
-                if u >= 100 && !remembered {
+                // The graph ran. (An executor of at most 4 workers chooses by measurement:
+                // its first such block runs sequentially as a reference, and it runs
+                // blocks sequentially after a graph run that gained nothing.)
+                if u >= 100 && t > 4 {
                     assert_eq!(out.stats.declared_runs, 1, "universe {u}: the graph ran");
                     assert_eq!(out.stats.executions, txs.len() as u64);
                 }
@@ -200,7 +200,8 @@ fn a_broken_declaration_falls_back_to_sequential() {
     for lie in [Lie::OmitsReceiver, Lie::WritesAsReads] {
         let exec = Liar(declaring(), lie);
         let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("seq");
-        let pe = ParallelExecutor::new(4).expect("pool");
+        // More than 4 workers: no calibration runs, the graph runs at once.
+        let pe = ParallelExecutor::new(6).expect("pool");
         let err = pe
             .execute_block_declared(&exec, &txs, &env(), base)
             .expect_err("a broken declaration");
