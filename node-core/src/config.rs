@@ -65,6 +65,10 @@ pub struct ExecutionSection {
     /// the cores. Default `false` (not yet measured on the GPU host; see
     /// `docs/BENCHMARKS.md`).
     pub own_pool: bool,
+    /// Blocks whose transactions all declare their keys run on the keys' dependency graph
+    /// instead of Block-STM (`docs/ARCHITECTURE.md`). Default `true`; `false` runs every
+    /// block with Block-STM (or sequentially), as before 2026-12-05.
+    pub declared_graph: bool,
     /// Most gas all transactions of a block may use together. Default `10_000_000_000`.
     pub block_gas_limit: u64,
     /// Linear-memory limit of one WASM instance, in bytes. Default `16777216` (16 MiB).
@@ -77,6 +81,7 @@ impl Default for ExecutionSection {
             threads: 0,
             workers: 0,
             own_pool: false,
+            declared_graph: true,
             block_gas_limit: 10_000_000_000,
             wasm_memory_limit: 16 * 1024 * 1024,
         }
@@ -313,6 +318,9 @@ threads = 0
 workers = 0
 # Block-STM on a pool of its own (workers threads) instead of the shared pool.
 own_pool = false
+# Blocks whose transactions all declare their keys run on the keys' dependency
+# graph instead of Block-STM; false = Block-STM for every block.
+declared_graph = true
 # Most gas all transactions of a block may use together.
 block_gas_limit = 10000000000
 # Linear-memory limit of one WASM instance, in bytes (16 MiB).

@@ -561,11 +561,15 @@ impl Node {
             hasher: RoutedHasher::new(sched.clone()).with_pool(pool.clone()),
             commit_hasher: RoutedHasher::new(sched.clone()).inline_cpu(side_pool.clone()),
             side_pool,
-            executor: if cfg.execution.own_pool {
-                ParallelExecutor::new(cfg.workers())
-                    .map_err(|e| NodeError::Execution(format!("Block-STM pool: {e}")))?
-            } else {
-                ParallelExecutor::with_pool(pool.clone(), cfg.workers().min(threads))
+            executor: {
+                let executor = if cfg.execution.own_pool {
+                    ParallelExecutor::new(cfg.workers())
+                        .map_err(|e| NodeError::Execution(format!("Block-STM pool: {e}")))?
+                } else {
+                    ParallelExecutor::with_pool(pool.clone(), cfg.workers().min(threads))
+                };
+                executor.set_declared_graph(cfg.execution.declared_graph);
+                executor
             },
             exec: NodeExecutor::new(vm, ppool),
             cfg,

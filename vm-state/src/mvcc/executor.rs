@@ -96,6 +96,8 @@ pub struct ParallelExecutor {
     seq_ns_per_tx: AtomicU64,
     /// Sequential runs that fed `seq_ns_per_tx`.
     seq_samples: AtomicU64,
+    /// Whether `execute_block` may run blocks on their declared keys' graph (default on).
+    declared: AtomicBool,
 }
 
 impl std::fmt::Debug for ParallelExecutor {
@@ -130,6 +132,7 @@ impl ParallelExecutor {
             graph_warm: AtomicBool::new(false),
             seq_ns_per_tx: AtomicU64::new(0),
             seq_samples: AtomicU64::new(0),
+            declared: AtomicBool::new(true),
         }
     }
 
@@ -247,7 +250,15 @@ impl ParallelExecutor {
         // (timed: the reference).
         let small = workers <= REMEMBER_MAX_WORKERS;
         let calibrate = small && self.seq_samples.load(Ordering::Acquire) < CALIBRATION_RUNS;
-        if let Some(out) = self.run_declared(exec, txs, env, base, plan, calibrate)? {
+        let declared = if self.declared_graph() {
+            self.run_declared(exec, txs, env, base, plan, calibrate)?
+        } else {
+            if let Some(p) = plan {
+                drop_later(Box::new(p));
+            }
+            None
+        };
+        if let Some(out) = declared {
             if out.stats.declared_runs == 0 {
                 // A chain, or the calibration: it ran sequentially. After a chain (a
                 // property of the block's content, like heavy conflicts) the next blocks run
@@ -364,11 +375,23 @@ impl ParallelExecutor {
         self.run_declared(exec, txs, env, base, None, false)
     }
 
-    /// Whether a plan made now ([`Self::plan_block`]) would likely be used: more than one
-    /// worker, and no recent verdict making the next blocks run sequentially. Advisory (a
-    /// block without a plan is planned when it executes).
+    /// Whether a plan made now ([`Self::plan_block`]) would likely be used: the graph is on,
+    /// more than one worker, and no recent verdict making the next blocks run sequentially.
+    /// Advisory (a block without a plan is planned when it executes).
     pub fn wants_plans(&self) -> bool {
-        self.threads > 1 && self.skip_probes.load(Ordering::Acquire) == 0
+        self.declared_graph() && self.threads > 1 && self.skip_probes.load(Ordering::Acquire) == 0
+    }
+
+    /// Turns the declared-keys graph of [`Self::execute_block`] on (the default) or off
+    /// (every block then runs as if its transactions did not declare: Block-STM or
+    /// sequential). [`Self::execute_block_declared`] is not affected.
+    pub fn set_declared_graph(&self, on: bool) {
+        self.declared.store(on, Ordering::Release);
+    }
+
+    /// Whether [`Self::execute_block`] may use the declared-keys graph.
+    pub fn declared_graph(&self) -> bool {
+        self.declared.load(Ordering::Acquire)
     }
 
     /// Builds the declared-access plan of `txs` (on this executor's pool) for

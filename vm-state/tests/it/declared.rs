@@ -236,3 +236,26 @@ fn one_undeclared_transaction_means_block_stm() {
     assert_eq!(out.stats.declared_runs, 0);
     assert_same(&out, &seq, "undeclared");
 }
+
+/// With the graph turned off, declaring blocks run as before (Block-STM or sequentially),
+/// with the same result; turned back on, the graph runs again.
+#[test]
+fn the_graph_can_be_turned_off() {
+    let exec = declaring();
+    let txs = generate_block(21, 10_000, 2_000, 60);
+    let seq = execute_block_sequential(&exec, &txs, &env(), base(10_000)).expect("seq");
+    let pe = ParallelExecutor::new(6).expect("pool");
+    pe.set_declared_graph(false);
+    assert!(!pe.wants_plans());
+    let off = pe
+        .execute_block(&exec, &txs, &env(), base(10_000))
+        .expect("off");
+    assert_eq!(off.stats.declared_runs, 0);
+    assert_same(&off, &seq, "graph off");
+    pe.set_declared_graph(true);
+    let on = pe
+        .execute_block(&exec, &txs, &env(), base(10_000))
+        .expect("on");
+    assert_eq!(on.stats.declared_runs, 1);
+    assert_same(&on, &seq, "graph on");
+}
