@@ -678,7 +678,7 @@ impl<E: TxExecutor> Run<'_, E> {
 }
 
 /// The view of one transaction in a declared-access run: reads and writes of its declared
-/// keys only.
+/// keys, and reads of keys no transaction of the block declares as written.
 struct DeclaredView<'a> {
     g: &'a Graph,
     /// The position of this transaction's first access in the graph.
@@ -688,7 +688,8 @@ struct DeclaredView<'a> {
     hasher: &'a DefaultHashBuilder,
     /// The transaction's writes, by position in `decls`.
     writes: &'a mut Vec<Option<Option<StateValue>>>,
-    /// The first broken promise (an undeclared key, a write to a read-only key).
+    /// The first broken promise (an undeclared write or read of a key the block writes, a
+    /// write to a key declared read-only).
     broken: Option<String>,
     storage_error: Option<String>,
 }
