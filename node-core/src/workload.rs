@@ -299,7 +299,7 @@ impl DevWorkload {
                             contract: token,
                             input,
                             value: 0,
-                            access: Some(access),
+                            access: Some(vm_runtime::AccessList::writes(access)),
                         },
                     )
                 }

@@ -19,7 +19,7 @@ use vm_state::{
 
 use crate::contracts;
 use crate::instance::{CallRequest, VmWorker};
-use crate::tx::{address_of, contract_address, Transaction, TxKind};
+use crate::tx::{address_of, contract_address, AccessList, Transaction, TxKind};
 use crate::vm::Vm;
 use crate::{VmConfig, VmError, VmExecutor};
 
@@ -158,10 +158,10 @@ pub fn prepare_block(
                     contract: token,
                     input: contracts::token_transfer_input(&to, 1),
                     value: 0,
-                    access: Some(vec![
+                    access: Some(AccessList::writes(vec![
                         contracts::token_balance_key(&addrs[from]),
                         contracts::token_balance_key(&to),
-                    ]),
+                    ])),
                 },
                 Workload::Native => TxKind::Transfer { to, amount: 1 },
             };

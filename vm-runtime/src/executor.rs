@@ -72,7 +72,11 @@ impl VmExecutor {
                 .saturating_add(g.deploy_per_byte.saturating_mul(code.len() as u64)),
             TxKind::Call { input, access, .. } => {
                 // A declared slot costs its bytes and its 4-byte length, like input.
-                let declared: usize = access.iter().flatten().map(|s| s.len() + 4).sum();
+                let declared: usize = access
+                    .iter()
+                    .flat_map(|a| a.slots())
+                    .map(|(s, _)| s.len() + 4)
+                    .sum();
                 g.tx_base.saturating_add(
                     g.input_per_byte
                         .saturating_mul(input.len().saturating_add(declared) as u64),
@@ -165,8 +169,8 @@ impl TxExecutor for VmExecutor {
 
     /// Native transfers declare their two account records; calls with an access list
     /// declare the sender's record, the contract's record if value moves, the contract's
-    /// code hash (read) and the listed storage slots (the host traps any other storage
-    /// access, so the list holds in every mode; the code blob, never written outside a
+    /// code hash (read) and the listed storage slots, writable or read-only (the host traps
+    /// any other storage access, so the list holds in every mode; the code blob, never written outside a
     /// deploy, needs no declaration). Deploys, calls without a list and privacy
     /// transactions do not declare, so a block containing them runs with Block-STM.
     fn declare_access(&self, tx: &Transaction, out: &mut Vec<(StateKey, Access)>) -> bool {
@@ -179,7 +183,7 @@ impl TxExecutor for VmExecutor {
             TxKind::Call {
                 contract,
                 value,
-                access: Some(slots),
+                access: Some(list),
                 ..
             } => {
                 out.push((StateKey::account(&tx.sender_address()), Access::Write));
@@ -187,11 +191,14 @@ impl TxExecutor for VmExecutor {
                     out.push((StateKey::account(contract), Access::Write));
                 }
                 out.push((StateKey::code(contract), Access::Read));
-                out.extend(
-                    slots
-                        .iter()
-                        .map(|s| (StateKey::storage(contract, s), Access::Write)),
-                );
+                out.extend(list.slots().map(|(s, writable)| {
+                    let access = if writable {
+                        Access::Write
+                    } else {
+                        Access::Read
+                    };
+                    (StateKey::storage(contract, s), access)
+                }));
                 true
             }
             TxKind::Deploy { .. } | TxKind::Call { access: None, .. } | TxKind::Privacy(_) => false,
@@ -231,12 +238,11 @@ impl TxExecutor for VmExecutor {
                 )))
             }
             TxKind::Call {
-                access: Some(slots),
-                ..
-            } if slots.len() > MAX_DECLARED_SLOTS => {
+                access: Some(list), ..
+            } if list.len() > MAX_DECLARED_SLOTS => {
                 return Ok(rejected(format!(
                     "{} declared slots exceed {MAX_DECLARED_SLOTS}",
-                    slots.len()
+                    list.len()
                 )))
             }
             TxKind::Call { input, .. } if input.len() > cfg.max_input_bytes => {
@@ -486,7 +492,7 @@ impl VmExecutor {
             timestamp: env.timestamp,
         };
         let access = match &tx.kind {
-            TxKind::Call { access, .. } => access.as_deref(),
+            TxKind::Call { access, .. } => access.as_ref(),
             _ => None,
         };
         let r = worker.call(

@@ -15,6 +15,7 @@ use vm_state::{Address, Log, ReadError, StateKey, StateValue};
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter};
 
 use crate::config::VmConfig;
+use crate::tx::AccessList;
 
 /// The only module name a contract may import from.
 pub const HOST_MODULE: &str = "env";
@@ -169,25 +170,32 @@ pub(crate) struct HostState {
     /// ([`crate::dirty::range_mask`]).
     pub(crate) written: u64,
     /// Whether the call declared its storage slots (`TxKind::Call::access`); they are
-    /// `declared`, concatenated, each ending at the next offset of `declared_ends` (buffers
-    /// reused from call to call).
+    /// `declared`, concatenated, each ending at the next offset of `declared_ends`, the
+    /// first `declared_writable` of them writable (buffers reused from call to call).
     pub(crate) declared_on: bool,
     pub(crate) declared: Vec<u8>,
     pub(crate) declared_ends: Vec<usize>,
+    pub(crate) declared_writable: usize,
 }
 
 impl HostState {
-    /// Whether the call may touch storage slot `slot`.
-    fn may_touch(&self, slot: &[u8]) -> bool {
+    /// Whether the call may read (`write`: write or delete) storage slot `slot`: `Err` with
+    /// the trap message if not.
+    fn may_touch(&self, slot: &[u8], write: bool) -> Result<(), &'static str> {
         if !self.declared_on {
-            return true;
+            return Ok(());
         }
         let mut start = 0;
-        self.declared_ends.iter().any(|&end| {
+        let found = self.declared_ends.iter().position(|&end| {
             let hit = &self.declared[start..end] == slot;
             start = end;
             hit
-        })
+        });
+        match found {
+            None => Err(NOT_DECLARED),
+            Some(i) if write && i >= self.declared_writable => Err(DECLARED_READ_ONLY),
+            Some(_) => Ok(()),
+        }
     }
 }
 
@@ -205,6 +213,7 @@ impl HostState {
             events: Vec::new(),
             return_data: Vec::new(),
             written: 0,
+            declared_writable: 0,
             declared_on: false,
             declared: Vec::new(),
             declared_ends: Vec::new(),
@@ -216,7 +225,7 @@ impl HostState {
         &mut self,
         ctx: CallContext,
         input: &[u8],
-        access: Option<&[Vec<u8>]>,
+        access: Option<&AccessList>,
     ) {
         self.ctx = ctx;
         self.input.clear();
@@ -224,7 +233,8 @@ impl HostState {
         self.declared.clear();
         self.declared_ends.clear();
         self.declared_on = access.is_some();
-        for slot in access.unwrap_or_default() {
+        self.declared_writable = access.map_or(0, |a| a.write.len());
+        for (slot, _) in access.iter().flat_map(|a| a.slots()) {
             self.declared.extend_from_slice(slot);
             self.declared_ends.push(self.declared.len());
         }
@@ -278,16 +288,21 @@ fn read_mem(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostRes
 
 /// Trap message of a storage access outside a call's declared slots.
 pub const NOT_DECLARED: &str = "storage slot outside the transaction's declared access list";
+/// Trap message of a write or delete of a slot the call declared read-only.
+pub const DECLARED_READ_ONLY: &str = "storage slot declared read-only";
 
 /// The storage key of this contract whose contract-side part is `len` bytes at `ptr`, built
 /// straight from memory (no intermediate copy).
-fn storage_key(caller: &mut Caller<'_, HostState>, ptr: i32, len: usize) -> HostResult<StateKey> {
+fn storage_key(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: usize,
+    write: bool,
+) -> HostResult<StateKey> {
     let mem = memory(caller)?;
     let (data, state) = mem.data_and_store_mut(&mut *caller);
     let r = range(ptr, len, data.len())?;
-    if !state.may_touch(&data[r.clone()]) {
-        return Err(trap(NOT_DECLARED));
-    }
+    state.may_touch(&data[r.clone()], write).map_err(trap)?;
     Ok(StateKey::storage(&state.ctx.this, &data[r]))
 }
 
@@ -394,7 +409,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 &mut c,
                 g.host_call + g.storage_read + g.copy_per_byte * key_len as u64,
             )?;
-            let skey = storage_key(&mut c, key_ptr, key_len)?;
+            let skey = storage_key(&mut c, key_ptr, key_len, false)?;
             let value = {
                 let st = c.data_mut();
                 match st.overlay.get(&skey) {
@@ -442,7 +457,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     + g.storage_write
                     + g.storage_write_per_byte * (key_len + val_len) as u64,
             )?;
-            let skey = storage_key(&mut c, key_ptr, key_len)?;
+            let skey = storage_key(&mut c, key_ptr, key_len, true)?;
             let val = read_value(&mut c, val_ptr, val_len)?;
             c.data_mut().overlay.insert(skey, Some(val));
             Ok(())
@@ -459,7 +474,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 &mut c,
                 g.host_call + g.storage_delete + g.copy_per_byte * key_len as u64,
             )?;
-            let skey = storage_key(&mut c, key_ptr, key_len)?;
+            let skey = storage_key(&mut c, key_ptr, key_len, true)?;
             c.data_mut().overlay.insert(skey, None);
             Ok(())
         },

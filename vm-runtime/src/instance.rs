@@ -301,7 +301,7 @@ impl VmWorker {
         entry: Entry,
         ctx: CallContext,
         input: &[u8],
-        access: Option<&[Vec<u8>]>,
+        access: Option<&crate::tx::AccessList>,
         gas: u64,
         view: &mut dyn StateView,
     ) -> Result<CallResult, ReadError> {

@@ -37,8 +37,10 @@ pub use vm_state::types::*;
 pub use config::{GasSchedule, VmConfig};
 pub use error::{Result, VmError};
 pub use executor::{VmExecutor, PRIVACY_REJECTED};
-pub use host::{HOST_FUNCTIONS, HOST_MODULE, NOT_DECLARED};
+pub use host::{DECLARED_READ_ONLY, HOST_FUNCTIONS, HOST_MODULE, NOT_DECLARED};
 pub use instance::{CallReport, CallRequest, VmWorker, MAX_INSTANCES_PER_WORKER};
 pub use l1::{EvmEngine, WasmEngine, EVM_UNSUPPORTED};
-pub use tx::{address_of, contract_address, verify_batch, Transaction, TxKind, MAX_DECLARED_SLOTS};
+pub use tx::{
+    address_of, contract_address, verify_batch, AccessList, Transaction, TxKind, MAX_DECLARED_SLOTS,
+};
 pub use vm::{CompiledContract, Vm};

@@ -60,16 +60,53 @@ pub enum TxKind {
         contract: Address,
         input: Vec<u8>,
         value: u128,
-        /// The contract storage slots (the contract-side key bytes the contract passes to
-        /// the storage host calls) the call may touch, or `None`: any. With a list, a storage
-        /// access outside it traps the call (status `Trap`, in every execution mode), and a
-        /// block whose transactions all declare their keys runs on the dependency graph of
-        /// those keys instead of Block-STM (`docs/ARCHITECTURE.md`). Signed like every field.
-        access: Option<Vec<Vec<u8>>>,
+        /// The contract storage slots the call may touch ([`AccessList`]), or `None`: any.
+        /// With a list, a storage access outside it traps the call (status `Trap`, in every
+        /// execution mode), and a block whose transactions all declare their keys runs on
+        /// the dependency graph of those keys instead of Block-STM (`docs/ARCHITECTURE.md`).
+        /// Signed like every field.
+        access: Option<AccessList>,
     },
     /// A privacy transaction (shielded transfer); the payload is interpreted by the node's
     /// privacy pipeline, which executes it. The WASM executor rejects it.
     Privacy(Vec<u8>),
+}
+
+/// The contract storage slots a call declares: the contract-side key bytes the contract
+/// passes to the storage host calls. A slot in `write` may be read, written and deleted; a
+/// slot only in `read` may only be read. Read-only slots let calls that read the same slot
+/// (a price, a configuration) run side by side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessList {
+    pub write: Vec<Vec<u8>>,
+    pub read: Vec<Vec<u8>>,
+}
+
+impl AccessList {
+    /// A list of writable slots only.
+    pub fn writes(slots: Vec<Vec<u8>>) -> Self {
+        Self {
+            write: slots,
+            read: Vec::new(),
+        }
+    }
+
+    /// Slots declared, both kinds.
+    pub fn len(&self) -> usize {
+        self.write.len() + self.read.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every slot with whether it is writable, writable ones first.
+    pub fn slots(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        self.write
+            .iter()
+            .map(|s| (&s[..], true))
+            .chain(self.read.iter().map(|s| (&s[..], false)))
+    }
 }
 
 /// A signed transaction. Equality compares the fields (the cached sender address is left
@@ -179,10 +216,12 @@ impl Transaction {
                 out.extend_from_slice(contract);
                 out.extend_from_slice(&value.to_le_bytes());
                 put_bytes(out, input);
-                if let Some(slots) = access {
-                    out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
-                    for slot in slots {
-                        put_bytes(out, slot);
+                if let Some(list) = access {
+                    for slots in [&list.write, &list.read] {
+                        out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+                        for slot in slots {
+                            put_bytes(out, slot);
+                        }
                     }
                 }
             }
@@ -224,13 +263,20 @@ impl Transaction {
                 let value = u128::from_le_bytes(r.array::<16>()?);
                 let input = r.bytes()?;
                 let access = if kind == KIND_CALL_DECLARED {
-                    let count = u32::from_le_bytes(r.array::<4>()?) as usize;
-                    if count > MAX_DECLARED_SLOTS {
-                        return Err(VmError::Decode(format!(
-                            "{count} declared slots exceed {MAX_DECLARED_SLOTS}"
-                        )));
+                    let mut lists = [Vec::new(), Vec::new()];
+                    let mut total = 0usize;
+                    for list in &mut lists {
+                        let count = u32::from_le_bytes(r.array::<4>()?) as usize;
+                        total = total.saturating_add(count);
+                        if total > MAX_DECLARED_SLOTS {
+                            return Err(VmError::Decode(format!(
+                                "more declared slots than {MAX_DECLARED_SLOTS}"
+                            )));
+                        }
+                        *list = (0..count).map(|_| r.bytes()).collect::<Result<Vec<_>>>()?;
                     }
-                    Some((0..count).map(|_| r.bytes()).collect::<Result<Vec<_>>>()?)
+                    let [write, read] = lists;
+                    Some(AccessList { write, read })
                 } else {
                     None
                 };

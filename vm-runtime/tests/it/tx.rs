@@ -30,13 +30,16 @@ fn kinds() -> Vec<TxKind> {
             contract: [4; 20],
             input: vec![9],
             value: 0,
-            access: Some(vec![vec![1, 2, 3], Vec::new(), vec![0xff; 21]]),
+            access: Some(vm_runtime::AccessList {
+                write: vec![vec![1, 2, 3], Vec::new()],
+                read: vec![vec![0xff; 21]],
+            }),
         },
         TxKind::Call {
             contract: [4; 20],
             input: Vec::new(),
             value: 5,
-            access: Some(Vec::new()),
+            access: Some(vm_runtime::AccessList::default()),
         },
         TxKind::Privacy(vec![0xaa; 100]),
     ]
@@ -149,7 +152,10 @@ fn too_many_declared_slots_are_refused() {
         contract: [4; 20],
         input: Vec::new(),
         value: 0,
-        access: Some(vec![vec![1]; vm_runtime::MAX_DECLARED_SLOTS + 1]),
+        access: Some(vm_runtime::AccessList {
+            write: vec![vec![1]; vm_runtime::MAX_DECLARED_SLOTS - 1],
+            read: vec![vec![2]; 2],
+        }),
     };
     let bytes = sample(kind).encode();
     let err = Transaction::decode(&bytes).expect_err("too many slots");
