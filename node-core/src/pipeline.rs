@@ -1058,29 +1058,30 @@ impl Node {
             });
         }
         // With `SUPERVM_EXEC_PROFILE` set, where Block-STM's workers spent their time
-        // (summed over workers) and its phases' wall times.
+        // (summed over workers) and its phases' wall times, or a graph block's phases.
         let (st, p) = (&out.stats, &out.stats.profile);
-        let profile: Vec<(&'static str, u64, &str)> =
-            if graph && std::env::var_os("SUPERVM_EXEC_PROFILE").is_some() {
-                vec![
-                    ("graph-plan", st.plan_ns, "wall"),
-                    ("graph-executor", p.execute_ns, "sum"),
-                    ("graph-parallel", st.parallel_ns, "wall"),
-                    ("graph-finish", st.finish_ns, "wall"),
-                ]
-            } else if p.execute_ns > 0 && !graph {
-                vec![
-                    ("bstm-execute", p.execute_ns, "sum"),
-                    ("bstm-record", p.record_ns, "sum"),
-                    ("bstm-validate", p.validate_ns, "sum"),
-                    ("bstm-schedule", p.schedule_ns, "sum"),
-                    ("bstm-sequential", st.sequential_ns, "wall"),
-                    ("bstm-parallel", st.parallel_ns, "wall"),
-                    ("bstm-finish", st.finish_ns, "wall"),
-                ]
-            } else {
-                Vec::new()
-            };
+        let profile: Vec<(&'static str, u64, &str)> = if !vm_state::profiling() {
+            Vec::new()
+        } else if graph {
+            vec![
+                ("graph-plan", st.plan_ns, "wall"),
+                ("graph-executor", p.execute_ns, "sum"),
+                ("graph-parallel", st.parallel_ns, "wall"),
+                ("graph-finish", st.finish_ns, "wall"),
+            ]
+        } else if p.execute_ns > 0 {
+            vec![
+                ("bstm-execute", p.execute_ns, "sum"),
+                ("bstm-record", p.record_ns, "sum"),
+                ("bstm-validate", p.validate_ns, "sum"),
+                ("bstm-schedule", p.schedule_ns, "sum"),
+                ("bstm-sequential", st.sequential_ns, "wall"),
+                ("bstm-parallel", st.parallel_ns, "wall"),
+                ("bstm-finish", st.finish_ns, "wall"),
+            ]
+        } else {
+            Vec::new()
+        };
         stages.extend(profile.into_iter().map(|(stage, ns, route)| StageTime {
             stage,
             ms: ns as f64 / 1e6,

@@ -29,7 +29,7 @@ use vm_state::{
 
 use crate::host::CallContext;
 use crate::instance::{CallOutcome, CallResult, Entry, VmWorker};
-use crate::tx::{contract_address, Transaction, TxKind, MAX_DECLARED_SLOTS};
+use crate::tx::{contract_address, AccessList, Transaction, TxKind, MAX_DECLARED_SLOTS};
 use crate::vm::Vm;
 
 /// Message of the `Rejected` status of privacy transactions.
@@ -170,9 +170,9 @@ impl TxExecutor for VmExecutor {
     /// Native transfers declare their two account records; calls with an access list
     /// declare the sender's record, the contract's record if value moves, the contract's
     /// code hash (read) and the listed storage slots, writable or read-only (the host traps
-    /// any other storage access, so the list holds in every mode; the code blob, never written outside a
-    /// deploy, needs no declaration). Deploys, calls without a list and privacy
-    /// transactions do not declare, so a block containing them runs with Block-STM.
+    /// any other storage access, so the list holds in every mode; the code blob, never
+    /// written outside a deploy, needs no declaration). Deploys, calls without a list and
+    /// privacy transactions do not declare, so a block containing them runs with Block-STM.
     fn declare_access(&self, tx: &Transaction, out: &mut Vec<(StateKey, Access)>) -> bool {
         match &tx.kind {
             TxKind::Transfer { to, .. } => {
@@ -310,7 +310,7 @@ impl TxExecutor for VmExecutor {
                 contract,
                 input,
                 value,
-                ..
+                access,
             } => self.call(
                 worker,
                 tx,
@@ -319,6 +319,7 @@ impl TxExecutor for VmExecutor {
                 &sender,
                 contract,
                 input,
+                access.as_ref(),
                 *value,
                 intrinsic,
                 balance,
@@ -440,6 +441,7 @@ impl VmExecutor {
         sender: &Address,
         contract_addr: &Address,
         input: &[u8],
+        access: Option<&AccessList>,
         value: u128,
         intrinsic: u64,
         balance: u128,
@@ -490,10 +492,6 @@ impl VmExecutor {
             value,
             block_number: env.number,
             timestamp: env.timestamp,
-        };
-        let access = match &tx.kind {
-            TxKind::Call { access, .. } => access.as_ref(),
-            _ => None,
         };
         let r = worker.call(
             &self.vm,

@@ -24,8 +24,8 @@ pub mod write_set;
 
 pub use error::{Result, VmStateError};
 pub use mvcc::{
-    execute_block_sequential, global_sequential_fallbacks, wait_for_freed_memory, BlockOutput,
-    BlockPlan, ExecStats, ParallelExecutor,
+    execute_block_sequential, global_sequential_fallbacks, profiling, wait_for_freed_memory,
+    BlockOutput, BlockPlan, ExecStats, ParallelExecutor,
 };
 pub use root::{CpuStateHasher, Hash32, StateHasher, EMPTY_ROOT};
 pub use store::{

@@ -44,6 +44,16 @@ pub struct SyntheticExecutor {
     pub declare: bool,
 }
 
+impl SyntheticExecutor {
+    /// An executor that declares every transaction's keys (no extra work).
+    pub fn declaring() -> Self {
+        Self {
+            work: 0,
+            declare: true,
+        }
+    }
+}
+
 /// Per-worker scratch state.
 #[derive(Debug, Default)]
 pub struct SynthWorker {

@@ -61,12 +61,20 @@ impl Account {
     }
 
     pub fn call(&mut self, contract: Address, input: Vec<u8>) -> Transaction {
-        self.tx(TxKind::Call {
-            contract,
-            input,
-            value: 0,
-            access: None,
-        })
+        self.call_with(contract, input, GAS_LIMIT)
+    }
+
+    /// A call without value or access list, with gas limit `gas_limit`.
+    pub fn call_with(&mut self, contract: Address, input: Vec<u8>, gas_limit: u64) -> Transaction {
+        self.tx_with(
+            TxKind::Call {
+                contract,
+                input,
+                value: 0,
+                access: None,
+            },
+            gas_limit,
+        )
     }
 }
 

@@ -21,15 +21,7 @@ fn setup() -> (Chain, Account) {
 fn deploy_and_call(src: &str, gas: u64) -> (Chain, vm_runtime::Receipt, [u8; 20]) {
     let (mut chain, mut owner) = setup();
     let c = chain.deploy(&mut owner, wat(src));
-    let tx = owner.tx_with(
-        TxKind::Call {
-            contract: c,
-            input: vec![],
-            value: 0,
-            access: None,
-        },
-        gas,
-    );
+    let tx = owner.call_with(c, vec![], gas);
     let r = chain.run_one(tx);
     (chain, r, c)
 }
@@ -556,17 +548,7 @@ fn every_kind_of_memory_write_is_undone_before_the_next_call() {
         let (mut chain, mut owner) = setup();
         let c = chain.deploy(&mut owner, wat(&scribbler(pages)));
         let gas = 50_000_000;
-        let check = |owner: &mut Account| {
-            owner.tx_with(
-                TxKind::Call {
-                    contract: c,
-                    input: vec![],
-                    value: 0,
-                    access: None,
-                },
-                gas,
-            )
-        };
+        let check = |owner: &mut Account| owner.call_with(c, vec![], gas);
         let first = check(&mut owner);
         let baseline = chain.run_one(first);
         assert_eq!(baseline.status, TxStatus::Success);

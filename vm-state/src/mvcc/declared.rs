@@ -49,7 +49,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Result, VmStateError};
-use crate::mvcc::executor::{drop_later, panic_message};
+use crate::mvcc::executor::{drop_later, panic_message, profiling, since, tick};
 use crate::mvcc::memory::{sort_prefixed, KeyPrefix};
 use crate::mvcc::{BlockOutput, ExecStats, WorkerProfile};
 use crate::store::StateReader;
@@ -387,8 +387,8 @@ struct Run<'a, E: TxExecutor> {
     base: &'a dyn StateReader,
     /// Each worker's receipts, handed in when it stops.
     receipts: Mutex<Vec<Vec<(u32, Receipt)>>>,
-    /// Time spent inside the transaction executor, summed over workers (nanoseconds): about
-    /// what the block costs sequentially.
+    /// Time spent inside the transaction executor, summed over workers (nanoseconds;
+    /// measured only when profiling, like Block-STM's `WorkerProfile`).
     busy_ns: AtomicU64,
     next_root: CachePadded<AtomicUsize>,
     ready: CachePadded<Mutex<Vec<u32>>>,
@@ -568,7 +568,8 @@ impl<E: TxExecutor> Run<'_, E> {
         // work: one shared counter update per idle spell, not per transaction).
         let mut finished = 0usize;
         let mut receipts: Vec<(u32, Receipt)> = Vec::with_capacity(n / self.workers + 16);
-        let mut busy = std::time::Duration::ZERO;
+        let prof = profiling();
+        let mut busy = 0u64;
         let result = loop {
             if self.halt.load(Ordering::Relaxed) {
                 break Ok(());
@@ -588,9 +589,9 @@ impl<E: TxExecutor> Run<'_, E> {
                 }
             };
             backoff.reset();
-            let started = Instant::now();
+            let started = tick(prof);
             let r = self.execute(&mut worker, t, &mut writes);
-            busy += started.elapsed();
+            busy += since(started);
             match r {
                 Ok(r) => receipts.push((t, r)),
                 Err(e) => break Err(e),
@@ -611,8 +612,7 @@ impl<E: TxExecutor> Run<'_, E> {
             finished += 1;
         };
         self.receipts.lock().push(receipts);
-        self.busy_ns
-            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
+        self.busy_ns.fetch_add(busy, Ordering::Relaxed);
         if finished > 0 {
             self.done.fetch_add(finished, Ordering::AcqRel);
         }
@@ -695,8 +695,8 @@ struct DeclaredView<'a> {
 }
 
 impl DeclaredView<'_> {
-    fn position(&self, key: &StateKey) -> Option<usize> {
-        let h = self.hasher.hash_one(key);
+    /// The position among this transaction's declarations of `key`, whose hash is `h`.
+    fn position(&self, h: u64, key: &StateKey) -> Option<usize> {
         self.decls.iter().position(|d| d.hash == h && d.key == *key)
     }
 
@@ -710,7 +710,7 @@ impl DeclaredView<'_> {
 impl StateView for DeclaredView<'_> {
     fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, ReadError> {
         let h = self.hasher.hash_one(key);
-        let slot = match self.decls.iter().position(|d| d.hash == h && d.key == *key) {
+        let slot = match self.position(h, key) {
             Some(i) => {
                 if let Some(v) = &self.writes[i] {
                     return Ok(v.clone());
@@ -755,7 +755,7 @@ impl StateView for DeclaredView<'_> {
     }
 
     fn write(&mut self, key: StateKey, value: Option<StateValue>) {
-        match self.position(&key) {
+        match self.position(self.hasher.hash_one(&key), &key) {
             Some(i) if self.decls[i].write => self.writes[i] = Some(value),
             Some(_) => {
                 self.broken.get_or_insert_with(|| {

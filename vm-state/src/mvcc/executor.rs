@@ -15,27 +15,28 @@ use parking_lot::Mutex;
 
 use crate::error::{Result, VmStateError};
 use crate::mvcc::declared;
-use crate::mvcc::memory::{sort_prefixed, CellCache, KeyPrefix, MvMemory};
+use crate::mvcc::memory::{sort_prefixed, CellCache, KeyPrefix, Leftovers, MvMemory};
 use crate::mvcc::scheduler::{Scheduler, Task, Version};
 use crate::mvcc::view::{ParallelView, SequentialView};
 use crate::mvcc::{BlockOutput, ExecStats};
 use crate::store::StateReader;
-use crate::types::{BlockEnv, ReadError, Receipt, StateKey, StateValue, TxExecutor};
+use crate::types::{BlockEnv, ReadError, Receipt, StateKey, StateValue, TxExecutor, TxIndex};
 
 static GLOBAL_SEQUENTIAL_FALLBACKS: AtomicU64 = AtomicU64::new(0);
 
-/// Whether workers measure where their time goes (`SUPERVM_EXEC_PROFILE` set).
-fn profiling() -> bool {
+/// Whether workers measure where their time goes (`SUPERVM_EXEC_PROFILE` set; read once):
+/// [`ExecStats::profile`] is filled only then.
+pub fn profiling() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("SUPERVM_EXEC_PROFILE").is_some())
 }
 
 /// A clock read when profiling, nothing otherwise.
-fn tick(on: bool) -> Option<Instant> {
+pub(crate) fn tick(on: bool) -> Option<Instant> {
     on.then(Instant::now)
 }
 
-fn since(t: Option<Instant>) -> u64 {
+pub(crate) fn since(t: Option<Instant>) -> u64 {
     t.map_or(0, |t| t.elapsed().as_nanos() as u64)
 }
 
@@ -407,7 +408,6 @@ impl ParallelExecutor {
         })
     }
 
-    /// The declared-access path with an optional plan made ahead.
     /// Adds a sequential run of a block to the per-transaction reference (blocks of at least
     /// [`REFERENCE_MIN_TXS`] transactions).
     fn note_sequential(&self, s: &ExecStats) {
@@ -449,30 +449,28 @@ impl ParallelExecutor {
                 self.plan_block(exec, txs)?
             }
         };
-        let plan_ns = plan.plan_ns;
-        let mut out = match plan.plan {
+        let (graph, depth) = match plan.plan {
             declared::Plan::Undeclared => return Ok(None),
             declared::Plan::Chain { depth } => {
                 tracing::trace!(txs = txs.len(), depth, "declared accesses form a chain");
-                let mut out = execute_block_sequential(exec, txs, env, base)?;
-                out.stats.graph_depth = depth as u64;
-                out
+                (None, depth)
             }
             declared::Plan::Graph(g) if sequential_instead => {
-                let depth = g.depth as u64;
+                let depth = g.depth;
                 drop_later(g);
-                let mut out = execute_block_sequential(exec, txs, env, base)?;
-                out.stats.graph_depth = depth;
-                out
+                (None, depth)
             }
             declared::Plan::Graph(g) => {
-                let depth = g.depth as u64;
-                let mut out = declared::run(&self.pool, g, exec, txs, env, base, workers.max(1))?;
-                out.stats.graph_depth = depth;
-                out
+                let depth = g.depth;
+                (Some(g), depth)
             }
         };
-        out.stats.plan_ns = plan_ns;
+        let mut out = match graph {
+            Some(g) => declared::run(&self.pool, g, exec, txs, env, base, workers.max(1))?,
+            None => execute_block_sequential(exec, txs, env, base)?,
+        };
+        out.stats.graph_depth = depth as u64;
+        out.stats.plan_ns = plan.plan_ns;
         Ok(Some(out))
     }
 
@@ -601,37 +599,21 @@ impl ParallelExecutor {
                     let receipts: Vec<Option<Receipt>> = (0..n)
                         .into_par_iter()
                         .map(|txn| {
-                            let r = (|| {
-                                let inc = scheduler.final_incarnation(txn)?;
-                                let (recorded, receipt) =
-                                    rest.take_receipt(txn).ok_or_else(|| {
-                                        VmStateError::Invariant(format!(
-                                            "no slot for transaction {txn}"
-                                        ))
-                                    })?;
-                                let receipt = receipt.ok_or_else(|| {
-                                    VmStateError::Invariant(format!(
-                                        "transaction {txn} has no recorded output"
-                                    ))
-                                })?;
-                                if recorded != inc {
-                                    return Err(VmStateError::Invariant(format!(
-                                        "transaction {txn}: recorded incarnation {recorded} but final incarnation {inc}"
-                                    )));
-                                }
-                                Ok(receipt)
-                            })();
-                            r.map_err(|e| {
-                                first_error.lock().get_or_insert(e);
-                            })
-                            .ok()
+                            final_receipt(&scheduler, &rest, txn)
+                                .map_err(|e| {
+                                    first_error.lock().get_or_insert(e);
+                                })
+                                .ok()
                         })
                         .collect();
                     match first_error.into_inner() {
                         Some(e) => Err(e),
-                        None => receipts.into_iter().collect::<Option<Vec<Receipt>>>().ok_or_else(
-                            || VmStateError::Invariant("a receipt went missing".into()),
-                        ),
+                        None => receipts
+                            .into_iter()
+                            .collect::<Option<Vec<Receipt>>>()
+                            .ok_or_else(|| {
+                                VmStateError::Invariant("a receipt went missing".into())
+                            }),
                     }
                 },
             )
@@ -652,6 +634,23 @@ impl ParallelExecutor {
             stats,
         }))
     }
+}
+
+/// The receipt of transaction `txn`'s final incarnation, taken out of its slot.
+fn final_receipt(scheduler: &Scheduler, rest: &Leftovers, txn: TxIndex) -> Result<Receipt> {
+    let inc = scheduler.final_incarnation(txn)?;
+    let (recorded, receipt) = rest
+        .take_receipt(txn)
+        .ok_or_else(|| VmStateError::Invariant(format!("no slot for transaction {txn}")))?;
+    let receipt = receipt.ok_or_else(|| {
+        VmStateError::Invariant(format!("transaction {txn} has no recorded output"))
+    })?;
+    if recorded != inc {
+        return Err(VmStateError::Invariant(format!(
+            "transaction {txn}: recorded incarnation {recorded} but final incarnation {inc}"
+        )));
+    }
+    Ok(receipt)
 }
 
 /// Whether a block that ran on its declared-access graph took longer (planning, running and
@@ -1215,18 +1214,13 @@ mod tests {
         assert_eq!(effective_wall_ns(1_000, 0, 0, 0), 0);
     }
 
-    /// A stopped probe is remembered: the next blocks run sequentially without a probe (the
-    /// same results), as many as the verdict's kind says, then a block probes again.
     /// A plan made ahead is used; a plan of other transactions, even forced onto a block of
     /// the same length, cannot change the result (the run either respects the plan's
     /// declarations, and then its graph orders the block correctly, or it stops and the
     /// block is re-run sequentially).
     #[test]
     fn plans_made_ahead_and_stale_plans() {
-        let exec = SyntheticExecutor {
-            work: 0,
-            declare: true,
-        };
+        let exec = SyntheticExecutor::declaring();
         let base = genesis(10_000, 1_000);
         let env = BlockEnv::default();
         let a = generate_block(1, 10_000, 2_000, 60);
@@ -1283,10 +1277,7 @@ mod tests {
     /// reference), then runs the graph; the result is the sequential one throughout.
     #[test]
     fn few_workers_calibrate_on_a_sequential_run_first() {
-        let exec = SyntheticExecutor {
-            work: 0,
-            declare: true,
-        };
+        let exec = SyntheticExecutor::declaring();
         let base = genesis(10_000, 1_000);
         let env = BlockEnv::default();
         let txs = generate_block(5, 10_000, 2_000, 60);
@@ -1310,6 +1301,8 @@ mod tests {
         }
     }
 
+    /// A stopped probe is remembered: the next blocks run sequentially without a probe (the
+    /// same results), as many as the verdict's kind says, then a block probes again.
     #[test]
     fn stopped_probe_is_remembered() {
         let exec = SyntheticExecutor::default();

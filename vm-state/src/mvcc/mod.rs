@@ -97,8 +97,8 @@ mod view;
 use serde::{Deserialize, Serialize};
 
 pub use executor::{
-    execute_block_sequential, global_sequential_fallbacks, wait_for_freed_memory, BlockPlan,
-    ParallelExecutor,
+    execute_block_sequential, global_sequential_fallbacks, profiling, wait_for_freed_memory,
+    BlockPlan, ParallelExecutor,
 };
 pub use memory::MvMemory;
 pub use scheduler::Scheduler;

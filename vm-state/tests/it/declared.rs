@@ -11,34 +11,14 @@ use vm_state::{
 use crate::parallel::{assert_same, base, env, executors, UNIVERSES};
 use crate::stress;
 
-fn declaring() -> SyntheticExecutor {
-    SyntheticExecutor {
-        work: 0,
-        declare: true,
-    }
-}
-
-fn tx(universe: u32) -> impl Strategy<Value = SynthTx> {
-    prop_oneof![
-        4 => (0..universe, 0..universe, 0u64..1_500).prop_map(|(from, to, amount)| SynthTx::Transfer { from, to, amount }),
-        2 => (proptest::collection::vec(0..universe, 0..5), proptest::collection::vec(0..universe, 1..4), any::<u64>())
-            .prop_map(|(reads, writes, salt)| SynthTx::Mix { reads, writes, salt }),
-        1 => (0..universe).prop_map(|key| SynthTx::Toggle { key }),
-    ]
-}
-
-fn check(
-    universe: u32,
-    txs: &[SynthTx],
-    threads: usize,
-    repeats: u32,
-) -> Result<(), TestCaseError> {
-    let exec = declaring();
+/// The graph alone, repeated, against the sequential oracle (`universe_prop!`).
+fn check(universe: u32, txs: &[SynthTx], threads: usize) -> Result<(), TestCaseError> {
+    let exec = SyntheticExecutor::declaring();
     let base = base(universe);
     let seq = execute_block_sequential(&exec, txs, &env(), base)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let pe = &executors()[threads - 1];
-    for r in 0..repeats {
+    for r in 0..3 * stress() {
         let out = pe
             .execute_block_declared(&exec, txs, &env(), base)
             .map_err(|e| TestCaseError::fail(format!("threads {threads}: {e}")))?
@@ -61,28 +41,16 @@ fn check(
     Ok(())
 }
 
-macro_rules! universe_prop {
-    ($name:ident, $u:expr, $cases:expr) => {
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases($cases * stress()))]
-            #[test]
-            fn $name(txs in proptest::collection::vec(tx($u), 0..150), threads in 1usize..=8) {
-                check($u, &txs, threads, 3 * stress())?;
-            }
-        }
-    };
-}
-
-universe_prop!(declared_equals_sequential_2_keys, 2, 40);
-universe_prop!(declared_equals_sequential_10_keys, 10, 40);
-universe_prop!(declared_equals_sequential_100_keys, 100, 30);
-universe_prop!(declared_equals_sequential_10000_keys, 10_000, 20);
+universe_prop!(declared_equals_sequential_2_keys, 2, 40, check);
+universe_prop!(declared_equals_sequential_10_keys, 10, 40, check);
+universe_prop!(declared_equals_sequential_100_keys, 100, 30, check);
+universe_prop!(declared_equals_sequential_10000_keys, 10_000, 20, check);
 
 /// Large blocks through `execute_block` (the node's entry point), every thread count: the
 /// graph runs wherever it has parallelism, and the result is the sequential one every time.
 #[test]
 fn large_declared_blocks_equal_sequential() {
-    let exec = declaring();
+    let exec = SyntheticExecutor::declaring();
     for (i, &u) in UNIVERSES.iter().enumerate() {
         let base = base(u);
         for seed in 0..2 * u64::from(stress()) {
@@ -117,7 +85,7 @@ fn large_declared_blocks_equal_sequential() {
 /// write to one orders every earlier reader before it.
 #[test]
 fn hot_read_only_keys_and_a_late_write() {
-    let exec = declaring();
+    let exec = SyntheticExecutor::declaring();
     let base = base(10_000);
     let mut txs: Vec<SynthTx> = (0..2_000u32)
         .map(|i| SynthTx::Mix {
@@ -198,7 +166,7 @@ fn a_broken_declaration_falls_back_to_sequential() {
     let txs = generate_block(11, 10_000, 2_000, 60);
     let base = base(10_000);
     for lie in [Lie::OmitsReceiver, Lie::WritesAsReads] {
-        let exec = Liar(declaring(), lie);
+        let exec = Liar(SyntheticExecutor::declaring(), lie);
         let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("seq");
         // More than 4 workers: no calibration runs, the graph runs at once.
         let pe = ParallelExecutor::new(6).expect("pool");
@@ -221,7 +189,7 @@ fn a_broken_declaration_falls_back_to_sequential() {
 /// A block with one transaction that does not declare runs with Block-STM as before.
 #[test]
 fn one_undeclared_transaction_means_block_stm() {
-    let exec = Liar(declaring(), Lie::TogglesUndeclared);
+    let exec = Liar(SyntheticExecutor::declaring(), Lie::TogglesUndeclared);
     let mut txs = generate_block(3, 10_000, 500, 100);
     txs.push(SynthTx::Toggle { key: 3 });
     let pe = &executors()[3];
@@ -241,7 +209,7 @@ fn one_undeclared_transaction_means_block_stm() {
 /// with the same result; turned back on, the graph runs again.
 #[test]
 fn the_graph_can_be_turned_off() {
-    let exec = declaring();
+    let exec = SyntheticExecutor::declaring();
     let txs = generate_block(21, 10_000, 2_000, 60);
     let seq = execute_block_sequential(&exec, &txs, &env(), base(10_000)).expect("seq");
     let pe = ParallelExecutor::new(6).expect("pool");

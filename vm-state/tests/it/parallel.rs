@@ -103,7 +103,7 @@ fn check_block(
     Ok(())
 }
 
-fn tx(universe: u32) -> impl Strategy<Value = SynthTx> {
+pub(crate) fn tx(universe: u32) -> impl Strategy<Value = SynthTx> {
     prop_oneof![
         4 => (0..universe, 0..universe, 0u64..1_500).prop_map(|(from, to, amount)| SynthTx::Transfer { from, to, amount }),
         2 => (proptest::collection::vec(0..universe, 0..5), proptest::collection::vec(0..universe, 1..4), any::<u64>())
@@ -112,26 +112,24 @@ fn tx(universe: u32) -> impl Strategy<Value = SynthTx> {
     ]
 }
 
-fn block(universe: u32) -> impl Strategy<Value = (Vec<SynthTx>, usize)> {
+pub(crate) fn block(universe: u32) -> impl Strategy<Value = (Vec<SynthTx>, usize)> {
     (proptest::collection::vec(tx(universe), 0..120), 1usize..=8)
 }
 
-macro_rules! universe_prop {
-    ($name:ident, $u:expr, $cases:expr) => {
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases($cases * stress()))]
-            #[test]
-            fn $name((txs, threads) in block($u)) {
-                check_block($u, &txs, &[threads], 3 * stress())?;
-            }
-        }
-    };
+/// `check_block` for one thread count, repeated (`universe_prop!`).
+fn check_universe(universe: u32, txs: &[SynthTx], threads: usize) -> Result<(), TestCaseError> {
+    check_block(universe, txs, &[threads], 3 * stress())
 }
 
-universe_prop!(parallel_equals_sequential_2_keys, 2, 40);
-universe_prop!(parallel_equals_sequential_10_keys, 10, 40);
-universe_prop!(parallel_equals_sequential_100_keys, 100, 30);
-universe_prop!(parallel_equals_sequential_10000_keys, 10_000, 12);
+universe_prop!(parallel_equals_sequential_2_keys, 2, 40, check_universe);
+universe_prop!(parallel_equals_sequential_10_keys, 10, 40, check_universe);
+universe_prop!(parallel_equals_sequential_100_keys, 100, 30, check_universe);
+universe_prop!(
+    parallel_equals_sequential_10000_keys,
+    10_000,
+    12,
+    check_universe
+);
 
 /// The adaptive executor on blocks large enough for its watched Block-STM run (more than
 /// four workers) and its timed probes (fewer): whichever mode it picks, and whether the
@@ -273,10 +271,7 @@ fn storage_errors_are_returned() {
     assert!(matches!(err, VmStateError::Storage(_)), "{err}");
     assert_eq!(pe.sequential_fallbacks(), 0);
     // The declared-access path returns them too, never re-running the block.
-    let declaring = SyntheticExecutor {
-        work: 0,
-        declare: true,
-    };
+    let declaring = SyntheticExecutor::declaring();
     let many = generate_block(2, 10_000, 400, 100);
     let err = pe
         .execute_block(&declaring, &many, &env(), &FailingReader)
