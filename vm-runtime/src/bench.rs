@@ -491,6 +491,14 @@ fn print_phases(name: &str, threads: usize, total: Duration, s: &vm_state::ExecS
         s.probe_bailouts,
         s.probe_skips,
     );
+    if !s.steps.is_empty() {
+        let steps: Vec<String> = s
+            .steps
+            .iter()
+            .map(|(name, ns)| format!("{name} {:.3}", *ns as f64 / 1e6))
+            .collect();
+        eprintln!("{name} {threads} thr steps ms: {}", steps.join(", "));
+    }
 }
 
 /// A contract whose `call` does nothing: measures the VM's fixed cost per call.

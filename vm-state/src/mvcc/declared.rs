@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crossbeam_deque::{Steal, Stealer, Worker};
 use crossbeam_utils::{Backoff, CachePadded};
 use hashbrown::hash_table::HashTable;
 use hashbrown::DefaultHashBuilder;
@@ -54,7 +55,7 @@ use crate::mvcc::memory::{sort_prefixed, KeyPrefix};
 use crate::mvcc::{BlockOutput, ExecStats, WorkerProfile};
 use crate::store::StateReader;
 use crate::types::{
-    Access, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor,
+    Access, BlockEnv, ReadError, Receipt, StateKey, StateValue, StateView, TxExecutor, TxStatus,
 };
 use crate::write_set::WriteSet;
 
@@ -63,7 +64,33 @@ use crate::write_set::WriteSet;
 const CHAIN_NUM: usize = 3;
 const CHAIN_DEN: usize = 4;
 
+/// Wall time of named steps, recorded only when profiling.
+pub(crate) struct Steps {
+    at: Option<Instant>,
+    pub(crate) list: Vec<(&'static str, u64)>,
+}
+
+impl Steps {
+    pub(crate) fn new() -> Self {
+        Self {
+            at: profiling().then(Instant::now),
+            list: Vec::new(),
+        }
+    }
+
+    /// Ends the step `name` (the time since the previous mark).
+    pub(crate) fn mark(&mut self, name: &'static str) {
+        if let Some(at) = &mut self.at {
+            let now = Instant::now();
+            self.list
+                .push((name, now.duration_since(*at).as_nanos() as u64));
+            *at = now;
+        }
+    }
+}
+
 /// One declared access.
+#[derive(Default)]
 struct Decl {
     hash: u64,
     key: StateKey,
@@ -98,6 +125,10 @@ const ROOT_CLAIM: usize = 8;
 
 /// No transaction / no access.
 const NONE: u32 = u32::MAX;
+
+/// Set in `Graph::slot_of` on the first access of each key (whose `Decl` holds the key the
+/// slot is known by); the other bits are the slot.
+const FIRST: u32 = 1 << 31;
 
 /// The graph is built in shards of keys (by key hash), one per thread of the pool: each
 /// shard scans every access in block order and handles the keys of its own shard.
@@ -134,6 +165,8 @@ pub(crate) struct Graph {
     hasher: DefaultHashBuilder,
     /// The number of transactions on the longest chain.
     pub(crate) depth: usize,
+    /// How long each step of building it took (profiling only).
+    pub(crate) steps: Vec<(&'static str, u64)>,
 }
 
 impl Graph {
@@ -149,7 +182,7 @@ impl Graph {
     fn slot(&self, access: usize) -> &Slot {
         let d = &self.decls[access];
         let shard = shard_of(d.hash, self.shards.len());
-        &self.shards[shard].slots[self.slot_of[access].load(Ordering::Relaxed) as usize]
+        &self.shards[shard].slots[(self.slot_of[access].load(Ordering::Relaxed) & !FIRST) as usize]
     }
 }
 
@@ -188,6 +221,7 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
     if !exec.declare_access(first, &mut Vec::new()) || u32::try_from(n).is_err() {
         return Ok(Plan::Undeclared);
     }
+    let mut steps = Steps::new();
     let threads = rayon::current_num_threads().max(1);
     let hasher = DefaultHashBuilder::default();
     let chunk = n.div_ceil(threads * 4).max(64);
@@ -228,25 +262,59 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
     let Some(chunks) = chunks else {
         return Ok(Plan::Undeclared);
     };
+    steps.mark("plan-declare");
     let total: usize = chunks.iter().map(Vec::len).sum();
-    if u32::try_from(total).is_err() {
+    if total >= FIRST as usize {
         return Ok(Plan::Undeclared);
     }
-    let mut decls = Vec::with_capacity(total);
-    for c in chunks {
-        decls.extend(c);
-    }
+    // One vector of accesses, filled in parallel (each chunk moves into its own part), and
+    // the offsets of each transaction's accesses.
+    let mut decls: Vec<Decl> = (0..total)
+        .into_par_iter()
+        .map(|_| Decl::default())
+        .collect();
     let mut offsets = vec![0u32; n + 1];
-    for d in &decls {
-        offsets[d.txn as usize + 1] += 1;
+    {
+        // (first access, its part of `decls`, its part of `offsets`, its accesses)
+        type Part<'a> = (usize, &'a mut [Decl], &'a mut [u32], Vec<Decl>);
+        let mut parts: Vec<Part> = Vec::with_capacity(chunks.len());
+        let (mut rest, mut rest_off) = (&mut decls[..], &mut offsets[1..]);
+        let mut start = 0usize;
+        for c in chunks {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(c.len());
+            let txs_here = chunk.min(rest_off.len());
+            let (off, off_tail) = std::mem::take(&mut rest_off).split_at_mut(txs_here);
+            let len = part.len();
+            parts.push((start, part, off, c));
+            start += len;
+            rest = tail;
+            rest_off = off_tail;
+        }
+        let chunk_u32 = chunk as u32;
+        parts
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(ci, (start, part, off, c))| {
+                let first_tx = ci as u32 * chunk_u32;
+                for (slot, d) in part.iter_mut().zip(c) {
+                    off[(d.txn - first_tx) as usize] += 1;
+                    *slot = d;
+                }
+                // Offsets: running count from the chunk's start.
+                let mut acc = start as u32;
+                for o in off.iter_mut() {
+                    acc += *o;
+                    *o = acc;
+                }
+            });
     }
-    for t in 0..n {
-        offsets[t + 1] += offsets[t];
-    }
-
+    steps.mark("plan-concat");
     // Each shard: its keys' slots and edges. For each key, in block order: a read depends
     // on the last write; a write on the reads since the last write, or on the last write.
-    let slot_of: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
+    let slot_of: Vec<AtomicU32> = (0..total)
+        .into_par_iter()
+        .map(|_| AtomicU32::new(0))
+        .collect();
     let shard_count = threads;
     let shards: Vec<Shard> = (0..shard_count)
         .into_par_iter()
@@ -270,8 +338,8 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                 let found = table
                     .find(d.hash, |&l| decls[first[l as usize] as usize].key == d.key)
                     .copied();
-                let l = match found {
-                    Some(l) => l,
+                let (l, mark) = match found {
+                    Some(l) => (l, 0),
                     None => {
                         let l = slots.len() as u32;
                         table.insert_unique(d.hash, l, |&x| decls[first[x as usize] as usize].hash);
@@ -281,10 +349,10 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                             last_write: NONE,
                             reads_head: NONE,
                         });
-                        l
+                        (l, FIRST)
                     }
                 };
-                slot_of[i].store(l, Ordering::Relaxed);
+                slot_of[i].store(l | mark, Ordering::Relaxed);
                 let b = &mut building[l as usize];
                 let t = d.txn;
                 if d.write {
@@ -322,6 +390,7 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
         })
         .collect();
 
+    steps.mark("plan-shards");
     // Successor lists (a counting sort of the edges by their source).
     let mut succ_start = vec![0u32; n + 1];
     let mut indegree = vec![0u32; n];
@@ -345,6 +414,7 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
     }
     drop(fill);
 
+    steps.mark("plan-succ");
     // The longest chain (edges go from lower to higher transactions).
     let mut level = vec![1u32; n];
     let mut depth = usize::from(n > 0);
@@ -361,9 +431,12 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
         drop_later(Box::new((decls, shards, succ)));
         return Ok(Plan::Chain { depth });
     }
+    steps.mark("plan-depth");
     let roots: Vec<u32> = (0..n as u32)
         .filter(|&t| indegree[t as usize] == 0)
         .collect();
+    let pending = indegree.into_iter().map(AtomicU32::new).collect();
+    steps.mark("plan-roots");
     Ok(Plan::Graph(Box::new(Graph {
         decls,
         offsets,
@@ -371,10 +444,11 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
         shards,
         succ,
         succ_start,
-        pending: indegree.into_iter().map(AtomicU32::new).collect(),
+        pending,
         roots,
         hasher,
         depth,
+        steps: steps.list,
     })))
 }
 
@@ -385,24 +459,23 @@ struct Run<'a, E: TxExecutor> {
     txs: &'a [E::Tx],
     env: &'a BlockEnv,
     base: &'a dyn StateReader,
-    /// Each worker's receipts, handed in when it stops.
-    receipts: Mutex<Vec<Vec<(u32, Receipt)>>>,
+    /// Each transaction's receipt, set by the worker that ran it (no merge at the end).
+    receipts: Vec<OnceLock<Receipt>>,
     /// Time spent inside the transaction executor, summed over workers (nanoseconds;
     /// measured only when profiling, like Block-STM's `WorkerProfile`).
     busy_ns: AtomicU64,
     next_root: CachePadded<AtomicUsize>,
-    ready: CachePadded<Mutex<Vec<u32>>>,
-    ready_len: CachePadded<AtomicUsize>,
+    /// The other workers' deques of ready transactions, to steal from.
+    stealers: Vec<Stealer<u32>>,
     done: CachePadded<AtomicUsize>,
     halt: AtomicBool,
     error: Mutex<Option<VmStateError>>,
-    workers: usize,
 }
 
 /// Runs the graph with `workers` workers on `pool`; the result is the sequential one.
 pub(crate) fn run<E: TxExecutor>(
     pool: &rayon::ThreadPool,
-    g: Box<Graph>,
+    mut g: Box<Graph>,
     exec: &E,
     txs: &[E::Tx],
     env: &BlockEnv,
@@ -411,26 +484,32 @@ pub(crate) fn run<E: TxExecutor>(
 ) -> Result<BlockOutput> {
     let n = txs.len();
     let started = Instant::now();
+    let mut steps = Steps::new();
+    steps.list = std::mem::take(&mut g.steps);
+    let receipts = pool.install(|| (0..n).into_par_iter().map(|_| OnceLock::new()).collect());
+    steps.mark("run-receipt-slots");
+    // Each worker's deque of transactions made ready by the ones it finished (last in,
+    // first out: a successor runs where its predecessor's writes are in cache).
+    let locals: Vec<Worker<u32>> = (0..workers).map(|_| Worker::new_lifo()).collect();
     let run = Run {
         g: &g,
         exec,
         txs,
         env,
         base,
-        receipts: Mutex::new(Vec::with_capacity(workers)),
+        receipts,
         busy_ns: AtomicU64::new(0),
         next_root: CachePadded::new(AtomicUsize::new(0)),
-        ready: CachePadded::new(Mutex::new(Vec::new())),
-        ready_len: CachePadded::new(AtomicUsize::new(0)),
+        stealers: locals.iter().map(Worker::stealer).collect(),
         done: CachePadded::new(AtomicUsize::new(0)),
         halt: AtomicBool::new(false),
         error: Mutex::new(None),
-        workers,
     };
     pool.scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|_| {
-                let r = catch_unwind(AssertUnwindSafe(|| run.worker()));
+        let run = &run;
+        for (me, local) in locals.into_iter().enumerate() {
+            s.spawn(move |_| {
+                let r = catch_unwind(AssertUnwindSafe(|| run.worker(me, &local)));
                 let e = match r {
                     Ok(Ok(())) => return,
                     Ok(Err(e)) => e,
@@ -445,6 +524,7 @@ pub(crate) fn run<E: TxExecutor>(
         }
     });
     let parallel_ns = started.elapsed().as_nanos() as u64;
+    steps.mark("run-workers");
     let finishing = Instant::now();
     if let Some(e) = run.error.lock().take() {
         drop_later(Box::new(g));
@@ -456,69 +536,80 @@ pub(crate) fn run<E: TxExecutor>(
             "declared-access workers stopped before the block was done".into(),
         ));
     }
-    let lists = run.receipts.into_inner();
+    let slots = run.receipts;
     let busy_ns = run.busy_ns.into_inner();
     let Graph {
-        mut decls, shards, ..
+        mut decls,
+        shards,
+        slot_of,
+        ..
     } = *g;
     let (write_set, receipts) = pool.install(|| {
         rayon::join(
             || {
-                // The final value of every written slot with its first access, in access
-                // order; each key is then moved out of that access (no copy of any key).
-                let mut written: Vec<(u32, Option<StateValue>)> = shards
-                    .par_iter()
-                    .flat_map_iter(|sh| {
-                        sh.slots
-                            .iter()
-                            .zip(&sh.first)
-                            .filter(|(s, _)| s.writable)
-                            .filter_map(|(s, &first)| Some((first, s.cur.lock().take()?)))
+                // The final value of every written slot, taken at the slot's first access,
+                // whose key is moved out (no copy of any key), in parallel over accesses.
+                let writes: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = decls
+                    .par_iter_mut()
+                    .zip(slot_of.par_iter())
+                    .filter_map(|(d, l)| {
+                        let l = l.load(Ordering::Relaxed);
+                        if l & FIRST == 0 {
+                            return None;
+                        }
+                        let sh = &shards[shard_of(d.hash, shards.len())];
+                        let slot = sh.slots.get((l & !FIRST) as usize)?;
+                        let v = Some(slot).filter(|s| s.writable)?.cur.lock().take()?;
+                        let k = std::mem::take(&mut d.key);
+                        Some((KeyPrefix::of(&k), k, v))
                     })
                     .collect();
-                written.par_sort_unstable_by_key(|w| w.0);
-                let mut pairs: Vec<(&mut StateKey, Option<StateValue>)> =
-                    Vec::with_capacity(written.len());
-                let mut rest: &mut [Decl] = &mut decls;
-                let mut at = 0usize;
-                for (first, v) in written {
-                    let skip = (first as usize).saturating_sub(at).min(rest.len());
-                    let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip);
-                    if let Some((d, tail)) = tail.split_first_mut() {
-                        pairs.push((&mut d.key, v));
-                        rest = tail;
-                    }
-                    at = first as usize + 1;
-                }
-                let writes: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = pairs
-                    .into_par_iter()
-                    .map(|(k, v)| {
-                        let k = std::mem::take(k);
-                        (KeyPrefix::of(&k), k, v)
-                    })
-                    .collect();
-                WriteSet::from_sorted(sort_prefixed(writes, true))
+                let gathered = finishing.elapsed().as_nanos() as u64;
+                (WriteSet::from_sorted(sort_prefixed(writes, true)), gathered)
             },
             || {
-                let mut all: Vec<Option<Receipt>> = (0..n).map(|_| None).collect();
-                for (t, r) in lists.into_iter().flatten() {
-                    match all.get_mut(t as usize) {
-                        Some(slot @ None) => *slot = Some(r),
-                        _ => {
-                            return Err(VmStateError::Invariant(format!(
-                                "transaction {t} has two receipts or is out of range"
-                            )))
-                        }
-                    }
-                }
-                all.into_iter()
-                    .collect::<Option<Vec<Receipt>>>()
-                    .ok_or_else(|| VmStateError::Invariant("a transaction has no receipt".into()))
+                // Indexed (each thread writes its part in place); a missing receipt is
+                // flagged and the placeholder never returned.
+                let missing = AtomicBool::new(false);
+                let all: Vec<Receipt> = slots
+                    .into_par_iter()
+                    .map(|s| {
+                        s.into_inner().unwrap_or_else(|| {
+                            missing.store(true, Ordering::Relaxed);
+                            Receipt {
+                                status: TxStatus::Rejected(String::new()),
+                                gas_used: 0,
+                                fee: 0,
+                                return_data: Vec::new(),
+                                events: Vec::new(),
+                            }
+                        })
+                    })
+                    .collect();
+                let r = if missing.into_inner() {
+                    Err(VmStateError::Invariant(
+                        "a transaction has no receipt".into(),
+                    ))
+                } else {
+                    Ok(all)
+                };
+                (r, finishing.elapsed().as_nanos() as u64)
             },
         )
     });
+    let ((write_set, gathered), (receipts, receipts_ns)) = (write_set, receipts);
     let receipts = receipts?;
-    drop_later(Box::new((decls, shards)));
+    drop_later(Box::new((decls, shards, slot_of)));
+    steps.mark("finish");
+    let mut steps: Vec<(String, u64)> = steps
+        .list
+        .into_iter()
+        .map(|(name, ns)| (name.to_string(), ns))
+        .collect();
+    if profiling() {
+        steps.push(("finish-gather-writes".into(), gathered));
+        steps.push(("finish-receipts".into(), receipts_ns));
+    }
     Ok(BlockOutput {
         receipts,
         write_set,
@@ -527,6 +618,7 @@ pub(crate) fn run<E: TxExecutor>(
             workers,
             executions: n as u64,
             declared_runs: 1,
+            steps,
             parallel_ns,
             finish_ns: finishing.elapsed().as_nanos() as u64,
             profile: WorkerProfile {
@@ -539,25 +631,40 @@ pub(crate) fn run<E: TxExecutor>(
 }
 
 impl<E: TxExecutor> Run<'_, E> {
-    /// The next ready transaction, if any now: one made ready by another's end, else the
-    /// next of this worker's claimed roots, else a new claim of [`ROOT_CLAIM`] roots.
-    fn take_ready(&self, claimed: &mut std::ops::Range<usize>) -> Option<u32> {
-        if self.ready_len.load(Ordering::Acquire) > 0 {
-            let mut q = self.ready.lock();
-            if let Some(t) = q.pop() {
-                self.ready_len.store(q.len(), Ordering::Release);
-                return Some(t);
-            }
+    /// The next ready transaction, if any now: from this worker's deque, else the next of
+    /// its claimed roots, else a new claim of [`ROOT_CLAIM`] roots, else one stolen from
+    /// another worker's deque.
+    fn take_ready(
+        &self,
+        me: usize,
+        local: &Worker<u32>,
+        claimed: &mut std::ops::Range<usize>,
+    ) -> Option<u32> {
+        if let Some(t) = local.pop() {
+            return Some(t);
         }
         let roots = &self.g.roots;
         if claimed.start >= claimed.end && self.next_root.load(Ordering::Relaxed) < roots.len() {
             let i = self.next_root.fetch_add(ROOT_CLAIM, Ordering::AcqRel);
             *claimed = i.min(roots.len())..(i + ROOT_CLAIM).min(roots.len());
         }
-        claimed.next().map(|i| roots[i])
+        if let Some(i) = claimed.next() {
+            return Some(roots[i]);
+        }
+        let k = self.stealers.len();
+        for j in 1..k {
+            loop {
+                match self.stealers[(me + j) % k].steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        None
     }
 
-    fn worker(&self) -> Result<()> {
+    fn worker(&self, me: usize, local: &Worker<u32>) -> Result<()> {
         let n = self.txs.len();
         let mut worker = self.exec.new_worker();
         let mut writes: Vec<Option<Option<StateValue>>> = Vec::new();
@@ -567,14 +674,16 @@ impl<E: TxExecutor> Run<'_, E> {
         // Finished transactions not yet added to `done` (added when this worker runs out of
         // work: one shared counter update per idle spell, not per transaction).
         let mut finished = 0usize;
-        let mut receipts: Vec<(u32, Receipt)> = Vec::with_capacity(n / self.workers + 16);
         let prof = profiling();
         let mut busy = 0u64;
         let result = loop {
             if self.halt.load(Ordering::Relaxed) {
                 break Ok(());
             }
-            let t = match next.take().or_else(|| self.take_ready(&mut claimed)) {
+            let t = match next
+                .take()
+                .or_else(|| self.take_ready(me, local, &mut claimed))
+            {
                 Some(t) => t,
                 None => {
                     if finished > 0 {
@@ -593,7 +702,14 @@ impl<E: TxExecutor> Run<'_, E> {
             let r = self.execute(&mut worker, t, &mut writes);
             busy += since(started);
             match r {
-                Ok(r) => receipts.push((t, r)),
+                Ok(r) => {
+                    let slot = self.receipts.get(t as usize);
+                    if slot.is_none_or(|s| s.set(r).is_err()) {
+                        break Err(VmStateError::Invariant(format!(
+                            "transaction {t} ran twice or is out of range"
+                        )));
+                    }
+                }
                 Err(e) => break Err(e),
             }
             let g = self.g;
@@ -603,15 +719,12 @@ impl<E: TxExecutor> Run<'_, E> {
                     if next.is_none() {
                         next = Some(s);
                     } else {
-                        let mut q = self.ready.lock();
-                        q.push(s);
-                        self.ready_len.store(q.len(), Ordering::Release);
+                        local.push(s);
                     }
                 }
             }
             finished += 1;
         };
-        self.receipts.lock().push(receipts);
         self.busy_ns.fetch_add(busy, Ordering::Relaxed);
         if finished > 0 {
             self.done.fetch_add(finished, Ordering::AcqRel);

@@ -143,6 +143,10 @@ pub struct ExecStats {
     /// Transactions on the graph's longest chain (0: no graph was built).
     #[serde(default)]
     pub graph_depth: u64,
+    /// Wall time of the named steps of planning and finishing a graph run (nanoseconds, in
+    /// order), recorded only when profiling (`SUPERVM_EXEC_PROFILE`).
+    #[serde(default)]
+    pub steps: Vec<(String, u64)>,
     /// Wall time of Block-STM's worker phase (nanoseconds; 0 for sequential runs).
     pub parallel_ns: u64,
     /// Wall time after the workers stopped: collecting the write set and receipts
