@@ -462,8 +462,9 @@ struct Run<'a, E: TxExecutor> {
     /// Each transaction's receipt, set by the worker that ran it (no merge at the end).
     receipts: Vec<OnceLock<Receipt>>,
     /// Time spent inside the transaction executor, summed over workers (nanoseconds;
-    /// measured only when profiling, like Block-STM's `WorkerProfile`).
+    /// measured only when profiling or asked for by `measure_busy`).
     busy_ns: AtomicU64,
+    measure_busy: bool,
     next_root: CachePadded<AtomicUsize>,
     /// The other workers' deques of ready transactions, to steal from.
     stealers: Vec<Stealer<u32>>,
@@ -473,6 +474,9 @@ struct Run<'a, E: TxExecutor> {
 }
 
 /// Runs the graph with `workers` workers on `pool`; the result is the sequential one.
+/// `measure_busy`: report the workers' summed time inside the executor
+/// (`profile.execute_ns`) even when not profiling.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<E: TxExecutor>(
     pool: &rayon::ThreadPool,
     mut g: Box<Graph>,
@@ -481,6 +485,7 @@ pub(crate) fn run<E: TxExecutor>(
     env: &BlockEnv,
     base: &dyn StateReader,
     workers: usize,
+    measure_busy: bool,
 ) -> Result<BlockOutput> {
     let n = txs.len();
     let started = Instant::now();
@@ -499,6 +504,7 @@ pub(crate) fn run<E: TxExecutor>(
         base,
         receipts,
         busy_ns: AtomicU64::new(0),
+        measure_busy: measure_busy || profiling(),
         next_root: CachePadded::new(AtomicUsize::new(0)),
         stealers: locals.iter().map(Worker::stealer).collect(),
         done: CachePadded::new(AtomicUsize::new(0)),
@@ -674,7 +680,7 @@ impl<E: TxExecutor> Run<'_, E> {
         // Finished transactions not yet added to `done` (added when this worker runs out of
         // work: one shared counter update per idle spell, not per transaction).
         let mut finished = 0usize;
-        let prof = profiling();
+        let prof = self.measure_busy;
         let mut busy = 0u64;
         let result = loop {
             if self.halt.load(Ordering::Relaxed) {

@@ -156,7 +156,8 @@ pub struct ExecStats {
     pub sequential_ns: u64,
     /// Worker time, summed over workers, by activity (nanoseconds). Only measured when the
     /// environment variable `SUPERVM_EXEC_PROFILE` is set (it costs two clock reads per
-    /// task); zero otherwise.
+    /// task); zero otherwise, except `execute_ns` of a graph run on more than 4 workers
+    /// (the executor judges such runs by it).
     pub profile: WorkerProfile,
 }
 
