@@ -550,7 +550,7 @@ pub(crate) fn run<E: TxExecutor>(
         slot_of,
         ..
     } = *g;
-    let (write_set, receipts) = pool.install(|| {
+    let ((write_set, gathered), (receipts, receipts_ns)) = pool.install(|| {
         rayon::join(
             || {
                 // The final value of every written slot, taken at the slot's first access,
@@ -603,7 +603,6 @@ pub(crate) fn run<E: TxExecutor>(
             },
         )
     });
-    let ((write_set, gathered), (receipts, receipts_ns)) = (write_set, receipts);
     let receipts = receipts?;
     drop_later(Box::new((decls, shards, slot_of)));
     steps.mark("finish");
