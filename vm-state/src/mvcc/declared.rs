@@ -126,9 +126,10 @@ const ROOT_CLAIM: usize = 8;
 /// No transaction / no access.
 const NONE: u32 = u32::MAX;
 
-/// Set in `Graph::slot_of` on the first access of each key (whose `Decl` holds the key the
-/// slot is known by); the other bits are the slot.
-const FIRST: u32 = 1 << 31;
+/// Set in `Graph::slot_of` on the last access of each key in block order: the transaction
+/// that makes it hands the key's final value to the block's write set. The other bits are
+/// the slot.
+const LAST: u32 = 1 << 31;
 
 /// The graph is built in shards of keys (by key hash), one per thread of the pool: each
 /// shard scans every access in block order and handles the keys of its own shard.
@@ -182,7 +183,7 @@ impl Graph {
     fn slot(&self, access: usize) -> &Slot {
         let d = &self.decls[access];
         let shard = shard_of(d.hash, self.shards.len());
-        &self.shards[shard].slots[(self.slot_of[access].load(Ordering::Relaxed) & !FIRST) as usize]
+        &self.shards[shard].slots[(self.slot_of[access].load(Ordering::Relaxed) & !LAST) as usize]
     }
 }
 
@@ -264,7 +265,7 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
     };
     steps.mark("plan-declare");
     let total: usize = chunks.iter().map(Vec::len).sum();
-    if total >= FIRST as usize {
+    if total >= LAST as usize {
         return Ok(Plan::Undeclared);
     }
     // One vector of accesses, filled in parallel (each chunk moves into its own part), and
@@ -323,6 +324,7 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                 last_write: u32,
                 /// The reads since the last write, as a list through `read_next`.
                 reads_head: u32,
+                last_access: u32,
             }
             let mut table: HashTable<u32> = HashTable::with_capacity(total / shard_count + 16);
             let mut slots: Vec<Slot> = Vec::with_capacity(total / shard_count + 16);
@@ -338,8 +340,8 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                 let found = table
                     .find(d.hash, |&l| decls[first[l as usize] as usize].key == d.key)
                     .copied();
-                let (l, mark) = match found {
-                    Some(l) => (l, 0),
+                let l = match found {
+                    Some(l) => l,
                     None => {
                         let l = slots.len() as u32;
                         table.insert_unique(d.hash, l, |&x| decls[first[x as usize] as usize].hash);
@@ -348,12 +350,14 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                         building.push(Building {
                             last_write: NONE,
                             reads_head: NONE,
+                            last_access: NONE,
                         });
-                        (l, FIRST)
+                        l
                     }
                 };
-                slot_of[i].store(l | mark, Ordering::Relaxed);
+                slot_of[i].store(l, Ordering::Relaxed);
                 let b = &mut building[l as usize];
+                b.last_access = i as u32;
                 let t = d.txn;
                 if d.write {
                     slots[l as usize].writable = true;
@@ -380,6 +384,9 @@ fn build<E: TxExecutor>(exec: &E, txs: &[E::Tx]) -> Result<Plan> {
                     read_nodes.push((t, b.reads_head));
                     b.reads_head = (read_nodes.len() - 1) as u32;
                 }
+            }
+            for b in &building {
+                slot_of[b.last_access as usize].fetch_or(LAST, Ordering::Relaxed);
             }
             Shard {
                 table,
@@ -471,7 +478,13 @@ struct Run<'a, E: TxExecutor> {
     done: CachePadded<AtomicUsize>,
     halt: AtomicBool,
     error: Mutex<Option<VmStateError>>,
+    /// Each worker's part of the block's write set: the final values it took at the last
+    /// access of their keys, unsorted.
+    written: Mutex<Vec<Vec<Written>>>,
 }
+
+/// A key's final value in the block, with the prefix it is sorted by.
+type Written = (KeyPrefix, StateKey, Option<StateValue>);
 
 /// Runs the graph with `workers` workers on `pool`; the result is the sequential one.
 /// `measure_busy`: report the workers' summed time inside the executor
@@ -510,6 +523,7 @@ pub(crate) fn run<E: TxExecutor>(
         done: CachePadded::new(AtomicUsize::new(0)),
         halt: AtomicBool::new(false),
         error: Mutex::new(None),
+        written: Mutex::new(Vec::with_capacity(workers)),
     };
     pool.scope(|s| {
         let run = &run;
@@ -544,32 +558,30 @@ pub(crate) fn run<E: TxExecutor>(
     }
     let slots = run.receipts;
     let busy_ns = run.busy_ns.into_inner();
-    let Graph {
-        mut decls,
-        shards,
-        slot_of,
-        ..
-    } = *g;
+    let parts = run.written.into_inner();
     let ((write_set, gathered), (receipts, receipts_ns)) = pool.install(|| {
         rayon::join(
             || {
-                // The final value of every written slot, taken at the slot's first access,
-                // whose key is moved out (no copy of any key), in parallel over accesses.
-                let writes: Vec<(KeyPrefix, StateKey, Option<StateValue>)> = decls
-                    .par_iter_mut()
-                    .zip(slot_of.par_iter())
-                    .filter_map(|(d, l)| {
-                        let l = l.load(Ordering::Relaxed);
-                        if l & FIRST == 0 {
-                            return None;
-                        }
-                        let sh = &shards[shard_of(d.hash, shards.len())];
-                        let slot = sh.slots.get((l & !FIRST) as usize)?;
-                        let v = Some(slot).filter(|s| s.writable)?.cur.lock().take()?;
-                        let k = std::mem::take(&mut d.key);
-                        Some((KeyPrefix::of(&k), k, v))
-                    })
+                // The workers' parts moved into one vector in parallel (each into its own
+                // range), then sorted by key.
+                let total: usize = parts.iter().map(Vec::len).sum();
+                let mut writes: Vec<Written> = (0..total)
+                    .into_par_iter()
+                    .map(|_| Default::default())
                     .collect();
+                let mut ranges: Vec<(&mut [Written], Vec<Written>)> =
+                    Vec::with_capacity(parts.len());
+                let mut rest = &mut writes[..];
+                for p in parts {
+                    let (here, tail) = std::mem::take(&mut rest).split_at_mut(p.len());
+                    ranges.push((here, p));
+                    rest = tail;
+                }
+                ranges.into_par_iter().for_each(|(here, p)| {
+                    for (dst, w) in here.iter_mut().zip(p) {
+                        *dst = w;
+                    }
+                });
                 let gathered = finishing.elapsed().as_nanos() as u64;
                 (WriteSet::from_sorted(sort_prefixed(writes, true)), gathered)
             },
@@ -604,7 +616,7 @@ pub(crate) fn run<E: TxExecutor>(
         )
     });
     let receipts = receipts?;
-    drop_later(Box::new((decls, shards, slot_of)));
+    drop_later(g);
     steps.mark("finish");
     let mut steps: Vec<(String, u64)> = steps
         .list
@@ -673,6 +685,9 @@ impl<E: TxExecutor> Run<'_, E> {
         let n = self.txs.len();
         let mut worker = self.exec.new_worker();
         let mut writes: Vec<Option<Option<StateValue>>> = Vec::new();
+        let mut written: Vec<Written> = Vec::with_capacity(
+            self.g.shards.iter().map(|s| s.slots.len()).sum::<usize>() / self.stealers.len().max(1),
+        );
         let backoff = Backoff::new();
         let mut next: Option<u32> = None;
         let mut claimed = 0..0;
@@ -704,7 +719,7 @@ impl<E: TxExecutor> Run<'_, E> {
             };
             backoff.reset();
             let started = tick(prof);
-            let r = self.execute(&mut worker, t, &mut writes);
+            let r = self.execute(&mut worker, t, &mut writes, &mut written);
             busy += since(started);
             match r {
                 Ok(r) => {
@@ -735,6 +750,7 @@ impl<E: TxExecutor> Run<'_, E> {
             self.done.fetch_add(finished, Ordering::AcqRel);
         }
         self.exec.recycle_worker(worker);
+        self.written.lock().push(written);
         result
     }
 
@@ -743,6 +759,7 @@ impl<E: TxExecutor> Run<'_, E> {
         worker: &mut E::Worker,
         t: u32,
         writes: &mut Vec<Option<Option<StateValue>>>,
+        written: &mut Vec<Written>,
     ) -> Result<Receipt> {
         let g = self.g;
         let txn = t as usize;
@@ -787,8 +804,29 @@ impl<E: TxExecutor> Run<'_, E> {
             }
         };
         for (i, w) in writes.iter_mut().enumerate() {
-            if let Some(v) = w.take() {
-                *g.slot(a + i).cur.lock() = Some(v);
+            let access = a + i;
+            if g.slot_of[access].load(Ordering::Relaxed) & LAST == 0 {
+                if let Some(v) = w.take() {
+                    *g.slot(access).cur.lock() = Some(v);
+                }
+                continue;
+            }
+            // The key's last access in the block: its final value (this transaction's write,
+            // else the last earlier one) goes to the write set. A last write runs after every
+            // other access of the key, so it may take the value; a last read may run beside
+            // other reads of the same write, so it copies it.
+            let slot = g.slot(access);
+            if !slot.writable {
+                continue;
+            }
+            let last = match w.take() {
+                Some(v) => Some(v),
+                None if g.decls[access].write => slot.cur.lock().take(),
+                None => slot.cur.lock().clone(),
+            };
+            if let Some(v) = last {
+                let key = g.decls[access].key.clone();
+                written.push((KeyPrefix::of(&key), key, v));
             }
         }
         Ok(receipt)

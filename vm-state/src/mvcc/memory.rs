@@ -184,7 +184,7 @@ impl KeyCell {
 
 /// A key's first 32 bytes, zero-padded, as two big-endian integers: comparing prefixes and
 /// then (on a tie) the full keys orders keys exactly as their bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct KeyPrefix(u128, u128);
 
 impl KeyPrefix {
