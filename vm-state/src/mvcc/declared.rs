@@ -14,9 +14,11 @@
 //! and its result is the sequential one. Keys that only reads touch (a contract's code hash)
 //! add no edge at all.
 //!
-//! Building the graph is parallel: every access becomes `(key hash, position)`, these are
-//! sorted, each run of one key is one slot of the block's state and gives its edges
-//! (parallel over keys), and the edges are sorted into per-transaction successor lists.
+//! Building the graph is parallel: the declarations are collected in parallel chunks into
+//! one vector of accesses; the keys are split into shards by hash, one per thread, each shard
+//! scanning every access in block order to give its keys' slots and edges; the edges are then
+//! sorted into per-transaction successor lists. Each key's last access is marked: the
+//! transaction that makes it hands the key's final value to the block's write set.
 //!
 //! # Running it
 //!
