@@ -1067,6 +1067,7 @@ impl Node {
                 ("graph-plan", st.plan_ns, "wall"),
                 ("graph-executor", p.execute_ns, "sum"),
                 ("graph-parallel", st.parallel_ns, "wall"),
+                ("graph-effective", st.effective_parallel_ns, "workers"),
                 ("graph-finish", st.finish_ns, "wall"),
             ]
         } else if p.execute_ns > 0 {

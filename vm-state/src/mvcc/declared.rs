@@ -473,6 +473,8 @@ struct Run<'a, E: TxExecutor> {
     /// Time spent inside the transaction executor, summed over workers (nanoseconds;
     /// measured only when profiling or asked for by `measure_busy`).
     busy_ns: AtomicU64,
+    /// Each worker's time from its own start to its end, summed over workers (nanoseconds).
+    active_ns: AtomicU64,
     measure_busy: bool,
     next_root: CachePadded<AtomicUsize>,
     /// The other workers' deques of ready transactions, to steal from.
@@ -519,6 +521,7 @@ pub(crate) fn run<E: TxExecutor>(
         base,
         receipts,
         busy_ns: AtomicU64::new(0),
+        active_ns: AtomicU64::new(0),
         measure_busy: measure_busy || profiling(),
         next_root: CachePadded::new(AtomicUsize::new(0)),
         stealers: locals.iter().map(Worker::stealer).collect(),
@@ -560,6 +563,7 @@ pub(crate) fn run<E: TxExecutor>(
     }
     let slots = run.receipts;
     let busy_ns = run.busy_ns.into_inner();
+    let effective_parallel_ns = run.active_ns.into_inner() / workers.max(1) as u64;
     let parts = run.written.into_inner();
     let ((write_set, gathered), (receipts, receipts_ns)) = pool.install(|| {
         rayon::join(
@@ -639,6 +643,7 @@ pub(crate) fn run<E: TxExecutor>(
             declared_runs: 1,
             steps,
             parallel_ns,
+            effective_parallel_ns,
             finish_ns: finishing.elapsed().as_nanos() as u64,
             profile: WorkerProfile {
                 execute_ns: busy_ns,
@@ -684,6 +689,7 @@ impl<E: TxExecutor> Run<'_, E> {
     }
 
     fn worker(&self, me: usize, local: &Worker<u32>) -> Result<()> {
+        let begun = Instant::now();
         let n = self.txs.len();
         let mut worker = self.exec.new_worker();
         let mut writes: Vec<Option<Option<StateValue>>> = Vec::new();
@@ -748,6 +754,8 @@ impl<E: TxExecutor> Run<'_, E> {
             finished += 1;
         };
         self.busy_ns.fetch_add(busy, Ordering::Relaxed);
+        self.active_ns
+            .fetch_add(begun.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if finished > 0 {
             self.done.fetch_add(finished, Ordering::AcqRel);
         }

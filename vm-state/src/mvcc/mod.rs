@@ -149,6 +149,12 @@ pub struct ExecStats {
     pub steps: Vec<(String, u64)>,
     /// Wall time of Block-STM's worker phase (nanoseconds; 0 for sequential runs).
     pub parallel_ns: u64,
+    /// A graph run's worker phase as it would have taken had every worker started at once:
+    /// each worker's time from its own start, summed, over the workers (nanoseconds; 0 when
+    /// not measured). Below `parallel_ns` when the pool's threads were busy with other
+    /// work (a node's proof checks) before they took up the workers.
+    #[serde(default)]
+    pub effective_parallel_ns: u64,
     /// Wall time after the workers stopped: collecting the write set and receipts
     /// (nanoseconds).
     pub finish_ns: u64,
@@ -198,6 +204,7 @@ impl ExecStats {
         self.plan_ns += o.plan_ns;
         self.graph_depth = self.graph_depth.max(o.graph_depth);
         self.parallel_ns += o.parallel_ns;
+        self.effective_parallel_ns += o.effective_parallel_ns;
         self.finish_ns += o.finish_ns;
         self.sequential_ns += o.sequential_ns;
         self.profile.execute_ns += o.profile.execute_ns;
