@@ -229,3 +229,55 @@ fn the_graph_can_be_turned_off() {
     assert_eq!(on.stats.declared_runs, 1);
     assert_same(&on, &seq, "graph on");
 }
+
+/// A graph run whose workers waited for pool threads busy with other work (in the node: a
+/// proof batch checked on the CPU) is judged by the workers' own time, not by that wait: the
+/// next block still runs on the graph. (Judged by wall time, as before 2026-12-07, the busy
+/// run counted as too slow and the next seven blocks ran sequentially.)
+#[test]
+fn a_busy_pool_does_not_send_the_next_blocks_sequential() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    // Transactions that cost something (SHA-256 rounds), so that the block's work, not
+    // planning and sorting on the one free thread, is what the verdict weighs.
+    let exec = SyntheticExecutor {
+        work: 30,
+        declare: true,
+    };
+    let txs = generate_block(77, 10_000, 1_000, 60);
+    let base = base(10_000);
+    let seq = execute_block_sequential(&exec, &txs, &env(), base).expect("seq");
+    let pe = ParallelExecutor::new(8).expect("pool");
+    let warm = pe.execute_block(&exec, &txs, &env(), base).expect("warm");
+    assert_eq!(warm.stats.declared_runs, 1, "the graph ran");
+    // Seven of the pool's eight threads busy for longer than the block takes.
+    let busy = Arc::new(AtomicUsize::new(0));
+    for _ in 0..7 {
+        let busy = Arc::clone(&busy);
+        pe.pool().spawn(move || {
+            busy.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1_500));
+        });
+    }
+    while busy.load(Ordering::SeqCst) < 7 {
+        std::thread::yield_now();
+    }
+    let out = pe
+        .execute_block(&exec, &txs, &env(), base)
+        .expect("busy pool");
+    assert_same(&out, &seq, "busy pool");
+    assert_eq!(
+        out.stats.declared_runs, 1,
+        "the graph ran on the free thread"
+    );
+    assert!(
+        out.stats.effective_parallel_ns < out.stats.parallel_ns,
+        "the workers that waited for a thread count only from their start"
+    );
+    let next = pe.execute_block(&exec, &txs, &env(), base).expect("next");
+    assert_same(&next, &seq, "after a busy pool");
+    assert_eq!(next.stats.probe_skips, 0, "not skipped to sequential");
+    assert_eq!(next.stats.declared_runs, 1, "the graph still runs");
+}
