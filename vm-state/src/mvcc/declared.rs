@@ -482,13 +482,71 @@ struct Run<'a, E: TxExecutor> {
     done: CachePadded<AtomicUsize>,
     halt: AtomicBool,
     error: Mutex<Option<VmStateError>>,
-    /// Each worker's part of the block's write set: the final values it took at the last
-    /// access of their keys, unsorted.
-    written: Mutex<Vec<Vec<Written>>>,
+    /// Key-prefix bounds of the write set's buckets (bucket `b` holds the keys whose prefix
+    /// has `b` splitters at or below it), so that the buckets sort in parallel and their
+    /// concatenation is in key order.
+    splitters: Vec<KeyPrefix>,
+    /// Each worker's part of the block's write set, by bucket: the final values it took at
+    /// the last access of their keys, unsorted.
+    written: Mutex<Vec<Vec<Vec<Written>>>>,
+}
+
+/// Write-set buckets per worker (more buckets than workers, so that uneven buckets still
+/// spread over the pool).
+const BUCKETS_PER_WORKER: usize = 4;
+/// Sampled keys per bucket when choosing the splitters.
+const SAMPLES_PER_BUCKET: usize = 16;
+
+/// Splitters for about `BUCKETS_PER_WORKER * workers` buckets of roughly equal size, from a
+/// sample of the block's written keys (none for one worker or no writes: one bucket).
+fn splitters(decls: &[Decl], workers: usize) -> Vec<KeyPrefix> {
+    let buckets = (BUCKETS_PER_WORKER * workers).min(256);
+    if workers <= 1 || decls.is_empty() {
+        return Vec::new();
+    }
+    let stride = (decls.len() / (SAMPLES_PER_BUCKET * buckets)).max(1);
+    let mut sample: Vec<KeyPrefix> = decls
+        .iter()
+        .step_by(stride)
+        .filter(|d| d.write)
+        .map(|d| KeyPrefix::of(&d.key))
+        .collect();
+    sample.sort_unstable();
+    sample.dedup();
+    if sample.len() < 2 * buckets {
+        return Vec::new();
+    }
+    (1..buckets)
+        .map(|b| sample[b * sample.len() / buckets])
+        .collect()
+}
+
+/// The bucket of a key with prefix `p`.
+fn bucket_of(splitters: &[KeyPrefix], p: &KeyPrefix) -> usize {
+    splitters.partition_point(|s| s <= p)
 }
 
 /// A key's final value in the block, with the prefix it is sorted by.
 type Written = (KeyPrefix, StateKey, Option<StateValue>);
+
+/// `parts` in order as one vector, each part moved into its own range in parallel.
+fn concat_parallel<T: Default + Send>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut out: Vec<T> = (0..total).into_par_iter().map(|_| T::default()).collect();
+    let mut ranges: Vec<(&mut [T], Vec<T>)> = Vec::with_capacity(parts.len());
+    let mut rest = &mut out[..];
+    for p in parts {
+        let (here, tail) = std::mem::take(&mut rest).split_at_mut(p.len());
+        ranges.push((here, p));
+        rest = tail;
+    }
+    ranges.into_par_iter().for_each(|(here, p)| {
+        for (dst, w) in here.iter_mut().zip(p) {
+            *dst = w;
+        }
+    });
+    out
+}
 
 /// Runs the graph with `workers` workers on `pool`; the result is the sequential one.
 /// `measure_busy`: report the workers' summed time inside the executor
@@ -510,6 +568,8 @@ pub(crate) fn run<E: TxExecutor>(
     steps.list = std::mem::take(&mut g.steps);
     let receipts = pool.install(|| (0..n).into_par_iter().map(|_| OnceLock::new()).collect());
     steps.mark("run-receipt-slots");
+    let splitters = splitters(&g.decls, workers);
+    steps.mark("run-splitters");
     // Each worker's deque of transactions made ready by the ones it finished (last in,
     // first out: a successor runs where its predecessor's writes are in cache).
     let locals: Vec<Worker<u32>> = (0..workers).map(|_| Worker::new_lifo()).collect();
@@ -528,6 +588,7 @@ pub(crate) fn run<E: TxExecutor>(
         done: CachePadded::new(AtomicUsize::new(0)),
         halt: AtomicBool::new(false),
         error: Mutex::new(None),
+        splitters,
         written: Mutex::new(Vec::with_capacity(workers)),
     };
     pool.scope(|s| {
@@ -568,28 +629,30 @@ pub(crate) fn run<E: TxExecutor>(
     let ((write_set, gathered), (receipts, receipts_ns)) = pool.install(|| {
         rayon::join(
             || {
-                // The workers' parts moved into one vector in parallel (each into its own
-                // range), then sorted by key.
-                let total: usize = parts.iter().map(Vec::len).sum();
-                let mut writes: Vec<Written> = (0..total)
-                    .into_par_iter()
-                    .map(|_| Default::default())
+                // Each bucket: the workers' parts of it, sorted by key (buckets in
+                // parallel); then the buckets, in order, moved into one vector in parallel.
+                let buckets = parts.iter().map(Vec::len).max().unwrap_or(0);
+                let mut by_bucket: Vec<Vec<Vec<Written>>> = (0..buckets)
+                    .map(|_| Vec::with_capacity(parts.len()))
                     .collect();
-                let mut ranges: Vec<(&mut [Written], Vec<Written>)> =
-                    Vec::with_capacity(parts.len());
-                let mut rest = &mut writes[..];
-                for p in parts {
-                    let (here, tail) = std::mem::take(&mut rest).split_at_mut(p.len());
-                    ranges.push((here, p));
-                    rest = tail;
-                }
-                ranges.into_par_iter().for_each(|(here, p)| {
-                    for (dst, w) in here.iter_mut().zip(p) {
-                        *dst = w;
+                for worker_part in parts {
+                    for (list, p) in by_bucket.iter_mut().zip(worker_part) {
+                        list.push(p);
                     }
-                });
+                }
+                let sorted: Vec<Vec<(StateKey, Option<StateValue>)>> = by_bucket
+                    .into_par_iter()
+                    .map(|lists| {
+                        let mut all: Vec<Written> =
+                            Vec::with_capacity(lists.iter().map(Vec::len).sum());
+                        for l in lists {
+                            all.extend(l);
+                        }
+                        sort_prefixed(all, false)
+                    })
+                    .collect();
                 let gathered = finishing.elapsed().as_nanos() as u64;
-                (WriteSet::from_sorted(sort_prefixed(writes, true)), gathered)
+                (WriteSet::from_sorted(concat_parallel(sorted)), gathered)
             },
             || {
                 // Indexed (each thread writes its part in place); a missing receipt is
@@ -630,7 +693,7 @@ pub(crate) fn run<E: TxExecutor>(
         .map(|(name, ns)| (name.to_string(), ns))
         .collect();
     if profiling() {
-        steps.push(("finish-gather-writes".into(), gathered));
+        steps.push(("finish-write-set".into(), gathered));
         steps.push(("finish-receipts".into(), receipts_ns));
     }
     Ok(BlockOutput {
@@ -693,9 +756,12 @@ impl<E: TxExecutor> Run<'_, E> {
         let n = self.txs.len();
         let mut worker = self.exec.new_worker();
         let mut writes: Vec<Option<Option<StateValue>>> = Vec::new();
-        let mut written: Vec<Written> = Vec::with_capacity(
-            self.g.shards.iter().map(|s| s.slots.len()).sum::<usize>() / self.stealers.len().max(1),
-        );
+        let buckets = self.splitters.len() + 1;
+        let per_bucket = self.g.shards.iter().map(|s| s.slots.len()).sum::<usize>()
+            / (self.stealers.len().max(1) * buckets);
+        let mut written: Vec<Vec<Written>> = (0..buckets)
+            .map(|_| Vec::with_capacity(per_bucket))
+            .collect();
         let backoff = Backoff::new();
         let mut next: Option<u32> = None;
         let mut claimed = 0..0;
@@ -769,7 +835,7 @@ impl<E: TxExecutor> Run<'_, E> {
         worker: &mut E::Worker,
         t: u32,
         writes: &mut Vec<Option<Option<StateValue>>>,
-        written: &mut Vec<Written>,
+        written: &mut [Vec<Written>],
     ) -> Result<Receipt> {
         let g = self.g;
         let txn = t as usize;
@@ -836,7 +902,16 @@ impl<E: TxExecutor> Run<'_, E> {
             };
             if let Some(v) = last {
                 let key = g.decls[access].key.clone();
-                written.push((KeyPrefix::of(&key), key, v));
+                let prefix = KeyPrefix::of(&key);
+                let b = bucket_of(&self.splitters, &prefix);
+                match written.get_mut(b) {
+                    Some(bucket) => bucket.push((prefix, key, v)),
+                    None => {
+                        return Err(VmStateError::Invariant(format!(
+                            "write-set bucket {b} out of range"
+                        )))
+                    }
+                }
             }
         }
         Ok(receipt)
