@@ -202,6 +202,8 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         let mut kinds = crate::pipeline::KindCounts::default();
         let mut failed = crate::pipeline::KindCounts::default();
         let mut first_failure = None;
+        // Blocks per execution mode (graph, bstm, seq), from the execute stage's route.
+        let mut modes: Vec<(String, u64)> = Vec::new();
         let verbose = std::env::var_os("SUPERVM_BENCH_VERBOSE").is_some();
         let cpu_before = crate::cputime::snapshot();
         let t = Instant::now();
@@ -210,6 +212,13 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
                 eprintln!("bench node: {:<12} {}", strategy.name(), rep.line());
             }
             per_block.push(rep.total_ms);
+            if let Some(e) = rep.stages.iter().find(|s| s.stage == "execute") {
+                let mode = e.route.rsplit('/').next().unwrap_or("").to_string();
+                match modes.iter_mut().find(|m| m.0 == mode) {
+                    Some(m) => m.1 += 1,
+                    None => modes.push((mode, 1)),
+                }
+            }
             for s in &rep.stages {
                 match stage_sums.iter_mut().find(|x| x.0 == s.stage) {
                     Some(x) => {
@@ -267,12 +276,14 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
             .iter()
             .map(|(s, ms, r)| format!("{s} {:.0}ms@{r}", ms / opts.blocks.max(1) as f64))
             .collect();
+        let modes: Vec<String> = modes.iter().map(|(m, n)| format!("{m} {n}")).collect();
         eprintln!(
-            "bench node: {:<12} {:>9.0} tx/s end to end ({} blocks in {:.2}s; per block: {})",
+            "bench node: {:<12} {:>9.0} tx/s end to end ({} blocks in {:.2}s; blocks by execution mode: {}; per block: {})",
             strategy.name(),
             total_txs as f64 / wall,
             opts.blocks,
             wall,
+            modes.join(", "),
             stages.join(", ")
         );
         records.push(BenchRecord {

@@ -1031,16 +1031,21 @@ impl Node {
         self.sched
             .count_task(engine_api::TaskType::Transaction, v.txs.len(), exec_ns);
         let mut stages = v.stages;
-        // `graph`: the block ran on the dependency graph of its declared keys, not Block-STM.
-        let graph = out.stats.declared_runs > 0;
+        // How the block ran: on the dependency graph of its declared keys, with Block-STM,
+        // or sequentially (after a stopped probe, a skipped one, a chain, or a fallback).
+        let st = &out.stats;
+        let graph = st.declared_runs > 0;
+        let mode = if graph {
+            "graph"
+        } else if st.parallel_ns > 0 && st.probe_bailouts == 0 && !st.sequential_fallback {
+            "bstm"
+        } else {
+            "seq"
+        };
         stages.push(StageTime {
             stage: "execute",
             ms: exec_ns as f64 / 1e6,
-            route: format!(
-                "cpu/{}t{}",
-                self.executor.threads(),
-                if graph { "/graph" } else { "" }
-            ),
+            route: format!("cpu/{}t/{mode}", self.executor.threads()),
         });
         // A Block-STM probe stopped (the block then ran sequentially): how long it ran and
         // why.
