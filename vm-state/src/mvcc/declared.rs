@@ -183,9 +183,14 @@ impl Graph {
     }
 
     fn slot(&self, access: usize) -> &Slot {
+        self.slot_at(access, self.slot_of[access].load(Ordering::Relaxed))
+    }
+
+    /// The slot of `access`, whose `slot_of` entry (already loaded) is `bits`.
+    fn slot_at(&self, access: usize, bits: u32) -> &Slot {
         let d = &self.decls[access];
         let shard = shard_of(d.hash, self.shards.len());
-        &self.shards[shard].slots[(self.slot_of[access].load(Ordering::Relaxed) & !LAST) as usize]
+        &self.shards[shard].slots[(bits & !LAST) as usize]
     }
 }
 
@@ -889,9 +894,11 @@ impl<E: TxExecutor> Run<'_, E> {
         };
         for (i, w) in writes.iter_mut().enumerate() {
             let access = a + i;
-            if g.slot_of[access].load(Ordering::Relaxed) & LAST == 0 {
+            let bits = g.slot_of[access].load(Ordering::Relaxed);
+            let slot = g.slot_at(access, bits);
+            if bits & LAST == 0 {
                 if let Some(v) = w.take() {
-                    *g.slot(access).cur.lock() = Some(v);
+                    *slot.cur.lock() = Some(v);
                 }
                 continue;
             }
@@ -899,7 +906,6 @@ impl<E: TxExecutor> Run<'_, E> {
             // else the last earlier one) goes to the write set. A last write runs after every
             // other access of the key, so it may take the value; a last read may run beside
             // other reads of the same write, so it copies it.
-            let slot = g.slot(access);
             if !slot.writable {
                 continue;
             }

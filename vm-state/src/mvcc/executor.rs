@@ -681,10 +681,9 @@ fn final_receipt(scheduler: &Scheduler, rest: &Leftovers, txn: TxIndex) -> Resul
 /// run 42 ms long for 38 ms of work, and the seven blocks after it then ran sequentially, 22-36
 /// ms each against 7-16 ms on the graph).
 fn graph_run_too_slow(s: &ExecStats, reference: u64) -> bool {
-    let running = if s.effective_parallel_ns > 0 {
-        s.effective_parallel_ns.min(s.parallel_ns)
-    } else {
-        s.parallel_ns
+    let running = match s.effective_parallel_ns {
+        0 => s.parallel_ns,
+        e => e.min(s.parallel_ns),
     };
     let wall = s.plan_ns + running + s.finish_ns;
     s.declared_runs > 0
