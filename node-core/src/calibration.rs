@@ -5,7 +5,8 @@
 //! [`HybridScheduler::observe`]; the crossover sizes and the `SpeedupTable` follow from the
 //! models. The result is cached as JSON (`scheduler.calibration_cache`), keyed by the device
 //! names and the CPU thread count, and reused on the next start when the key matches.
-//! Without a GPU there is nothing to decide and nothing is measured.
+//! Without a GPU there is nothing to decide and nothing is measured. Privacy proofs are
+//! measured apart ([`calibrate_proofs`]) once the node has loaded its keys.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,9 +21,15 @@ pub fn sizes(kernel: Kernel) -> &'static [usize] {
     match kernel {
         Kernel::SignatureVerify => &[64, 1024, 8192],
         Kernel::Hash | Kernel::Merkle => &[256, 4096, 65536],
+        // Measured apart, once the privacy keys are loaded: see [`calibrate_proofs`].
         Kernel::PrivacyProof => &[],
     }
 }
+
+/// Privacy-proof batch sizes [`calibrate_proofs`] measures: a block's proofs at a few
+/// percent privacy, and small batches. Each covers the size classes within two of its own
+/// (see `CostModel::has_near`): 16-511 and 128-4,095 proofs.
+pub const PROOF_SIZES: [usize; 2] = [64, 512];
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
@@ -133,20 +140,70 @@ pub fn calibrate(s: &HybridScheduler, cache: Option<&Path>) -> bool {
                 }
             }
         }
-        tracing::info!(
-            kernel = kernel.name(),
-            crossover = ?s.crossover(kernel),
-            "calibrated"
-        );
-    }
-    if let Some(path) = cache {
-        save(s, path);
+        calibrated(s, kernel, cache);
     }
     true
 }
 
+/// Logs a kernel's calibration and saves the cache.
+fn calibrated(s: &HybridScheduler, kernel: Kernel, cache: Option<&Path>) {
+    tracing::info!(
+        kernel = kernel.name(),
+        crossover = ?s.crossover(kernel),
+        "calibrated"
+    );
+    if let Some(path) = cache {
+        save(s, path);
+    }
+}
+
+/// Measures privacy-proof verification on the CPU and the GPU at [`PROOF_SIZES`] (median of
+/// three after a warm-up, on `zk_privacy::verify::calibration_payloads`: checked decoding
+/// and one batch equation, the cost of a batch that verifies) and feeds the cost models, so
+/// that `auto` need not explore the slower device with a block's proofs. Apart from
+/// [`calibrate`] because it needs the node's verifying key, which the node loads when it
+/// first meets a privacy transaction (or at start, when it proves). Sizes whose costs both
+/// devices already have (from the cache or earlier batches) are skipped; without a GPU, a
+/// GPU without the Miller-loop kernel, or the keys, nothing is measured. Saves the cache
+/// when something was. Returns whether a measurement ran.
+pub fn calibrate_proofs(s: &HybridScheduler, cache: Option<&Path>) -> bool {
+    use crate::scheduler::{Device, ProofItem};
+    let Some(gpu) = s.gpu_kernels().cloned() else {
+        return false;
+    };
+    let kernel = Kernel::PrivacyProof;
+    if !gpu.supports(kernel) {
+        return false;
+    }
+    let todo: Vec<usize> = PROOF_SIZES
+        .into_iter()
+        .filter(|&n| {
+            !(s.has_costs_near(kernel, Device::Cpu, n) && s.has_costs_near(kernel, Device::Gpu, n))
+        })
+        .collect();
+    let Some(&max) = todo.iter().max() else {
+        return false;
+    };
+    let payloads = zk_privacy::verify::calibration_payloads(max);
+    let items: Vec<ProofItem<'_>> = payloads.iter().map(|p| ProofItem { payload: p }).collect();
+    let cpu = s.cpu_kernels().clone();
+    let mut measured = false;
+    for n in todo {
+        for (dev, k) in [(Device::Cpu, &cpu), (Device::Gpu, &gpu)] {
+            if let Some(ns) = median3(|| k.time_proof_check(&items[..n]).is_ok()) {
+                s.observe(kernel, dev, n, ns);
+                measured = true;
+            }
+        }
+    }
+    if measured {
+        calibrated(s, kernel, cache);
+    }
+    measured
+}
+
 /// Writes the scheduler's cost models as they are now (start-up measurements plus what
-/// the batches since taught them, e.g. privacy-proof costs, which start-up cannot measure)
+/// the batches since taught them)
 /// to the calibration cache at `path`, so that the next start with the same devices
 /// predicts from them instead of exploring again. Nothing without a GPU. A write error is
 /// logged, not returned: the cache is an optimisation. The file is replaced atomically.

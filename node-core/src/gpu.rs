@@ -114,12 +114,24 @@ impl BatchKernels for GpuKernels {
             .map_err(|e| e.to_string())
     }
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String> {
-        let zk = self
-            .zk
-            .as_ref()
-            .ok_or_else(|| "the Miller-loop kernel is not available on this GPU".to_string())?;
-        let engine = zk_privacy::verify::DeviceMillerLoops(zk);
+        let engine = self.miller_loops()?;
         crate::kernels::verify_privacy_batch(&self.pool, &self.privacy, proofs, Some(&engine))
+    }
+    fn time_proof_check(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<bool, String> {
+        let engine = self.miller_loops()?;
+        crate::kernels::check_privacy_batch(&self.pool, &self.privacy, proofs, Some(&engine))
+    }
+}
+
+impl GpuKernels {
+    /// The device's Miller-loop kernel as a proof-verification engine.
+    fn miller_loops(
+        &self,
+    ) -> std::result::Result<zk_privacy::verify::DeviceMillerLoops<'_>, String> {
+        self.zk
+            .as_ref()
+            .map(zk_privacy::verify::DeviceMillerLoops)
+            .ok_or_else(|| "the Miller-loop kernel is not available on this GPU".to_string())
     }
 }
 

@@ -118,6 +118,9 @@ impl BatchKernels for CpuKernels {
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> Result<Vec<bool>, String> {
         verify_privacy_batch(&self.pool, &self.privacy, proofs, None)
     }
+    fn time_proof_check(&self, proofs: &[ProofItem<'_>]) -> Result<bool, String> {
+        check_privacy_batch(&self.pool, &self.privacy, proofs, None)
+    }
 }
 
 /// Decodes (checked) and batch-verifies privacy transfers on `pool` (decoding in
@@ -135,4 +138,19 @@ pub fn verify_privacy_batch(
         .ok_or_else(|| "privacy keys are not loaded".to_string())?;
     let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
     pool.install(|| zk_privacy::verify::verify_payloads_on(&keys.pvk, &payloads, engine))
+}
+
+/// [`verify_privacy_batch`]'s cost on proofs that need not verify (for calibration):
+/// `zk_privacy::verify::check_payloads_on` on `pool` under the node's key.
+pub fn check_privacy_batch(
+    pool: &rayon::ThreadPool,
+    privacy: &OnceLock<PrivacyKeys>,
+    proofs: &[ProofItem<'_>],
+    engine: Option<&dyn zk_privacy::verify::MillerLoops>,
+) -> Result<bool, String> {
+    let keys = privacy
+        .get()
+        .ok_or_else(|| "privacy keys are not loaded".to_string())?;
+    let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
+    pool.install(|| zk_privacy::verify::check_payloads_on(&keys.pvk, &payloads, engine))
 }

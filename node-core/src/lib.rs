@@ -58,9 +58,11 @@ pub fn open_node_with(
     let wasm = vm_runtime::WasmEngine::new(vm.clone(), sched.speedups());
     let sched = sched.with_contract_engine(Arc::new(wasm));
     if cfg.scheduler.calibration && strategy != config::Strategy::CpuOnly {
-        let cache = (!cfg.scheduler.calibration_cache.as_os_str().is_empty())
-            .then(|| cfg.in_data_dir(&cfg.scheduler.calibration_cache));
+        let cache = calibration_cache(cfg);
         calibration::calibrate(&sched, cache.as_deref());
+        // Privacy proofs too when the keys are loaded already (a benchmark); otherwise the
+        // node does it when it loads them (`Node::privacy_keys`).
+        calibration::calibrate_proofs(&sched, cache.as_deref());
     }
     Node::new(
         cfg.clone(),
@@ -70,6 +72,13 @@ pub fn open_node_with(
         backends.privacy.clone(),
         vm,
     )
+}
+
+/// The calibration cache's path (`scheduler.calibration_cache` under `data_dir`), `None`
+/// when caching is off.
+pub fn calibration_cache(cfg: &config::NodeConfig) -> Option<std::path::PathBuf> {
+    (!cfg.scheduler.calibration_cache.as_os_str().is_empty())
+        .then(|| cfg.in_data_dir(&cfg.scheduler.calibration_cache))
 }
 
 /// Opens (creating if needed, with `node.state_shards` shards) the node's database

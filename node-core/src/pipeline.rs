@@ -55,7 +55,7 @@ use vm_state::{
 use zk_privacy::pool::PrivacyPool;
 
 use crate::block::{Block, Genesis};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, Strategy};
 use crate::error::{NodeError, Result};
 use crate::exec::{CommittedPrivacy, NodeExecutor};
 use crate::metrics as m;
@@ -587,7 +587,7 @@ impl Node {
         let sc = &self.cfg.scheduler;
         if sc.calibration
             && !sc.calibration_cache.as_os_str().is_empty()
-            && self.sched.strategy() != crate::config::Strategy::CpuOnly
+            && self.sched.strategy() != Strategy::CpuOnly
         {
             crate::calibration::save(&self.sched, &self.cfg.in_data_dir(&sc.calibration_cache));
         }
@@ -616,8 +616,20 @@ impl Node {
         let pk =
             k.pk.clone()
                 .ok_or_else(|| NodeError::Execution("no proving key".into()))?;
-        let _ = self.privacy.set(k);
+        if self.privacy.set(k).is_ok() {
+            self.privacy_keys_loaded();
+        }
         Ok(pk)
+    }
+
+    /// Once the privacy keys are loaded: the privacy-proof calibration
+    /// ([`crate::calibration::calibrate_proofs`]), when calibration is on and the strategy
+    /// is not `cpu_only`.
+    fn privacy_keys_loaded(&self) {
+        if self.cfg.scheduler.calibration && self.sched.strategy() != Strategy::CpuOnly {
+            let cache = crate::calibration_cache(&self.cfg);
+            crate::calibration::calibrate_proofs(&self.sched, cache.as_deref());
+        }
     }
 
     /// The privacy keys, loaded or created on first use.
@@ -626,7 +638,9 @@ impl Node {
             return Ok(k);
         }
         let k = load_privacy_keys(&self.cfg, false)?;
-        let _ = self.privacy.set(k);
+        if self.privacy.set(k).is_ok() {
+            self.privacy_keys_loaded();
+        }
         self.privacy
             .get()
             .ok_or_else(|| NodeError::Execution("privacy keys not set".into()))

@@ -199,6 +199,15 @@ pub trait BatchKernels: Send + Sync {
     fn merkle_root(&self, leaves: &[[u8; 32]]) -> std::result::Result<[u8; 32], String>;
     /// Privacy-proof checks: one `bool` per proof.
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<Vec<bool>, String>;
+    /// What [`BatchKernels::verify_proofs`] costs for a batch that verifies, on proofs that
+    /// need not (checked decoding and one batch equation, no search for bad proofs; see
+    /// `zk_privacy::verify::check_payloads_on`): start-up calibration times this. Returns
+    /// the equation's outcome, which decides nothing. `Err` when the backend cannot (no
+    /// keys loaded yet, a payload that does not decode, a failing device).
+    fn time_proof_check(&self, proofs: &[ProofItem<'_>]) -> std::result::Result<bool, String> {
+        let _ = proofs;
+        Err(format!("{} cannot time a proof check", self.name()))
+    }
 }
 
 /// A kernel call on one backend, as [`HybridScheduler`] routes it.
@@ -375,6 +384,16 @@ impl HybridScheduler {
             .collect();
         kernels.sort_by_key(|e| e.0);
         CostSnapshot { kernels }
+    }
+
+    /// Whether the cost model of (kernel, device) can predict a batch of `n` without
+    /// exploring (an observation within two size classes).
+    pub fn has_costs_near(&self, kernel: Kernel, device: Device, n: usize) -> bool {
+        let models = self.models.lock();
+        models.get(&kernel).is_some_and(|st| match device {
+            Device::Cpu => st.cpu.has_near(n),
+            Device::Gpu => st.gpu.has_near(n),
+        })
     }
 
     /// Loads cost models (from the calibration cache).
@@ -1276,7 +1295,7 @@ mod tests {
         assert_eq!(t.decide(Kernel::PrivacyProof, 1000).0, Route::Cpu);
     }
 
-    /// Costs learned from batches (privacy proofs are never calibrated at start-up) survive
+    /// Costs learned from batches (here privacy proofs, not calibrated before) survive
     /// a restart through the calibration cache, so the next start does not explore again.
     #[test]
     fn learned_costs_are_cached_for_the_next_start() {
@@ -1294,6 +1313,52 @@ mod tests {
         );
         assert_eq!(t.cost_snapshot(), s.cost_snapshot());
         assert_eq!(t.decide(Kernel::Merkle, 1000).0, Route::Gpu);
+    }
+
+    /// Privacy proofs are calibrated once the keys are loaded (on payloads that decode but
+    /// need not verify): both devices get costs at every size a block's proofs come in, so
+    /// `auto` routes them without exploring the slower device on a block; a second call
+    /// measures nothing, and the next start loads them from the cache.
+    #[test]
+    fn privacy_proofs_are_calibrated_once_the_keys_are_loaded() {
+        use crate::calibration::{calibrate, calibrate_proofs};
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::NodeConfig::default();
+        cfg.node.data_dir = dir.path().to_path_buf();
+        cfg.privacy.tree_depth = 2;
+        let keys = Arc::new(OnceLock::new());
+        let backends = || -> (Arc<dyn BatchKernels>, Option<Arc<dyn BatchKernels>>) {
+            // The CPU reference standing in for the GPU.
+            (
+                Arc::new(CpuKernels::new(pool(), keys.clone())),
+                Some(Arc::new(CpuKernels::new(pool(), keys.clone()))),
+            )
+        };
+        let (c, g) = backends();
+        let s = HybridScheduler::new(Strategy::Auto, Thresholds::default(), 0.2, c, g);
+        let path = dir.path().join("calibration.json");
+        assert!(
+            !calibrate_proofs(&s, Some(&path)),
+            "no keys: nothing to measure"
+        );
+        assert!(!path.exists());
+        let loaded = crate::pipeline::load_privacy_keys(&cfg, false).unwrap();
+        assert!(keys.set(loaded).is_ok());
+        assert!(calibrate_proofs(&s, Some(&path)));
+        for n in [16, 500, 1000, 1500, 4000] {
+            for dev in [Device::Cpu, Device::Gpu] {
+                assert!(
+                    s.has_costs_near(Kernel::PrivacyProof, dev, n),
+                    "{dev:?} {n}"
+                );
+            }
+        }
+        assert!(!calibrate_proofs(&s, Some(&path)), "measured once");
+        let (c, g) = backends();
+        let t = HybridScheduler::new(Strategy::Auto, Thresholds::default(), 0.2, c, g);
+        assert!(!calibrate(&t, Some(&path)), "loaded from the cache");
+        assert!(!calibrate_proofs(&t, Some(&path)), "the cache had them");
+        assert_eq!(t.cost_snapshot(), s.cost_snapshot());
     }
 
     #[test]

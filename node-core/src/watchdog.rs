@@ -153,6 +153,15 @@ impl BatchKernels for TimedKernels {
             k.verify_proofs(&proofs)
         })
     }
+
+    fn time_proof_check(&self, proofs: &[ProofItem<'_>]) -> Reply<bool> {
+        let owned: Vec<Vec<u8>> = proofs.iter().map(|p| p.payload.to_vec()).collect();
+        self.run("proof check", move |k| {
+            let proofs: Vec<ProofItem<'_>> =
+                owned.iter().map(|payload| ProofItem { payload }).collect();
+            k.time_proof_check(&proofs)
+        })
+    }
 }
 
 #[cfg(test)]

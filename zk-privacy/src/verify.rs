@@ -480,6 +480,77 @@ pub fn batch_verify_on(
     })
 }
 
+/// Distinct payloads that [`check_payloads_on`] times like a block's: encodings of
+/// [`crate::PrivacyTransfer`]s with random points of the right groups (never the
+/// identity) and random public inputs, from a fixed seed. They decode, but their proofs do
+/// not verify (no one knows a witness), so they serve to measure, not to accept. At most
+/// 64 distinct payloads; `n` beyond that repeats them (the cost of a check does not depend
+/// on repeats).
+pub fn calibration_payloads(n: usize) -> Vec<Vec<u8>> {
+    use ark_ec::PrimeGroup;
+    use ark_ff::Zero;
+    use ark_std::UniformRand;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x5eed_ca11);
+    let distinct: Vec<Vec<u8>> = (0..n.min(64))
+        .map(|_| {
+            let mut nonzero = || loop {
+                let x = Fr::rand(&mut rng);
+                if !x.is_zero() {
+                    return x;
+                }
+            };
+            let (a, b, c) = (nonzero(), nonzero(), nonzero());
+            let proof = Proof::<Bn254> {
+                a: (G1Projective::generator() * a).into_affine(),
+                b: (ark_bn254::G2Projective::generator() * b).into_affine(),
+                c: (G1Projective::generator() * c).into_affine(),
+            };
+            let public = crate::TransferPublicInputs {
+                root: nonzero(),
+                nullifiers: [nonzero(), nonzero()],
+                commitments: [nonzero(), nonzero()],
+                fee: 1,
+            };
+            crate::PrivacyTransfer { proof, public }.encode()
+        })
+        .collect();
+    (0..n)
+        .map(|i| distinct[i % distinct.len()].clone())
+        .collect()
+}
+
+/// What [`verify_payloads_on`] costs for a batch of payloads that all verify, on payloads
+/// that need not: checked decoding of every payload in parallel, then the one batch
+/// equation, and no search for bad proofs. Returns the equation's outcome (`false` for
+/// [`calibration_payloads`]). For measuring a route (the node's start-up calibration);
+/// never a verdict on transactions. `Err` when a payload does not decode or the engine
+/// fails.
+pub fn check_payloads_on(
+    pvk: &PreparedVerifyingKey<Bn254>,
+    payloads: &[&[u8]],
+    engine: Option<&dyn MillerLoops>,
+) -> std::result::Result<bool, String> {
+    let batch: Vec<ProofWithInputs> = payloads
+        .par_iter()
+        .map(|p| {
+            crate::PrivacyTransfer::decode(p)
+                .map(|t| ProofWithInputs {
+                    proof: t.proof,
+                    inputs: t.public.to_field_elements(),
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    if let Some(item) = batch.first() {
+        check_inputs(pvk, &item.inputs).map_err(|e| e.to_string())?;
+    }
+    if batch.is_empty() {
+        return Ok(true);
+    }
+    batch_equation(pvk, &batch, chunk_for(batch.len()), engine)
+}
+
 /// `true` when `a` is the identity (such proofs never come out of checked decoding).
 pub fn is_degenerate(proof: &Proof<Bn254>) -> bool {
     proof.a.is_zero() || proof.b.is_zero() || proof.c.is_zero()

@@ -8,8 +8,8 @@ use zk_privacy::circuit::{alloc_u64_checked, TransferCircuit};
 use zk_privacy::pool::{MemoryPrivacyState, PrivacyPool, Rejection};
 use zk_privacy::transfer::{PrivacyTransfer, TRANSFER_BYTES};
 use zk_privacy::verify::{
-    batch_verify, batch_verify_on, prepare, verify_payloads_on, verify_proof, DeviceMillerLoops,
-    MillerLoops, ProofWithInputs,
+    batch_verify, batch_verify_on, calibration_payloads, check_payloads_on, prepare,
+    verify_payloads_on, verify_proof, DeviceMillerLoops, MillerLoops, ProofWithInputs,
 };
 use zk_privacy::{CpuProverBackend, Groth16Prover, ZkError};
 
@@ -278,6 +278,24 @@ fn bad_proofs_fail_alone_and_in_batches() {
             verify_payloads_on(&pvk, &refs, engine).expect(&label),
             vec![true; 3]
         );
+        // The calibration check times a verifying batch and returns the equation's
+        // outcome: true for real proofs, false for the calibration payloads (random
+        // points, which decode but do not verify), an error for one that does not decode.
+        assert_eq!(check_payloads_on(&pvk, &refs, engine), Ok(true), "{label}");
+        let cal = calibration_payloads(70);
+        assert_eq!(cal[3], cal[67]);
+        let cal_refs: Vec<&[u8]> = cal.iter().map(|p| p.as_slice()).collect();
+        assert_eq!(
+            check_payloads_on(&pvk, &cal_refs, engine),
+            Ok(false),
+            "{label}"
+        );
+        assert_eq!(
+            verify_payloads_on(&pvk, &cal_refs[..5], engine).expect(&label),
+            vec![false; 5]
+        );
+        let short = [&refs[0][..TRANSFER_BYTES - 1]];
+        assert!(check_payloads_on(&pvk, &short, engine).is_err(), "{label}");
         eprintln!("batch verification with Miller loops on {label}: ok");
     }
     assert_eq!(batch_verify(&pvk, &batch).invalid, vec![3, 7, 9, 10]);
