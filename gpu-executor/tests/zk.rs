@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Fq12, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{AffineRepr, CurveGroup, PrimeGroup};
 use ark_ff::{Field, UniformRand, Zero};
 use ark_std::rand::{rngs::StdRng, Rng, SeedableRng};
@@ -562,9 +562,39 @@ fn miller_loops_match_arkworks() {
         }
         assert_eq!(e.miller_loops(&g1, &g2).expect("routed"), want, "{label}");
         assert!(e.miller_loops(&g1, &g2[1..]).is_err(), "{label}");
+        // The product with several threads per pair is exactly the product of the loops:
+        // every segment count (1: one thread per pair; more than the 64 iterations is
+        // clamped), batches of one, two and an odd number of pairs, identities skipped.
+        let mut calls = 2;
+        for take in [1, 2, 5, g1.len()] {
+            let (a, b) = (&g1[..take], &g2[..take]);
+            let want: Fq12 = cpu::miller_loops(a, b).expect("cpu").iter().product();
+            for segs in [1, 2, 3, 7, 16, 64, 100] {
+                let got = e.gpu_miller_product_segments(a, b, segs);
+                assert_eq!(
+                    got.expect("device product"),
+                    want,
+                    "{label}: {take} pairs, {segs} segments"
+                );
+                calls += 1;
+            }
+        }
+        let product: Fq12 = want.iter().product();
+        assert_eq!(
+            e.gpu_miller_product(&g1, &g2).expect("device product"),
+            product,
+            "{label}"
+        );
+        assert!(e.gpu_miller_product(&g1, &g2[1..]).is_err(), "{label}");
+        assert_eq!(
+            e.gpu_miller_product(&[], &[]).expect("empty"),
+            Fq12::ONE,
+            "{label}"
+        );
+        calls += 1;
         let s = e.stats();
         assert_eq!(s.gpu_failures, 0, "{label}: {:?}", e.last_gpu_error());
-        assert_eq!((s.gpu_miller, s.cpu_miller), (2, 0), "{label}: {s:?}");
+        assert_eq!((s.gpu_miller, s.cpu_miller), (calls, 0), "{label}: {s:?}");
         eprintln!("{label}: {} Miller loops match arkworks", g1.len());
     }
 }

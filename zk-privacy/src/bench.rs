@@ -472,6 +472,33 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
         ms,
         threads,
     ));
+    // The device's Miller-loop product alone over the batch's (A, B) pairs: one thread per
+    // pair against several (`gpu_miller_product`, the batch check's path).
+    for (b, device) in &engines {
+        let Some(d) = device else { continue };
+        for &size in &opts.verify_batch_sizes {
+            let batch = &all[..size.min(all.len())];
+            let a: Vec<_> = batch.iter().map(|p| p.proof.a).collect();
+            let bb: Vec<_> = batch.iter().map(|p| p.proof.b).collect();
+            let segs = gpu_executor::zk::miller_segments_for(a.len());
+            for (label, s) in [("1thread".to_string(), 1), (format!("{segs}threads"), segs)] {
+                let ms = pool.install(|| {
+                    time_reps(opts.reps, || {
+                        d.0.gpu_miller_product_segments(&a, &bb, s)
+                            .map(|_| ())
+                            .map_err(|e| ZkError::Synthesis(e.to_string()))
+                    })
+                })?;
+                out.push(record(
+                    format!("{case}-miller-product-{label}"),
+                    b,
+                    a.len() as u64,
+                    ms,
+                    threads,
+                ));
+            }
+        }
+    }
     for (b, device) in &engines {
         let engine = device.as_ref().map(|d| d as &dyn MillerLoops);
         for &size in &opts.verify_batch_sizes {

@@ -53,15 +53,15 @@ pub trait MillerLoops: Sync {
     fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String>;
 }
 
-/// [`MillerLoops`] on the device of a `gpu_executor` zk executor: one pair per device
-/// thread, the per-pair results multiplied on the calling thread's rayon pool. Device only:
-/// a missing or failing device is an error, for the caller to fall back on.
+/// [`MillerLoops`] on the device of a `gpu_executor` zk executor
+/// (`ZkExecutor::gpu_miller_product`: several device threads per pair for small batches,
+/// the product taken on the device). Device only: a missing or failing device is an
+/// error, for the caller to fall back on.
 pub struct DeviceMillerLoops<'a>(pub &'a gpu_executor::zk::ZkExecutor);
 
 impl MillerLoops for DeviceMillerLoops<'_> {
     fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String> {
-        let f = self.0.gpu_miller_loops(a, b).map_err(|e| e.to_string())?;
-        Ok(f.par_iter().copied().reduce(Fq12::one, |x, y| x * y))
+        self.0.gpu_miller_product(a, b).map_err(|e| e.to_string())
     }
 }
 

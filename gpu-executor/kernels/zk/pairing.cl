@@ -170,6 +170,28 @@ ZK_INLINE int zk_ate_digit(zk_u32 i, int *neg) {
     return (int)((nz >> i) & 1u);
 }
 
+// The loop's two last lines: additions of Q1 = pi(Q) and Q2 = -pi^2(Q) (BN254's x is
+// positive: R keeps its sign), with the Frobenius twist factors from `consts`.
+ZK_INLINE void zk_frobenius_lines(zk_g2_hom_t *r, fq2_t qx, fq2_t qy,
+                                  const ZK_GLOBAL zk_u32 *consts, zk_line_t *l1,
+                                  zk_line_t *l2) {
+    fq2_t frob_x = fq2_load(consts + 24u);
+    fq2_t frob_y = fq2_load(consts + 40u);
+    fq2_t q1x = fq2_mul(fq2_conj(qx), frob_x);
+    fq2_t q1y = fq2_mul(fq2_conj(qy), frob_y);
+    fq2_t q2x = fq2_mul(fq2_conj(q1x), frob_x);
+    fq2_t q2y = fq2_neg(fq2_mul(fq2_conj(q1y), frob_y));
+    *l1 = zk_g2_add_step(r, q1x, q1y);
+    *l2 = zk_g2_add_step(r, q2x, q2y);
+}
+
+ZK_INLINE fq12_t fq12_one(void) {
+    fq12_t f;
+    f.c0.c0 = fq2_one(); f.c0.c1 = fq2_zero(); f.c0.c2 = fq2_zero();
+    f.c1.c0 = fq2_zero(); f.c1.c1 = fq2_zero(); f.c1.c2 = fq2_zero();
+    return f;
+}
+
 ZK_INLINE void zk_fq12_store(ZK_GLOBAL zk_u32 *p, fq12_t f) {
     fq2_store(p, f.c0.c0);
     fq2_store(p + 16, f.c0.c1);
@@ -191,15 +213,10 @@ ZK_KERNEL zk_miller_loop(const ZK_GLOBAL zk_u32 *g1, const ZK_GLOBAL zk_u32 *g2,
     fq2_t qy = fq2_load(g2 + gid * 32u + 16u);
     fq_t two_inv = fq_load(consts);
     fq2_t twist_b = fq2_load(consts + 8u);
-    fq2_t frob_x = fq2_load(consts + 24u);
-    fq2_t frob_y = fq2_load(consts + 40u);
-
+    fq12_t f = fq12_one();
     zk_g2_hom_t r;
     r.x = qx; r.y = qy; r.z = fq2_one();
     fq2_t nqy = fq2_neg(qy);
-    fq12_t f;
-    f.c0.c0 = fq2_one(); f.c0.c1 = fq2_zero(); f.c0.c2 = fq2_zero();
-    f.c1.c0 = fq2_zero(); f.c1.c1 = fq2_zero(); f.c1.c2 = fq2_zero();
     for (zk_u32 k = ZK_ATE_DIGITS - 1u; k >= 1u; k--) {
         if (k != ZK_ATE_DIGITS - 1u) f = fq12_sqr(f);
         f = zk_ell(f, zk_g2_double_step(&r, two_inv, twist_b), px, py);
@@ -208,12 +225,140 @@ ZK_KERNEL zk_miller_loop(const ZK_GLOBAL zk_u32 *g1, const ZK_GLOBAL zk_u32 *g2,
             f = zk_ell(f, zk_g2_add_step(&r, qx, neg ? nqy : qy), px, py);
         }
     }
-    // Q1 = pi(Q), Q2 = -pi^2(Q) (BN254's x is positive: R keeps its sign).
-    fq2_t q1x = fq2_mul(fq2_conj(qx), frob_x);
-    fq2_t q1y = fq2_mul(fq2_conj(qy), frob_y);
-    fq2_t q2x = fq2_mul(fq2_conj(q1x), frob_x);
-    fq2_t q2y = fq2_neg(fq2_mul(fq2_conj(q1y), frob_y));
-    f = zk_ell(f, zk_g2_add_step(&r, q1x, q1y), px, py);
-    f = zk_ell(f, zk_g2_add_step(&r, q2x, q2y), px, py);
+    zk_line_t l1, l2;
+    zk_frobenius_lines(&r, qx, qy, consts, &l1, &l2);
+    f = zk_ell(f, l1, px, py);
+    f = zk_ell(f, l2, px, py);
     zk_fq12_store(out + gid * 96u, f);
+}
+
+// ---- The product of many Miller loops, with several threads per pair ----
+//
+// One pair per thread is a chain of ~9,000 dependent Fq products: a few hundred pairs leave
+// the device nearly idle and the call takes its full latency. The product of the loops is
+// split instead: `zk_miller_lines` runs each pair's G2 steps (about a quarter of the work)
+// and stores its lines; then `segs` threads per pair each run a consecutive range of the
+// loop's iterations from f = 1 over the stored lines (`zk_miller_segments`), and
+// `zk_fq12_mul_pairs` multiplies each segment's results over the pairs. The host raises the
+// segment products to the powers of two that the squarings of the later iterations would
+// have applied and multiplies them: exactly the product of the pairs' Miller loops (field
+// products are exact; the squarings are only regrouped).
+
+// (a0 + a1 w)(b0 + b1 w) = (a0 b0 + v a1 b1) + ((a0 + a1)(b0 + b1) - a0 b0 - a1 b1) w
+ZK_NOINLINE fq12_t fq12_mul(fq12_t a, fq12_t b) {
+    fq6_t aa = fq6_mul(a.c0, b.c0);
+    fq6_t bb = fq6_mul(a.c1, b.c1);
+    fq6_t cc = fq6_mul(fq6_add(a.c0, a.c1), fq6_add(b.c0, b.c1));
+    fq12_t r;
+    r.c0 = fq6_add(aa, fq6_mul_v(bb));
+    r.c1 = fq6_sub(cc, fq6_add(aa, bb));
+    return r;
+}
+
+ZK_INLINE fq12_t zk_fq12_load(const ZK_GLOBAL zk_u32 *p) {
+    fq12_t f;
+    f.c0.c0 = fq2_load(p); f.c0.c1 = fq2_load(p + 16); f.c0.c2 = fq2_load(p + 32);
+    f.c1.c0 = fq2_load(p + 48); f.c1.c1 = fq2_load(p + 64); f.c1.c2 = fq2_load(p + 80);
+    return f;
+}
+
+// A line travels as 48 limbs: c0, c1, c2 (fq2 each).
+ZK_INLINE void zk_line_store(ZK_GLOBAL zk_u32 *p, zk_line_t l) {
+    fq2_store(p, l.c0);
+    fq2_store(p + 16, l.c1);
+    fq2_store(p + 32, l.c2);
+}
+
+ZK_INLINE zk_line_t zk_line_load(const ZK_GLOBAL zk_u32 *p) {
+    zk_line_t l;
+    l.c0 = fq2_load(p); l.c1 = fq2_load(p + 16); l.c2 = fq2_load(p + 32);
+    return l;
+}
+
+// Line `l` of pair `i` of `n`: line-major, so neighbouring threads touch neighbouring lines.
+#define ZK_LINE_AT(lines, l, i, n) ((lines) + ((zk_u64)(l) * (zk_u64)(n) + (zk_u64)(i)) * 48u)
+
+// The lines of Q = g2[i] in the order the Miller loop uses them: per iteration its doubling
+// line, then its addition line where the loop count's digit is nonzero; then the two
+// Frobenius lines. Exactly the G2 steps of zk_miller_loop.
+ZK_KERNEL zk_miller_lines(const ZK_GLOBAL zk_u32 *g2, const ZK_GLOBAL zk_u32 *consts,
+                          ZK_GLOBAL zk_u32 *lines, zk_u32 n) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)n) return;
+    fq2_t qx = fq2_load(g2 + gid * 32u);
+    fq2_t qy = fq2_load(g2 + gid * 32u + 16u);
+    fq_t two_inv = fq_load(consts);
+    fq2_t twist_b = fq2_load(consts + 8u);
+    zk_g2_hom_t r;
+    r.x = qx; r.y = qy; r.z = fq2_one();
+    fq2_t nqy = fq2_neg(qy);
+    zk_u32 l = 0u;
+    for (zk_u32 k = ZK_ATE_DIGITS - 1u; k >= 1u; k--) {
+        zk_line_store(ZK_LINE_AT(lines, l, gid, n), zk_g2_double_step(&r, two_inv, twist_b));
+        l++;
+        int neg;
+        if (zk_ate_digit(k - 1u, &neg)) {
+            zk_line_store(ZK_LINE_AT(lines, l, gid, n), zk_g2_add_step(&r, qx, neg ? nqy : qy));
+            l++;
+        }
+    }
+    zk_line_t l1, l2;
+    zk_frobenius_lines(&r, qx, qy, consts, &l1, &l2);
+    zk_line_store(ZK_LINE_AT(lines, l, gid, n), l1);
+    zk_line_store(ZK_LINE_AT(lines, l + 1u, gid, n), l2);
+}
+
+// Thread s * n + i: segment s of `segs` of pair i's loop, the iterations t in
+// [s * I / segs, (s + 1) * I / segs) (I = ZK_ATE_DIGITS - 1, t = 0 the first), from f = 1
+// with no squaring before its first iteration; the last segment also takes the two
+// Frobenius lines. out[s * n + i] = that segment's value.
+ZK_KERNEL zk_miller_segments(const ZK_GLOBAL zk_u32 *g1, const ZK_GLOBAL zk_u32 *lines,
+                             ZK_GLOBAL zk_u32 *out, zk_u32 n, zk_u32 segs) {
+    zk_u64 gid = ZK_GID;
+    if (gid >= (zk_u64)n * (zk_u64)segs) return;
+    zk_u32 i = (zk_u32)(gid % (zk_u64)n);
+    zk_u32 s = (zk_u32)(gid / (zk_u64)n);
+    const zk_u32 iters = ZK_ATE_DIGITS - 1u;
+    zk_u32 t0 = s * iters / segs;
+    zk_u32 t1 = (s + 1u) * iters / segs;
+    fq_t px = fq_load(g1 + (zk_u64)i * 16u);
+    fq_t py = fq_load(g1 + (zk_u64)i * 16u + 8u);
+    // The first line of iteration t0: one doubling line per earlier iteration, plus its
+    // addition line where the digit is nonzero.
+    zk_u32 l = 0u;
+    int neg;
+    for (zk_u32 t = 0u; t < t0; t++) {
+        l += 1u + (zk_u32)zk_ate_digit(ZK_ATE_DIGITS - 2u - t, &neg);
+    }
+    fq12_t f = fq12_one();
+    for (zk_u32 t = t0; t < t1; t++) {
+        if (t != t0) f = fq12_sqr(f);
+        f = zk_ell(f, zk_line_load(ZK_LINE_AT(lines, l, i, n)), px, py);
+        l++;
+        if (zk_ate_digit(ZK_ATE_DIGITS - 2u - t, &neg)) {
+            f = zk_ell(f, zk_line_load(ZK_LINE_AT(lines, l, i, n)), px, py);
+            l++;
+        }
+    }
+    if (s == segs - 1u) {
+        f = zk_ell(f, zk_line_load(ZK_LINE_AT(lines, l, i, n)), px, py);
+        f = zk_ell(f, zk_line_load(ZK_LINE_AT(lines, l + 1u, i, n)), px, py);
+    }
+    zk_fq12_store(out + gid * 96u, f);
+}
+
+// One halving of `segs` rows of m Fq12 values each (row s at in + s * m * 96):
+// out[s * h + j] = in[s * m + 2j] * in[s * m + 2j + 1], or in[s * m + 2j] when 2j + 1 = m,
+// for h = ceil(m / 2).
+ZK_KERNEL zk_fq12_mul_pairs(const ZK_GLOBAL zk_u32 *in, ZK_GLOBAL zk_u32 *out, zk_u32 m,
+                            zk_u32 segs) {
+    zk_u64 gid = ZK_GID;
+    zk_u32 h = (m + 1u) / 2u;
+    if (gid >= (zk_u64)h * (zk_u64)segs) return;
+    zk_u32 j = (zk_u32)(gid % (zk_u64)h);
+    zk_u32 s = (zk_u32)(gid / (zk_u64)h);
+    const ZK_GLOBAL zk_u32 *row = in + (zk_u64)s * (zk_u64)m * 96u;
+    fq12_t a = zk_fq12_load(row + (zk_u64)(2u * j) * 96u);
+    if (2u * j + 1u < m) a = fq12_mul(a, zk_fq12_load(row + (zk_u64)(2u * j + 1u) * 96u));
+    zk_fq12_store(out + gid * 96u, a);
 }

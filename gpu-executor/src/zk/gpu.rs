@@ -489,6 +489,110 @@ impl GpuZk {
         out
     }
 
+    /// The product of the Miller loops of the pairs `(g1[i], g2[i])` (affine, not the
+    /// identity), exactly `Bn254::multi_miller_loop`, with `segs` device threads per pair
+    /// (see `pairing.cl`): the lines of every pair, then `segs` consecutive ranges of each
+    /// loop's iterations in parallel, then the products over the pairs by halving, all on
+    /// the device; the host joins the `segs` products with the squarings between them. With
+    /// `segs` = 1, one thread runs each pair's whole loop (`zk_miller_loop`) and the device
+    /// multiplies those. Every downloaded element is checked to be reduced.
+    pub(crate) fn miller_product(
+        &mut self,
+        g1: &[G1Affine],
+        g2: &[G2Affine],
+        segs: u32,
+    ) -> Result<Fq12> {
+        super::cpu::check_pair_lengths(g1.len(), g2.len())?;
+        let n = g1.len();
+        if n == 0 {
+            return Ok(Fq12::ONE);
+        }
+        let (iters, line_count) = kernels::miller_shape();
+        let segs = segs.clamp(1, iters);
+        let n32 = u32::try_from(n)
+            .ok()
+            .filter(|&n| u64::from(n) * u64::from(segs) <= u64::from(u32::MAX))
+            .ok_or_else(|| GpuError::InvalidInput(format!("{n} pairs in one call")))?;
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let mut prof = Profile::new(|| format!("miller product n={n} segs={segs}"));
+        let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
+        let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
+        let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
+        let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
+        q.upload(&mut d_g1, 0, &host_g1)?;
+        q.upload(&mut d_g2, 0, &host_g2)?;
+        let consts = kernels::pairing_constants();
+        let mut d_consts = dev.alloc(consts.len() * 8)?;
+        q.upload(&mut d_consts, 0, &consts)?;
+        prof.mark(&q, "upload")?;
+        use KernelArg::{Buffer as B, U32};
+        let src = kernels::pairing_source(self.ptx);
+        let rows = n * segs as usize;
+        let mut cur = dev.alloc(rows * pk::FQ12_LIMBS * 4)?;
+        if segs == 1 {
+            q.launch_dims(
+                &src,
+                pk::MILLER_LOOP,
+                LaunchDims::with_group(n as u64, pk::GROUP),
+                &[B(&d_g1), B(&d_g2), B(&d_consts), B(&cur), U32(n32)],
+            )?;
+        } else {
+            let lines = dev.alloc(n * line_count * pk::LINE_LIMBS * 4)?;
+            q.launch_dims(
+                &src,
+                pk::MILLER_LINES,
+                LaunchDims::with_group(n as u64, pk::GROUP),
+                &[B(&d_g2), B(&d_consts), B(&lines), U32(n32)],
+            )?;
+            prof.mark(&q, "lines")?;
+            q.launch_dims(
+                &src,
+                pk::MILLER_SEGMENTS,
+                LaunchDims::with_group(rows as u64, pk::GROUP),
+                &[B(&d_g1), B(&lines), B(&cur), U32(n32), U32(segs)],
+            )?;
+        }
+        prof.mark(&q, "loops")?;
+        // Halve each segment's row of n values down to one.
+        let mut m = n32;
+        if m > 1 {
+            let mut next = dev.alloc(segs as usize * n.div_ceil(2) * pk::FQ12_LIMBS * 4)?;
+            while m > 1 {
+                let h = m.div_ceil(2);
+                q.launch_dims(
+                    &src,
+                    pk::FQ12_MUL_PAIRS,
+                    LaunchDims::with_group(u64::from(h) * u64::from(segs), pk::GROUP),
+                    &[B(&cur), B(&next), U32(m), U32(segs)],
+                )?;
+                std::mem::swap(&mut cur, &mut next);
+                m = h;
+            }
+        }
+        prof.mark(&q, "products")?;
+        let mut flat = vec![0u64; segs as usize * pk::FQ12_LIMBS / 2];
+        q.download(&cur, 0, &mut flat)?;
+        prof.mark(&q, "download")?;
+        let seg_products: Vec<Fq12> = flat
+            .chunks_exact(pk::FQ12_LIMBS / 2)
+            .map(fq12_from_device)
+            .collect::<Result<_>>()?;
+        prof.report();
+        // Segment s's iterations are squared by every later iteration (Horner).
+        let mut acc = Fq12::ONE;
+        for (s, g) in (0..segs).zip(&seg_products) {
+            let len = (s + 1) * iters / segs - s * iters / segs;
+            if s > 0 {
+                for _ in 0..len {
+                    acc.square_in_place();
+                }
+            }
+            acc *= g;
+        }
+        Ok(acc)
+    }
+
     /// Copies G1 points to the device.
     pub(crate) fn upload_g1(&mut self, bases: &[G1Affine]) -> Result<DeviceG1Bases> {
         Ok(DeviceG1Bases {

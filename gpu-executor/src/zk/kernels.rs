@@ -50,6 +50,13 @@ pub(crate) mod ntt {
 /// Kernel names in `pairing.cl`.
 pub(crate) mod pairing {
     pub const MILLER_LOOP: &str = "zk_miller_loop";
+    pub const MILLER_LINES: &str = "zk_miller_lines";
+    pub const MILLER_SEGMENTS: &str = "zk_miller_segments";
+    pub const FQ12_MUL_PAIRS: &str = "zk_fq12_mul_pairs";
+    /// 32-bit limbs of one stored line (three Fq2).
+    pub const LINE_LIMBS: usize = 48;
+    /// 32-bit limbs of one Fq12.
+    pub const FQ12_LIMBS: usize = 96;
     /// Work-group size of the Miller-loop kernel: one pair per thread, small groups so a
     /// few hundred pairs still spread over many multiprocessors.
     pub const GROUP: u32 = 32;
@@ -211,6 +218,16 @@ pub(crate) fn pairing_source(ptx: bool) -> KernelSource {
         s
     });
     KernelSource::new(if ptx { "zk-pairing-ptx" } else { "zk-pairing" }, text)
+}
+
+/// The iterations of the Miller loop (the loop count's digits below the top one) and the
+/// lines it multiplies in: one doubling line per iteration, one addition line per nonzero
+/// digit, and the two Frobenius lines.
+pub(crate) fn miller_shape() -> (u32, usize) {
+    let ate = <ark_bn254::Config as ark_ec::bn::BnConfig>::ATE_LOOP_COUNT;
+    let steps = &ate[..ate.len().saturating_sub(1)];
+    let adds = steps.iter().filter(|&&d| d != 0).count();
+    (steps.len() as u32, steps.len() + adds + 2)
 }
 
 /// The constants `pairing.cl` reads from its `consts` buffer, as 64-bit Montgomery limbs:

@@ -138,6 +138,15 @@ impl ZkConfig {
     }
 }
 
+/// Device threads per pair for [`ZkExecutor::gpu_miller_product`] of `n` pairs: enough
+/// to have about 8,192 threads in flight (a batch of 500 pairs: 16 segments of four
+/// iterations each), at most 16, and 1 from 8,192 pairs on (the one-pair-per-thread
+/// kernel, which stores no lines).
+pub fn miller_segments_for(n: usize) -> u32 {
+    const THREADS: usize = 8192;
+    THREADS.div_ceil(n.max(1)).clamp(1, 16) as u32
+}
+
 /// Counters of an executor: work done on the device, and device failures redone on the CPU.
 #[derive(Debug, Default)]
 pub struct ZkStats {
@@ -388,6 +397,46 @@ impl ZkExecutor {
             out[i] = f;
         }
         Ok(out)
+    }
+
+    /// The product of the Miller loops of all pairs, exactly arkworks'
+    /// `Bn254::multi_miller_loop(g1, g2)` (pairs with the identity contribute 1), on the
+    /// device only (no CPU fallback, like [`Self::gpu_miller_loops`]), with
+    /// [`miller_segments_for`] threads per pair. For a batch check, which needs only the
+    /// product: a few hundred pairs take a fraction of the one-thread-per-pair latency.
+    pub fn gpu_miller_product(&self, g1: &[G1Affine], g2: &[G2Affine]) -> Result<Fq12> {
+        self.gpu_miller_product_segments(g1, g2, miller_segments_for(g1.len()))
+    }
+
+    /// [`Self::gpu_miller_product`] with `segs` threads per pair (clamped to 1 ..= the
+    /// loop's 64 iterations; 1 = one thread runs a pair's whole loop). For tests and
+    /// benchmarks.
+    pub fn gpu_miller_product_segments(
+        &self,
+        g1: &[G1Affine],
+        g2: &[G2Affine],
+        segs: u32,
+    ) -> Result<Fq12> {
+        let Some(g) = &self.gpu else {
+            return Err(GpuError::Unavailable(
+                "no device for the Miller-loop kernel".into(),
+            ));
+        };
+        cpu::check_pair_lengths(g1.len(), g2.len())?;
+        let (a, b): (Vec<G1Affine>, Vec<G2Affine>) = g1
+            .iter()
+            .zip(g2)
+            .filter(|(p, q)| !p.is_zero() && !q.is_zero())
+            .map(|(p, q)| (*p, *q))
+            .unzip();
+        if a.is_empty() {
+            return Ok(Fq12::ONE);
+        }
+        let res = self
+            .pool
+            .install(|| g.lock().miller_product(&a, &b, segs))?;
+        bump(&self.stats.gpu_miller);
+        Ok(res)
     }
 
     /// Compiles the Miller-loop kernel now (no-op on the CPU).
