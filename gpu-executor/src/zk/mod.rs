@@ -14,7 +14,9 @@
 //!   (one program per group), tiled NTT), assembled in `kernels.rs`.
 //! - [`ZkExecutor::miller_loops`]: BN254 optimal-ate Miller loops, one pair per device
 //!   thread, bit-identical to arkworks' `Bn254::multi_miller_loop` of each pair (the part of
-//!   Groth16 batch verification that grows with the batch; `kernels/zk/pairing.cl`).
+//!   Groth16 batch verification that grows with the batch; `kernels/zk/pairing.cl`), and
+//!   [`ZkExecutor::gpu_miller_product`]: their product with several device threads per
+//!   pair (the lines first, then ranges of the loop's iterations; see `docs/ZK_KERNELS.md`).
 //! - [`bench`]: `msm_suite` / `ntt_suite` for `supervm bench` and `examples/zk_bench.rs`.
 //!
 //! Field elements and points use arkworks' own Montgomery representation on the device, so
