@@ -156,6 +156,12 @@ pub struct Backends {
     pub pool: Arc<rayon::ThreadPool>,
     pub gpu_exec: Option<Arc<GpuExecutor>>,
     pub privacy: Arc<OnceLock<PrivacyKeys>>,
+    /// The CPU side of the GPU's privacy-proof batches (checked decoding, weights, the
+    /// final exponentiation) and the thread that drives the Miller-loop kernel: half the
+    /// node's threads (up to 8), apart from `pool`, so that a block's proofs go on while
+    /// the previous block's execution holds every thread of `pool` (which would otherwise
+    /// queue them behind it). Present with a GPU.
+    pub gpu_side: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Builds the CPU pool and opens the GPU per `[gpu]` (a missing GPU is logged, not an
@@ -182,10 +188,21 @@ pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
             }
         }
     };
+    let gpu_side = match &gpu_exec {
+        Some(_) => Some(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads((cfg.threads() / 2).clamp(1, 8))
+                .thread_name(|i| format!("gpu-side-{i}"))
+                .build()
+                .map_err(|e| NodeError::Execution(format!("GPU side pool: {e}")))?,
+        )),
+        None => None,
+    };
     Ok(Backends {
         pool: Arc::new(pool),
         gpu_exec,
         privacy: Arc::new(OnceLock::new()),
+        gpu_side,
     })
 }
 
@@ -196,7 +213,10 @@ pub fn build_scheduler(cfg: &NodeConfig, b: &Backends, strategy: Strategy) -> Hy
     let gpu: Option<Arc<dyn BatchKernels>> = b
         .gpu_exec
         .clone()
-        .and_then(|e| GpuKernels::new(e, b.pool.clone(), b.privacy.clone()))
+        .and_then(|e| {
+            let side = b.gpu_side.clone().unwrap_or_else(|| b.pool.clone());
+            GpuKernels::new(e, side, b.privacy.clone())
+        })
         .map(|g| {
             let g = Arc::new(g) as Arc<dyn BatchKernels>;
             if timeout == 0 {
