@@ -119,7 +119,7 @@ pub fn calibrate(s: &HybridScheduler, cache: Option<&Path>) -> bool {
         })
         .collect();
     for kernel in Kernel::ALL {
-        if !gpu.supports(kernel) {
+        if !gpu.supports(kernel) || sizes(kernel).is_empty() {
             continue;
         }
         for &n in sizes(kernel) {
