@@ -184,9 +184,12 @@ pub fn calibrate_proofs(s: &HybridScheduler, cache: Option<&Path>) -> bool {
     let Some(&max) = todo.iter().max() else {
         return false;
     };
+    let cpu = s.cpu_kernels().clone();
+    if cpu.time_proof_check(&[]).is_err() {
+        return false; // the keys are not loaded yet
+    }
     let payloads = zk_privacy::verify::calibration_payloads(max);
     let items: Vec<ProofItem<'_>> = payloads.iter().map(|p| ProofItem { payload: p }).collect();
-    let cpu = s.cpu_kernels().clone();
     let mut measured = false;
     for n in todo {
         for (dev, k) in [(Device::Cpu, &cpu), (Device::Gpu, &gpu)] {
@@ -203,9 +206,8 @@ pub fn calibrate_proofs(s: &HybridScheduler, cache: Option<&Path>) -> bool {
 }
 
 /// Writes the scheduler's cost models as they are now (start-up measurements plus what
-/// the batches since taught them)
-/// to the calibration cache at `path`, so that the next start with the same devices
-/// predicts from them instead of exploring again. Nothing without a GPU. A write error is
+/// the batches since taught them) to the calibration cache at `path`, so that the next
+/// start with the same devices predicts from them instead of exploring again. Nothing without a GPU. A write error is
 /// logged, not returned: the cache is an optimisation. The file is replaced atomically.
 pub fn save(s: &HybridScheduler, path: &Path) {
     if s.gpu_kernels().is_none() {
