@@ -189,14 +189,14 @@ pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
         }
     };
     let gpu_side = match &gpu_exec {
-        Some(_) => Some(Arc::new(
+        Some(e) if !e.devices().is_empty() => Some(Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads((cfg.threads() / 2).clamp(1, 8))
                 .thread_name(|i| format!("gpu-side-{i}"))
                 .build()
                 .map_err(|e| NodeError::Execution(format!("GPU side pool: {e}")))?,
         )),
-        None => None,
+        _ => None,
     };
     Ok(Backends {
         pool: Arc::new(pool),
