@@ -133,11 +133,9 @@ pub fn verify_privacy_batch(
     proofs: &[ProofItem<'_>],
     engine: Option<&dyn zk_privacy::verify::MillerLoops>,
 ) -> Result<Vec<bool>, String> {
-    let keys = privacy
-        .get()
-        .ok_or_else(|| "privacy keys are not loaded".to_string())?;
-    let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
-    pool.install(|| zk_privacy::verify::verify_payloads_on(&keys.pvk, &payloads, engine))
+    on_payloads(pool, privacy, proofs, |pvk, payloads| {
+        zk_privacy::verify::verify_payloads_on(pvk, payloads, engine)
+    })
 }
 
 /// [`verify_privacy_batch`]'s cost on proofs that need not verify (for calibration):
@@ -148,9 +146,23 @@ pub fn check_privacy_batch(
     proofs: &[ProofItem<'_>],
     engine: Option<&dyn zk_privacy::verify::MillerLoops>,
 ) -> Result<bool, String> {
+    on_payloads(pool, privacy, proofs, |pvk, payloads| {
+        zk_privacy::verify::check_payloads_on(pvk, payloads, engine)
+    })
+}
+
+/// `f` over the proofs' payloads under the node's prepared verifying key, on `pool`. `Err`
+/// when the keys are not loaded yet.
+fn on_payloads<R: Send>(
+    pool: &rayon::ThreadPool,
+    privacy: &OnceLock<PrivacyKeys>,
+    proofs: &[ProofItem<'_>],
+    f: impl FnOnce(&ark_groth16::PreparedVerifyingKey<ark_bn254::Bn254>, &[&[u8]]) -> Result<R, String>
+        + Send,
+) -> Result<R, String> {
     let keys = privacy
         .get()
         .ok_or_else(|| "privacy keys are not loaded".to_string())?;
     let payloads: Vec<&[u8]> = proofs.iter().map(|p| p.payload).collect();
-    pool.install(|| zk_privacy::verify::check_payloads_on(&keys.pvk, &payloads, engine))
+    pool.install(|| f(&keys.pvk, &payloads))
 }

@@ -584,13 +584,15 @@ impl Node {
     /// calibration and its cache are on and a GPU is present; see
     /// [`crate::calibration::save`]). `run` and `import` call it when they stop.
     pub fn save_learned_costs(&self) {
-        let sc = &self.cfg.scheduler;
-        if sc.calibration
-            && !sc.calibration_cache.as_os_str().is_empty()
-            && self.sched.strategy() != Strategy::CpuOnly
-        {
-            crate::calibration::save(&self.sched, &self.cfg.in_data_dir(&sc.calibration_cache));
+        if let (true, Some(path)) = (self.calibrates(), crate::calibration_cache(&self.cfg)) {
+            crate::calibration::save(&self.sched, &path);
         }
+    }
+
+    /// Whether this node calibrates its scheduler (calibration on, a strategy that decides
+    /// routes).
+    fn calibrates(&self) -> bool {
+        self.cfg.scheduler.calibration && self.sched.strategy() != Strategy::CpuOnly
     }
 
     pub fn config(&self) -> &NodeConfig {
@@ -626,7 +628,7 @@ impl Node {
     /// ([`crate::calibration::calibrate_proofs`]), when calibration is on and the strategy
     /// is not `cpu_only`.
     fn privacy_keys_loaded(&self) {
-        if self.cfg.scheduler.calibration && self.sched.strategy() != Strategy::CpuOnly {
+        if self.calibrates() {
             let cache = crate::calibration_cache(&self.cfg);
             crate::calibration::calibrate_proofs(&self.sched, cache.as_deref());
         }

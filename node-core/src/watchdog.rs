@@ -146,20 +146,27 @@ impl BatchKernels for TimedKernels {
     }
 
     fn verify_proofs(&self, proofs: &[ProofItem<'_>]) -> Reply<Vec<bool>> {
-        let owned: Vec<Vec<u8>> = proofs.iter().map(|p| p.payload.to_vec()).collect();
-        self.run("proof batch", move |k| {
-            let proofs: Vec<ProofItem<'_>> =
-                owned.iter().map(|payload| ProofItem { payload }).collect();
-            k.verify_proofs(&proofs)
-        })
+        self.run_proofs("proof batch", proofs, |k, p| k.verify_proofs(p))
     }
 
     fn time_proof_check(&self, proofs: &[ProofItem<'_>]) -> Reply<bool> {
+        self.run_proofs("proof check", proofs, |k, p| k.time_proof_check(p))
+    }
+}
+
+impl TimedKernels {
+    /// [`TimedKernels::run`] of `call` over owned copies of the proofs' payloads.
+    fn run_proofs<R: Send + 'static>(
+        &self,
+        what: &str,
+        proofs: &[ProofItem<'_>],
+        call: fn(&dyn BatchKernels, &[ProofItem<'_>]) -> Reply<R>,
+    ) -> Reply<R> {
         let owned: Vec<Vec<u8>> = proofs.iter().map(|p| p.payload.to_vec()).collect();
-        self.run("proof check", move |k| {
+        self.run(what, move |k| {
             let proofs: Vec<ProofItem<'_>> =
                 owned.iter().map(|payload| ProofItem { payload }).collect();
-            k.time_proof_check(&proofs)
+            call(k, &proofs)
         })
     }
 }

@@ -79,6 +79,26 @@ fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
     ))
 }
 
+/// The Miller-loop kernels' inputs on the device: the G1 points, the G2 points and the
+/// constants buffer (`kernels::pairing_constants`).
+fn upload_pairs(
+    dev: &GpuDevice,
+    q: &Queue<'_>,
+    g1: &[G1Affine],
+    g2: &[G2Affine],
+) -> Result<(DeviceBuffer, DeviceBuffer, DeviceBuffer)> {
+    let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
+    let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
+    let consts = kernels::pairing_constants();
+    let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
+    let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
+    let mut d_consts = dev.alloc(consts.len() * 8)?;
+    q.upload(&mut d_g1, 0, &host_g1)?;
+    q.upload(&mut d_g2, 0, &host_g2)?;
+    q.upload(&mut d_consts, 0, &consts)?;
+    Ok((d_g1, d_g2, d_consts))
+}
+
 /// An Fq12 element from 48 limbs (c0.c0 .. c1.c2, each an Fq2 of 8 limbs).
 fn fq12_from_device(l: &[u64]) -> Result<Fq12> {
     let fq6 = |l: &[u64]| -> Result<Fq6> {
@@ -462,16 +482,8 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("miller loops n={n}"));
-        let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
-        let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
-        let consts = kernels::pairing_constants();
-        let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
-        let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
-        let mut d_consts = dev.alloc(consts.len() * 8)?;
+        let (d_g1, d_g2, d_consts) = upload_pairs(&dev, &q, g1, g2)?;
         let d_out = dev.alloc(n * 96 * 4)?;
-        q.upload(&mut d_g1, 0, &host_g1)?;
-        q.upload(&mut d_g2, 0, &host_g2)?;
-        q.upload(&mut d_consts, 0, &consts)?;
         prof.mark(&q, "upload")?;
         use KernelArg::{Buffer as B, U32};
         q.launch_dims(
@@ -516,15 +528,7 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("miller product n={n} segs={segs}"));
-        let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
-        let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
-        let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
-        let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
-        q.upload(&mut d_g1, 0, &host_g1)?;
-        q.upload(&mut d_g2, 0, &host_g2)?;
-        let consts = kernels::pairing_constants();
-        let mut d_consts = dev.alloc(consts.len() * 8)?;
-        q.upload(&mut d_consts, 0, &consts)?;
+        let (d_g1, d_g2, d_consts) = upload_pairs(&dev, &q, g1, g2)?;
         prof.mark(&q, "upload")?;
         use KernelArg::{Buffer as B, U32};
         let src = kernels::pairing_source(self.ptx);

@@ -140,6 +140,20 @@ impl ZkConfig {
     }
 }
 
+/// The pairs the Miller-loop kernels take (neither point the identity: the others
+/// contribute 1): their indices and points. Errors on different lengths.
+fn live_pairs(
+    g1: &[G1Affine],
+    g2: &[G2Affine],
+) -> Result<(Vec<usize>, Vec<G1Affine>, Vec<G2Affine>)> {
+    cpu::check_pair_lengths(g1.len(), g2.len())?;
+    let live: Vec<usize> = (0..g1.len())
+        .filter(|&i| !g1[i].is_zero() && !g2[i].is_zero())
+        .collect();
+    let (a, b) = live.iter().map(|&i| (g1[i], g2[i])).unzip();
+    Ok((live, a, b))
+}
+
 /// Device threads per pair for [`ZkExecutor::gpu_miller_product`] of `n` pairs: enough
 /// to have about 8,192 threads in flight (a batch of 500 pairs: 16 segments of four
 /// iterations each), at most 16, and 1 from 8,192 pairs on (the one-pair-per-thread
@@ -383,16 +397,11 @@ impl ZkExecutor {
                 "no device for the Miller-loop kernel".into(),
             ));
         };
-        cpu::check_pair_lengths(g1.len(), g2.len())?;
-        // The kernel takes no identity: those pairs contribute 1.
-        let live: Vec<usize> = (0..g1.len())
-            .filter(|&i| !g1[i].is_zero() && !g2[i].is_zero())
-            .collect();
+        let (live, a, b) = live_pairs(g1, g2)?;
         let mut out = vec![Fq12::ONE; g1.len()];
         if live.is_empty() {
             return Ok(out);
         }
-        let (a, b): (Vec<G1Affine>, Vec<G2Affine>) = live.iter().map(|&i| (g1[i], g2[i])).unzip();
         let res = self.pool.install(|| g.lock().miller_loops(&a, &b))?;
         bump(&self.stats.gpu_miller);
         for (&i, f) in live.iter().zip(res) {
@@ -424,13 +433,7 @@ impl ZkExecutor {
                 "no device for the Miller-loop kernel".into(),
             ));
         };
-        cpu::check_pair_lengths(g1.len(), g2.len())?;
-        let (a, b): (Vec<G1Affine>, Vec<G2Affine>) = g1
-            .iter()
-            .zip(g2)
-            .filter(|(p, q)| !p.is_zero() && !q.is_zero())
-            .map(|(p, q)| (*p, *q))
-            .unzip();
+        let (_, a, b) = live_pairs(g1, g2)?;
         if a.is_empty() {
             return Ok(Fq12::ONE);
         }
