@@ -67,6 +67,11 @@ use crate::scheduler::{HybridScheduler, Kernel, ProofItem, Route, SigItem};
 /// 195k (`docs/BENCHMARKS.md`).
 pub const PROOF_GROUP: usize = 3;
 
+/// Blocks of at least this many transactions check their transaction root and make their
+/// plan on two threads of their own beside the signature check (stage 3); smaller blocks do
+/// all three on the front thread (two thread starts cost more than they would save).
+pub(crate) const FRONT_OVERLAP_MIN_TXS: usize = 1024;
+
 /// Recent roots the node's privacy pool accepts (a chain parameter).
 pub const PRIVACY_RECENT_ROOTS: usize = 4096;
 
@@ -484,6 +489,18 @@ fn idle_time(stage: &'static str, since: Instant) -> StageTime {
     }
 }
 
+/// The result of a scoped thread (a panic there goes on here), or of `inline` run on this
+/// thread when the thread could not be started.
+fn joined_or_inline<T>(
+    h: std::io::Result<std::thread::ScopedJoinHandle<'_, T>>,
+    inline: impl FnOnce() -> T,
+) -> T {
+    match h {
+        Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        Err(_) => inline(),
+    }
+}
+
 fn route_name(routes: &[Route]) -> String {
     let mut names: Vec<&str> = routes.iter().map(|r| r.name()).collect();
     names.dedup();
@@ -811,14 +828,66 @@ impl Node {
             ms: t0.elapsed().as_secs_f64() * 1e3,
             route: "cpu".into(),
         }];
-        // Stage 2: tx root (routed hashing).
+        // Stages 2 and 3 and the plan need only the decoded transactions. In a large block
+        // the transaction root and the plan run on two threads of their own while this one
+        // checks the signatures (on the GPU route mostly a wait for the device); their
+        // verdicts are taken in stage order, so a block is rejected for the same reason
+        // either way.
+        let (root, sigs, plan) = if txs.len() >= FRONT_OVERLAP_MIN_TXS {
+            std::thread::scope(|s| {
+                let named = |name: &str| std::thread::Builder::new().name(name.into());
+                let root = named("front-root").spawn_scoped(s, || {
+                    let _cpu = crate::cputime::ExitGuard;
+                    self.check_tx_root(&block, &txs)
+                });
+                let plan = named("front-plan").spawn_scoped(s, || {
+                    let _cpu = crate::cputime::ExitGuard;
+                    self.plan_txs(&txs)
+                });
+                let sigs = self.check_signatures(height, &txs);
+                (
+                    joined_or_inline(root, || self.check_tx_root(&block, &txs)),
+                    sigs,
+                    joined_or_inline(plan, || self.plan_txs(&txs)),
+                )
+            })
+        } else {
+            (
+                self.check_tx_root(&block, &txs),
+                self.check_signatures(height, &txs),
+                self.plan_txs(&txs),
+            )
+        };
+        stages.push(root?);
+        stages.push(sigs?);
+        let plan = match plan? {
+            Some((plan, st)) => {
+                stages.push(st);
+                Some(plan)
+            }
+            None => None,
+        };
+        Ok(SignedBlock {
+            hash: block.header.hash(),
+            block,
+            txs,
+            stages,
+            verify_ns: t0.elapsed().as_nanos() as u64,
+            plan,
+        })
+    }
+
+    /// Stage 2: the transaction ids and their Merkle root (routed) against the header, and
+    /// the block's gas limits against the block gas limit.
+    fn check_tx_root(&self, block: &Block, txs: &[Transaction]) -> Result<StageTime> {
         let t = Instant::now();
+        let h = &block.header;
         let refs: Vec<&[u8]> = block.txs.iter().map(|t| t.as_slice()).collect();
         let (ids, r1) = self.sched.sha256_batch(&refs)?;
         let (root, r2) = self.sched.merkle_root(&ids)?;
         if root != h.tx_root {
             return Err(Self::reject(
-                height,
+                h.height,
                 format!(
                     "transaction root {} does not match the header's {}",
                     hex::encode(root),
@@ -829,19 +898,22 @@ impl Node {
         let gas: u128 = txs.iter().map(|t| u128::from(t.gas_limit)).sum();
         if gas > u128::from(self.cfg.execution.block_gas_limit) {
             return Err(Self::reject(
-                height,
+                h.height,
                 format!(
                     "gas limits add up to {gas}, over the block gas limit {}",
                     self.cfg.execution.block_gas_limit
                 ),
             ));
         }
-        stages.push(StageTime {
+        Ok(StageTime {
             stage: "txroot",
             ms: t.elapsed().as_secs_f64() * 1e3,
             route: route_name(&[r1.route, r2.route]),
-        });
-        // Stage 3: signatures (routed batch).
+        })
+    }
+
+    /// Stage 3: every signature, in one routed batch.
+    fn check_signatures(&self, height: u64, txs: &[Transaction]) -> Result<StageTime> {
         let t = Instant::now();
         let hashes: Vec<[u8; 32]> = self
             .pool
@@ -862,7 +934,7 @@ impl Node {
                 format!("transaction {i} has an invalid signature"),
             ));
         }
-        stages.push(StageTime {
+        Ok(StageTime {
             stage: "signatures",
             ms: t.elapsed().as_secs_f64() * 1e3,
             route: if items.is_empty() {
@@ -870,32 +942,29 @@ impl Node {
             } else {
                 rep.route.name().into()
             },
-        });
-        // The declared-keys plan (`vm_state::BlockPlan`): it needs only the transactions, so
-        // it is built here, while the block before this one executes.
-        let plan = if self.executor.wants_plans() {
-            let t = Instant::now();
-            let plan = self
-                .executor
-                .plan_block(&self.exec, &txs)
-                .map_err(|e| NodeError::Execution(e.to_string()))?;
-            stages.push(StageTime {
+        })
+    }
+
+    /// The declared-keys plan (`vm_state::BlockPlan`) where the executor takes plans: it
+    /// needs only the transactions, so it is made before the block before this one has
+    /// executed.
+    fn plan_txs(&self, txs: &[Transaction]) -> Result<Option<(BlockPlan, StageTime)>> {
+        if !self.executor.wants_plans() {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let plan = self
+            .executor
+            .plan_block(&self.exec, txs)
+            .map_err(|e| NodeError::Execution(e.to_string()))?;
+        Ok(Some((
+            plan,
+            StageTime {
                 stage: "plan",
                 ms: t.elapsed().as_secs_f64() * 1e3,
                 route: "cpu".into(),
-            });
-            Some(plan)
-        } else {
-            None
-        };
-        Ok(SignedBlock {
-            hash: block.header.hash(),
-            block,
-            txs,
-            stages,
-            verify_ns: t0.elapsed().as_nanos() as u64,
-            plan,
-        })
+            },
+        )))
     }
 
     /// Stage 4: every privacy proof of a block that passed stages 1-3, in one routed batch.

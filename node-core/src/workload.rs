@@ -359,6 +359,18 @@ mod tests {
         cfg
     }
 
+    /// A `cpu_only` node on `cfg` (its own redb store) with the dev genesis committed, and
+    /// the workload that made the genesis.
+    fn node_at_genesis(cfg: &NodeConfig) -> (crate::Node, DevWorkload) {
+        let store = crate::open_store(cfg).expect("store");
+        let backends = crate::open_backends(cfg).expect("backends");
+        let node =
+            crate::open_node_with(cfg, store, Some(Strategy::CpuOnly), &backends).expect("node");
+        let w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
+        node.init_genesis(&w.genesis()).expect("genesis");
+        (node, w)
+    }
+
     /// Dev blocks of every kind (transfers, token calls, deploys, privacy transfers), over
     /// several blocks, execute with every receipt `Success`; privacy transfers beyond the
     /// note tree's room are left out instead of failing (a depth-2 tree holds 2: proving
@@ -374,12 +386,7 @@ mod tests {
         cfg.dev.token_call_weight = 20;
         cfg.dev.deploy_weight = 5;
         cfg.dev.privacy_weight = 10;
-        let store = crate::open_store(&cfg).expect("store");
-        let backends = crate::open_backends(&cfg).expect("backends");
-        let node =
-            crate::open_node_with(&cfg, store, Some(Strategy::CpuOnly), &backends).expect("node");
-        let mut w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
-        node.init_genesis(&w.genesis()).expect("genesis");
+        let (node, mut w) = node_at_genesis(&cfg);
         w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
         assert_eq!(w.privacy_room(), Some(2));
         let prover = PrivacyProver {
@@ -424,6 +431,7 @@ mod tests {
         assert_eq!(privacy, vec![2, 0, 0, 0], "privacy transfers per block");
         // Same state root as one block at a time, on a second node (in memory).
         let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
+        let backends = crate::open_backends(&cfg).expect("backends");
         let node2 =
             crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
         node2.init_genesis(&w.genesis()).expect("genesis");
@@ -499,6 +507,43 @@ mod tests {
         ) -> vm_state::Result<Vec<(vm_state::StateKey, vm_state::StateValue)>> {
             self.inner.scan_prefix(prefix, limit)
         }
+    }
+
+    /// A block large enough to check its transaction root and make its plan beside the
+    /// signature check is rejected for the same reason, in stage order, as a small one: a
+    /// bad signature alone names the signature; a bad signature and a bad transaction root
+    /// name the root. Neither changes the head; the good block then imports.
+    #[test]
+    fn a_large_block_is_rejected_in_stage_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = test_config(dir.path());
+        cfg.dev.accounts = 64;
+        cfg.dev.privacy_weight = 0;
+        cfg.dev.deploy_weight = 0;
+        let (node, mut w) = node_at_genesis(&cfg);
+        let n = crate::pipeline::FRONT_OVERLAP_MIN_TXS + 16;
+        let good = w.next_block(n, 1_700_000_000);
+        let before = node.head().expect("head");
+        let mut bad_sig = good.clone();
+        let i = n - 3;
+        let last = bad_sig.txs[i].len() - 1;
+        bad_sig.txs[i][last] ^= 0x01;
+        bad_sig.header.tx_root = crate::pipeline::tx_root_cpu(&bad_sig.txs);
+        let err = node
+            .import_block(bad_sig.clone())
+            .expect_err("bad signature");
+        assert!(
+            err.to_string()
+                .contains(&format!("transaction {i} has an invalid signature")),
+            "{err}"
+        );
+        let mut bad_both = bad_sig;
+        bad_both.header.tx_root[0] ^= 0x01;
+        let err = node.import_block(bad_both).expect_err("bad root");
+        assert!(err.to_string().contains("transaction root"), "{err}");
+        assert_eq!(node.head().expect("head"), before);
+        let rep = node.import_block(good).expect("good block");
+        assert_eq!((rep.height, rep.txs, rep.failed_txs), (1, n, 0));
     }
 
     /// Blocks that queue up behind a slow commit commit together (one store transaction)

@@ -3,7 +3,7 @@
 OUT=$1; PAIRS=$2; ROUNDS=$3; DEADLINE=$4; BLOCKS=${5:-10}
 D=$(cd "$(dirname "$0")" && pwd)
 start=$(date +%s)
-for b in old new; do [ -f $D/supervm-$b.gz ] && zcat $D/supervm-$b.gz > /tmp/supervm-$b && chmod +x /tmp/supervm-$b; done
+for f in $D/supervm-*.gz; do b=$(basename $f .gz); zcat $f > /tmp/$b && chmod +x /tmp/$b; done
 rm -rf /tmp/bench; mkdir -p /tmp/bench; cp $D/data/* /tmp/bench/
 for c in c16 c16g c16o c16t; do cp $D/$c.toml /tmp/$c.toml; done
 nproc; nvidia-smi --query-gpu=name --format=csv,noheader
