@@ -359,13 +359,12 @@ mod tests {
         cfg
     }
 
-    /// A `cpu_only` node on `cfg` (its own redb store) with the dev genesis committed, and
-    /// the workload that made the genesis.
-    fn node_at_genesis(cfg: &NodeConfig) -> (crate::Node, DevWorkload) {
+    /// A node with `strategy` on `cfg` (its own redb store) with the dev genesis committed,
+    /// and the workload that made the genesis.
+    fn node_at_genesis(cfg: &NodeConfig, strategy: Strategy) -> (crate::Node, DevWorkload) {
         let store = crate::open_store(cfg).expect("store");
         let backends = crate::open_backends(cfg).expect("backends");
-        let node =
-            crate::open_node_with(cfg, store, Some(Strategy::CpuOnly), &backends).expect("node");
+        let node = crate::open_node_with(cfg, store, Some(strategy), &backends).expect("node");
         let w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
         node.init_genesis(&w.genesis()).expect("genesis");
         (node, w)
@@ -386,7 +385,7 @@ mod tests {
         cfg.dev.token_call_weight = 20;
         cfg.dev.deploy_weight = 5;
         cfg.dev.privacy_weight = 10;
-        let (node, mut w) = node_at_genesis(&cfg);
+        let (node, mut w) = node_at_genesis(&cfg, Strategy::CpuOnly);
         w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
         assert_eq!(w.privacy_room(), Some(2));
         let prover = PrivacyProver {
@@ -512,38 +511,67 @@ mod tests {
     /// A block large enough to check its transaction root and make its plan beside the
     /// signature check is rejected for the same reason, in stage order, as a small one: a
     /// bad signature alone names the signature; a bad signature and a bad transaction root
-    /// name the root. Neither changes the head; the good block then imports.
+    /// name the root. Neither changes the head; the good block then imports, with the same
+    /// root on the CPU and (with the `opencl` feature; PoCL's CPU device in CI) with every
+    /// batch on the GPU, where the root's hashing and the signatures run on the device at
+    /// the same time.
     #[test]
     fn a_large_block_is_rejected_in_stage_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = test_config(dir.path());
-        cfg.dev.accounts = 64;
-        cfg.dev.privacy_weight = 0;
-        cfg.dev.deploy_weight = 0;
-        let (node, mut w) = node_at_genesis(&cfg);
-        let n = crate::pipeline::FRONT_OVERLAP_MIN_TXS + 16;
-        let good = w.next_block(n, 1_700_000_000);
-        let before = node.head().expect("head");
-        let mut bad_sig = good.clone();
-        let i = n - 3;
-        let last = bad_sig.txs[i].len() - 1;
-        bad_sig.txs[i][last] ^= 0x01;
-        bad_sig.header.tx_root = crate::pipeline::tx_root_cpu(&bad_sig.txs);
-        let err = node
-            .import_block(bad_sig.clone())
-            .expect_err("bad signature");
-        assert!(
-            err.to_string()
-                .contains(&format!("transaction {i} has an invalid signature")),
-            "{err}"
-        );
-        let mut bad_both = bad_sig;
-        bad_both.header.tx_root[0] ^= 0x01;
-        let err = node.import_block(bad_both).expect_err("bad root");
-        assert!(err.to_string().contains("transaction root"), "{err}");
-        assert_eq!(node.head().expect("head"), before);
-        let rep = node.import_block(good).expect("good block");
-        assert_eq!((rep.height, rep.txs, rep.failed_txs), (1, n, 0));
+        let mut roots = Vec::new();
+        for (strategy, backend) in [
+            (Strategy::CpuOnly, GpuBackendChoice::None),
+            (Strategy::GpuOnly, GpuBackendChoice::Opencl),
+        ] {
+            if backend == GpuBackendChoice::Opencl && !cfg!(feature = "opencl") {
+                continue;
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut cfg = test_config(dir.path());
+            cfg.gpu.backend = backend;
+            cfg.dev.accounts = 64;
+            cfg.dev.privacy_weight = 0;
+            cfg.dev.deploy_weight = 0;
+            let (node, mut w) = node_at_genesis(&cfg, strategy);
+            let n = crate::pipeline::FRONT_OVERLAP_MIN_TXS + 16;
+            let good = w.next_block(n, 1_700_000_000);
+            let before = node.head().expect("head");
+            let mut bad_sig = good.clone();
+            let i = n - 3;
+            let last = bad_sig.txs[i].len() - 1;
+            bad_sig.txs[i][last] ^= 0x01;
+            bad_sig.header.tx_root = crate::pipeline::tx_root_cpu(&bad_sig.txs);
+            let err = node
+                .import_block(bad_sig.clone())
+                .expect_err("bad signature");
+            assert!(
+                err.to_string()
+                    .contains(&format!("transaction {i} has an invalid signature")),
+                "{strategy:?}: {err}"
+            );
+            let mut bad_both = bad_sig;
+            bad_both.header.tx_root[0] ^= 0x01;
+            let err = node.import_block(bad_both).expect_err("bad root");
+            assert!(
+                err.to_string().contains("transaction root"),
+                "{strategy:?}: {err}"
+            );
+            assert_eq!(node.head().expect("head"), before);
+            let rep = node.import_block(good).expect("good block");
+            assert_eq!((rep.height, rep.txs, rep.failed_txs), (1, n, 0));
+            let route = |stage: &str| {
+                rep.stages
+                    .iter()
+                    .find(|s| s.stage == stage)
+                    .map(|s| s.route.clone())
+            };
+            eprintln!(
+                "{strategy:?}: txroot on {:?}, signatures on {:?}",
+                route("txroot"),
+                route("signatures")
+            );
+            roots.push(rep.state_root);
+        }
+        assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
     }
 
     /// Blocks that queue up behind a slow commit commit together (one store transaction)
