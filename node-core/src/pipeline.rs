@@ -5,7 +5,9 @@
 //!    every transaction decoded (`vm_runtime::Transaction::decode`, checked);
 //! 2. **tx root**: transaction ids (`SHA-256` of each encoding) and their Merkle root,
 //!    routed, compared with the header; the gas limits must fit the block gas limit;
-//! 3. **signatures**: every Ed25519 signature, in one routed batch;
+//! 3. **signatures**: every Ed25519 signature, in one routed batch (in a block of at least
+//!    `FRONT_OVERLAP_MIN_TXS` transactions, stage 2 and the declared-keys plan run on two
+//!    threads of their own meanwhile; verdicts are taken in stage order);
 //! 4. **proofs**: every privacy proof, in one routed batch (random linear combination);
 //! 5. **execute**: Block-STM over a snapshot of committed state (`vm_state`), through
 //!    [`NodeExecutor`] (WASM VM + privacy-pool rules), then the block's note commitments
