@@ -140,21 +140,21 @@ pub fn calibrate(s: &HybridScheduler, cache: Option<&Path>) -> bool {
                 }
             }
         }
-        calibrated(s, kernel, cache);
+        calibrated(s, kernel);
+    }
+    if let Some(path) = cache {
+        save(s, path);
     }
     true
 }
 
-/// Logs a kernel's calibration and saves the cache.
-fn calibrated(s: &HybridScheduler, kernel: Kernel, cache: Option<&Path>) {
+/// Logs a kernel's calibration.
+fn calibrated(s: &HybridScheduler, kernel: Kernel) {
     tracing::info!(
         kernel = kernel.name(),
         crossover = ?s.crossover(kernel),
         "calibrated"
     );
-    if let Some(path) = cache {
-        save(s, path);
-    }
 }
 
 /// Measures privacy-proof verification on the CPU and the GPU at [`PROOF_SIZES`] (median of
@@ -200,7 +200,10 @@ pub fn calibrate_proofs(s: &HybridScheduler, cache: Option<&Path>) -> bool {
         }
     }
     if measured {
-        calibrated(s, kernel, cache);
+        calibrated(s, kernel);
+        if let Some(path) = cache {
+            save(s, path);
+        }
     }
     measured
 }

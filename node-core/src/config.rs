@@ -203,6 +203,11 @@ pub struct GpuSection {
     /// Deadline of one GPU call in milliseconds; a call past it is abandoned and its batch
     /// redone on the CPU (`0` = wait forever). Default `10000`.
     pub timeout_ms: u64,
+    /// Threads of the pool that does the CPU side of the GPU's privacy-proof batches
+    /// (checked decoding, weights, the final exponentiation), apart from the main pool so
+    /// that they do not queue behind a block's execution. `0` = half the node's threads, at
+    /// most 8. Built only when a GPU opened. Default `0`.
+    pub side_threads: usize,
 }
 
 impl Default for GpuSection {
@@ -211,6 +216,7 @@ impl Default for GpuSection {
             backend: GpuBackendChoice::Auto,
             device_ids: Vec::new(),
             timeout_ms: 10_000,
+            side_threads: 0,
         }
     }
 }
@@ -350,6 +356,8 @@ backend = "auto"
 device_ids = []
 # Deadline of one GPU call (ms); past it the batch is redone on the CPU. 0 = no deadline.
 timeout_ms = 10000
+# Threads for the CPU side of the GPU's privacy-proof batches. 0 = half the threads, at most 8.
+side_threads = 0
 
 [metrics]
 # Serve Prometheus metrics at http://<listen>/metrics.
@@ -432,6 +440,12 @@ impl NodeConfig {
                 format!("{} is more than 4096", self.execution.threads),
             );
         }
+        if self.gpu.side_threads > 4096 {
+            return bad(
+                "gpu.side_threads",
+                format!("{} is more than 4096", self.gpu.side_threads),
+            );
+        }
         if self.execution.block_gas_limit == 0 {
             return bad("execution.block_gas_limit", "must be positive".into());
         }
@@ -510,6 +524,16 @@ impl NodeConfig {
     }
 
     /// The number of worker threads (`execution.threads`, 0 = available parallelism).
+    /// Threads of the GPU side pool (`[gpu] side_threads`, `0` = half of [`Self::threads`],
+    /// at most 8).
+    pub fn gpu_side_threads(&self) -> usize {
+        if self.gpu.side_threads == 0 {
+            (self.threads() / 2).clamp(1, 8)
+        } else {
+            self.gpu.side_threads
+        }
+    }
+
     pub fn threads(&self) -> usize {
         if self.execution.threads == 0 {
             cores()
@@ -591,6 +615,12 @@ mod tests {
         assert!((2..=8).contains(&auto), "{auto}");
         let one = NodeConfig::from_toml_str("[node]\nstate_shards = 1\n", "x").unwrap();
         assert_eq!(one.state_shards(), 1);
+        let cfg = NodeConfig::from_toml_str("[execution]\nthreads = 16\n", "x").unwrap();
+        assert_eq!(cfg.gpu_side_threads(), 8, "0 = half the threads, at most 8");
+        let cfg = NodeConfig::from_toml_str("[execution]\nthreads = 1\n", "x").unwrap();
+        assert_eq!(cfg.gpu_side_threads(), 1);
+        let cfg = NodeConfig::from_toml_str("[gpu]\nside_threads = 12\n", "x").unwrap();
+        assert_eq!(cfg.gpu_side_threads(), 12);
     }
 
     #[test]

@@ -157,8 +157,8 @@ pub struct Backends {
     pub gpu_exec: Option<Arc<GpuExecutor>>,
     pub privacy: Arc<OnceLock<PrivacyKeys>>,
     /// The CPU side of the GPU's privacy-proof batches (checked decoding, weights, the
-    /// final exponentiation) and the thread that drives the Miller-loop kernel: half the
-    /// node's threads (up to 8), apart from `pool`, so that a block's proofs go on while
+    /// final exponentiation) and the thread that drives the Miller-loop kernel
+    /// (`[gpu] side_threads`; by default half the node's threads, up to 8), apart from `pool`, so that a block's proofs go on while
     /// the previous block's execution holds every thread of `pool` (which would otherwise
     /// queue them behind it). Present with a GPU.
     pub gpu_side: Option<Arc<rayon::ThreadPool>>,
@@ -191,7 +191,7 @@ pub fn open_backends(cfg: &NodeConfig) -> Result<Backends> {
     let gpu_side = match &gpu_exec {
         Some(e) if !e.devices().is_empty() => Some(Arc::new(
             rayon::ThreadPoolBuilder::new()
-                .num_threads((cfg.threads() / 2).clamp(1, 8))
+                .num_threads(cfg.gpu_side_threads())
                 .thread_name(|i| format!("gpu-side-{i}"))
                 .build()
                 .map_err(|e| NodeError::Execution(format!("GPU side pool: {e}")))?,
