@@ -5,7 +5,7 @@ D=$(cd "$(dirname "$0")" && pwd)
 start=$(date +%s)
 for f in $D/supervm-*.gz; do b=$(basename $f .gz); zcat $f > /tmp/$b && chmod +x /tmp/$b; done
 rm -rf /tmp/bench; mkdir -p /tmp/bench; cp $D/data/* /tmp/bench/
-for c in c16 c16g c16o c16t; do cp $D/$c.toml /tmp/$c.toml; done
+for f in $D/c*.toml; do cp $f /tmp/; done
 nproc; nvidia-smi --query-gpu=name --format=csv,noheader
 for r in $(seq 1 $ROUNDS); do
   for p in $PAIRS; do
