@@ -773,6 +773,13 @@ impl Node {
 
     fn reject(height: u64, reason: String) -> NodeError {
         metrics::counter!(m::BLOCKS_REJECTED).increment(1);
+        Self::rejection(height, reason)
+    }
+
+    /// A rejection not yet counted: stages 1-3 may find several reasons in one block (in
+    /// parallel decoding, or stage 2 beside stage 3); [`Self::verify_signed`] counts the one
+    /// it returns.
+    fn rejection(height: u64, reason: String) -> NodeError {
         NodeError::BlockRejected { height, reason }
     }
 
@@ -785,11 +792,19 @@ impl Node {
     /// Stages 1-3 of a block after `parent` (height, hash): header checks and decoding,
     /// the transaction root, the signatures.
     pub fn verify_signed(&self, block: Block, parent: (u64, [u8; 32])) -> Result<SignedBlock> {
+        let r = self.signed_checks(block, parent);
+        if let Err(NodeError::BlockRejected { .. }) = &r {
+            metrics::counter!(m::BLOCKS_REJECTED).increment(1);
+        }
+        r
+    }
+
+    fn signed_checks(&self, block: Block, parent: (u64, [u8; 32])) -> Result<SignedBlock> {
         let t0 = Instant::now();
         let h = &block.header;
         let height = h.height;
         if h.chain_id != self.cfg.node.chain_id {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 height,
                 format!(
                     "chain id {} (node is {})",
@@ -798,13 +813,13 @@ impl Node {
             ));
         }
         if height != parent.0 + 1 {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 height,
                 format!("height {height}, expected {}", parent.0 + 1),
             ));
         }
         if h.parent_hash != parent.1 {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 height,
                 format!(
                     "parent hash {} is not the head's {}",
@@ -820,7 +835,7 @@ impl Node {
                 .enumerate()
                 .map(|(i, b)| {
                     Transaction::decode(b).map_err(|e| {
-                        Self::reject(height, format!("transaction {i} is malformed: {e}"))
+                        Self::rejection(height, format!("transaction {i} is malformed: {e}"))
                     })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -854,11 +869,9 @@ impl Node {
                 )
             })
         } else {
-            (
-                self.check_tx_root(&block, &txs),
-                self.check_signatures(height, &txs),
-                self.plan_txs(&txs),
-            )
+            let root = self.check_tx_root(&block, &txs)?;
+            let sigs = self.check_signatures(height, &txs)?;
+            (Ok(root), Ok(sigs), self.plan_txs(&txs))
         };
         stages.push(root?);
         stages.push(sigs?);
@@ -888,7 +901,7 @@ impl Node {
         let (ids, r1) = self.sched.sha256_batch(&refs)?;
         let (root, r2) = self.sched.merkle_root(&ids)?;
         if root != h.tx_root {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 h.height,
                 format!(
                     "transaction root {} does not match the header's {}",
@@ -899,7 +912,7 @@ impl Node {
         }
         let gas: u128 = txs.iter().map(|t| u128::from(t.gas_limit)).sum();
         if gas > u128::from(self.cfg.execution.block_gas_limit) {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 h.height,
                 format!(
                     "gas limits add up to {gas}, over the block gas limit {}",
@@ -931,7 +944,7 @@ impl Node {
             .collect();
         let (ok, rep) = self.sched.verify_signatures(&items)?;
         if let Some(i) = ok.iter().position(|v| !v) {
-            return Err(Self::reject(
+            return Err(Self::rejection(
                 height,
                 format!("transaction {i} has an invalid signature"),
             ));
