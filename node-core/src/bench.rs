@@ -207,7 +207,11 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
         let verbose = std::env::var_os("SUPERVM_BENCH_VERBOSE").is_some();
         let cpu_before = crate::cputime::snapshot();
         let t = Instant::now();
+        // When each block's commit was reported: the first block's latency (the pipeline
+        // filling) and the interval between commits after it (the slowest stage's pace).
+        let mut done_at: Vec<f64> = Vec::new();
         node.import(blocks.iter().cloned().map(Ok), &stop, |rep| {
+            done_at.push(t.elapsed().as_secs_f64());
             if verbose {
                 eprintln!("bench node: {:<12} {}", strategy.name(), rep.line());
             }
@@ -277,8 +281,17 @@ pub fn node_suite(cfg: &NodeConfig, opts: &NodeBenchOptions) -> Result<Vec<Bench
             .map(|(s, ms, r)| format!("{s} {:.0}ms@{r}", ms / opts.blocks.max(1) as f64))
             .collect();
         let modes: Vec<String> = modes.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        let pace = match (done_at.first(), done_at.last()) {
+            (Some(&first), Some(&last)) if done_at.len() > 1 => format!(
+                "first block done at {:.0} ms, then {:.0} tx/s ({:.1} ms a block); ",
+                first * 1e3,
+                opts.txs as f64 * (done_at.len() - 1) as f64 / (last - first).max(1e-9),
+                (last - first) * 1e3 / (done_at.len() - 1) as f64
+            ),
+            _ => String::new(),
+        };
         eprintln!(
-            "bench node: {:<12} {:>9.0} tx/s end to end ({} blocks in {:.2}s; blocks by execution mode: {}; per block: {})",
+            "bench node: {:<12} {:>9.0} tx/s end to end ({} blocks in {:.2}s; {pace}blocks by execution mode: {}; per block: {})",
             strategy.name(),
             total_txs as f64 / wall,
             opts.blocks,
