@@ -460,6 +460,59 @@ pub struct VerifiedBlock {
     verify_ns: u64,
 }
 
+impl VerifiedBlock {
+    /// A block that passed stages 1-3, with `privacy_txs` privacy transactions, before (or
+    /// without) its stage-4 verdict.
+    fn unchecked(sb: SignedBlock, privacy_txs: usize) -> Self {
+        let SignedBlock {
+            block,
+            hash,
+            txs,
+            stages,
+            verify_ns,
+            plan,
+        } = sb;
+        Self {
+            block,
+            hash,
+            txs,
+            plan,
+            stages,
+            privacy_txs,
+            verify_ns,
+        }
+    }
+}
+
+/// One block's privacy proofs for stage 4: its height, and each proof's transaction index
+/// and payload.
+struct BlockProofs<'a> {
+    height: u64,
+    payloads: Vec<(usize, &'a [u8])>,
+}
+
+impl<'a> BlockProofs<'a> {
+    fn of(height: u64, txs: &'a [Transaction]) -> Self {
+        let payloads = txs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tx)| match &tx.kind {
+                TxKind::Privacy(p) => Some((i, p.as_slice())),
+                _ => None,
+            })
+            .collect();
+        Self { height, payloads }
+    }
+}
+
+/// A block's stage-4 outcome: its proofs verified.
+struct ProofVerdict {
+    privacy_txs: usize,
+    /// The `proofs` stage (its share of the batch's time, and the route).
+    stage: StageTime,
+    share_ns: u64,
+}
+
 /// A block that went through stage 5 (execution), waiting for its commit.
 pub struct ExecutedBlock {
     pub height: u64,
@@ -995,21 +1048,41 @@ impl Node {
     /// in order; the first block with an invalid proof is rejected and the blocks after it
     /// (its descendants) are not returned. The batch's time is shared out evenly.
     pub fn verify_proofs_group(&self, group: Vec<SignedBlock>) -> Vec<Result<VerifiedBlock>> {
-        let t = Instant::now();
-        // Every proof in block order; block b's are proofs[ends[b-1]..ends[b]], and
-        // `tx_of` names each one's transaction index in its block.
-        let mut tx_of: Vec<usize> = Vec::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(group.len());
-        let mut proofs: Vec<ProofItem<'_>> = Vec::new();
-        for sb in &group {
-            for (i, tx) in sb.txs.iter().enumerate() {
-                if let TxKind::Privacy(p) = &tx.kind {
-                    tx_of.push(i);
-                    proofs.push(ProofItem { payload: p });
+        let verdicts = {
+            let views: Vec<BlockProofs<'_>> = group
+                .iter()
+                .map(|sb| BlockProofs::of(sb.block.header.height, &sb.txs))
+                .collect();
+            self.proof_verdicts(&views)
+        };
+        let mut out = Vec::with_capacity(group.len());
+        for (sb, verdict) in group.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(pv) => {
+                    let mut v = VerifiedBlock::unchecked(sb, pv.privacy_txs);
+                    v.stages.push(pv.stage);
+                    v.verify_ns += pv.share_ns;
+                    out.push(Ok(v));
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    break;
                 }
             }
-            ends.push(proofs.len());
         }
+        out
+    }
+
+    /// The verdicts of stage 4 for consecutive blocks' proofs, checked in one routed batch:
+    /// one per block in order, up to and including the first failure (a block with an
+    /// invalid proof, naming its transaction; or the batch's error, given to the first
+    /// block).
+    fn proof_verdicts(&self, blocks: &[BlockProofs<'_>]) -> Vec<Result<ProofVerdict>> {
+        let t = Instant::now();
+        let proofs: Vec<ProofItem<'_>> = blocks
+            .iter()
+            .flat_map(|b| b.payloads.iter().map(|&(_, payload)| ProofItem { payload }))
+            .collect();
         let mut verdict: Result<(Vec<bool>, String)> = Ok((Vec::new(), "-".to_string()));
         if !proofs.is_empty() {
             verdict = self.privacy_keys().and_then(|_| {
@@ -1018,60 +1091,49 @@ impl Node {
                     .map(|(ok, rep)| (ok, rep.route.name().to_string()))
             });
         }
-        drop(proofs);
-        let n = group.len().max(1) as u64;
+        let n = blocks.len().max(1) as u64;
         let share_ns = t.elapsed().as_nanos() as u64 / n;
         let (ok, route) = match verdict {
             Ok(v) => v,
             // The batch decided nothing: the first block gets the error.
             Err(e) => return vec![Err(e)],
         };
-        if group.len() > 1 {
+        if blocks.len() > 1 {
             tracing::debug!(
                 target: "supervm::verify",
-                blocks = group.len(),
+                blocks = blocks.len(),
                 proofs = ok.len(),
                 ms = t.elapsed().as_secs_f64() * 1e3,
                 "checked the proofs of queued blocks in one batch"
             );
         }
-        let mut out = Vec::with_capacity(group.len());
+        let mut out = Vec::with_capacity(blocks.len());
         let mut start = 0;
-        for (sb, end) in group.into_iter().zip(ends) {
-            let SignedBlock {
-                block,
-                hash,
-                txs,
-                mut stages,
-                verify_ns,
-                plan,
-            } = sb;
-            let mine = start..end;
-            start = end;
+        for b in blocks {
+            let mine = start..start + b.payloads.len();
+            start = mine.end;
             if let Some(j) = mine.clone().find(|&j| !ok[j]) {
                 out.push(Err(Self::reject(
-                    block.header.height,
-                    format!("transaction {} has an invalid privacy proof", tx_of[j]),
+                    b.height,
+                    format!(
+                        "transaction {} has an invalid privacy proof",
+                        b.payloads[j - mine.start].0
+                    ),
                 )));
                 break;
             }
-            stages.push(StageTime {
-                stage: "proofs",
-                ms: share_ns as f64 / 1e6,
-                route: if mine.is_empty() {
-                    "-".into()
-                } else {
-                    route.clone()
-                },
-            });
-            out.push(Ok(VerifiedBlock {
+            out.push(Ok(ProofVerdict {
                 privacy_txs: mine.len(),
-                block,
-                hash,
-                txs,
-                plan,
-                stages,
-                verify_ns: verify_ns + share_ns,
+                stage: StageTime {
+                    stage: "proofs",
+                    ms: share_ns as f64 / 1e6,
+                    route: if mine.is_empty() {
+                        "-".into()
+                    } else {
+                        route.clone()
+                    },
+                },
+                share_ns,
             }));
         }
         out
