@@ -505,6 +505,34 @@ impl<'a> BlockProofs<'a> {
     }
 }
 
+/// [`BlockProofs`] with copies of the payloads, kept by the proof stage while the block
+/// itself goes on to execution.
+struct OwnedProofs {
+    height: u64,
+    payloads: Vec<(usize, Vec<u8>)>,
+}
+
+impl OwnedProofs {
+    fn of(sb: &SignedBlock) -> Self {
+        let b = BlockProofs::of(sb.block.header.height, &sb.txs);
+        Self {
+            height: b.height,
+            payloads: b.payloads.iter().map(|&(i, p)| (i, p.to_vec())).collect(),
+        }
+    }
+
+    fn view(&self) -> BlockProofs<'_> {
+        BlockProofs {
+            height: self.height,
+            payloads: self
+                .payloads
+                .iter()
+                .map(|(i, p)| (*i, p.as_slice()))
+                .collect(),
+        }
+    }
+}
+
 /// A block's stage-4 outcome: its proofs verified.
 struct ProofVerdict {
     privacy_txs: usize,
@@ -1510,7 +1538,13 @@ impl Node {
                     }
                 })
                 .map_err(spawn_error)?;
-            let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(1);
+            // The proof stage hands each block on to execution before its proofs are
+            // checked (`rx`), then sends the verdicts in block order (`vrx`): a block
+            // executes while its proofs are checked, and commits only once they verified.
+            // The blocks channel holds a whole group, so the proof stage never waits on
+            // execution while execution waits for one of that group's verdicts.
+            let (tx, rx) = mpsc::sync_channel::<Result<VerifiedBlock>>(PROOF_GROUP);
+            let (vtx, vrx) = mpsc::channel::<Result<ProofVerdict>>();
             named("proofs")
                 .spawn_scoped(s, move || {
                     let _cpu = crate::cputime::ExitGuard;
@@ -1535,16 +1569,31 @@ impl Node {
                                 Err(_) => break,
                             }
                         }
-                        let results = if group.is_empty() {
-                            Vec::new()
-                        } else {
-                            self.verify_proofs_group(group)
-                        };
-                        for v in results.into_iter().chain(front_err.map(Err)) {
-                            let failed = v.is_err();
-                            if tx.send(v).is_err() || failed {
+                        // The payloads stay here (copied: a few hundred bytes a proof); the
+                        // blocks go on.
+                        let owned: Vec<OwnedProofs> = group.iter().map(OwnedProofs::of).collect();
+                        for (sb, o) in group.into_iter().zip(&owned) {
+                            let v = VerifiedBlock::unchecked(sb, o.payloads.len());
+                            if tx.send(Ok(v)).is_err() {
                                 return;
                             }
+                        }
+                        let views: Vec<BlockProofs<'_>> =
+                            owned.iter().map(OwnedProofs::view).collect();
+                        let verdicts = if views.is_empty() {
+                            Vec::new()
+                        } else {
+                            self.proof_verdicts(&views)
+                        };
+                        for v in verdicts {
+                            let failed = v.is_err();
+                            if vtx.send(v).is_err() || failed {
+                                return;
+                            }
+                        }
+                        if let Some(e) = front_err {
+                            let _ = tx.send(Err(e));
+                            return;
                         }
                     }
                 })
@@ -1646,13 +1695,37 @@ impl Node {
                         },
                     )
                 };
-                let e = match executed {
+                let mut e = match executed {
                     Ok(e) => e,
                     Err(e) => {
                         first_err = Some(e);
                         break;
                     }
                 };
+                // Its proofs' verdict (usually in already): only a verified block commits.
+                let waiting = Instant::now();
+                match vrx.recv() {
+                    Ok(Ok(pv)) => {
+                        let at = e
+                            .stages
+                            .iter()
+                            .position(|st| st.stage == "execute-idle")
+                            .unwrap_or(e.stages.len());
+                        e.stages.insert(at, pv.stage);
+                        e.stages.push(idle_time("proofs-wait", waiting));
+                        e.verify_ns += pv.share_ns;
+                    }
+                    Ok(Err(err)) => {
+                        first_err = Some(err);
+                        break;
+                    }
+                    Err(_) => {
+                        first_err = Some(NodeError::Execution(
+                            "the proof stage ended without a verdict".into(),
+                        ));
+                        break;
+                    }
+                }
                 recent.push_front(e.write_set.clone());
                 recent.truncate(COMMITS_IN_FLIGHT);
                 if ctx.send(e).is_err() {

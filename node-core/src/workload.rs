@@ -574,6 +574,90 @@ mod tests {
         assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
     }
 
+    /// In the pipelined import a block executes while its proofs are checked and commits
+    /// only once they verified: with a corrupted proof in block 2 of 3, block 1 commits,
+    /// the import stops at block 2 naming its proof, and nothing of blocks 2 and 3 is
+    /// written; the intact blocks 2 and 3 then import on top, with the roots of importing
+    /// them one at a time.
+    #[test]
+    fn a_bad_proof_stops_the_pipelined_import_before_its_block_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = test_config(dir.path());
+        cfg.privacy.tree_depth = 2;
+        cfg.dev.accounts = 16;
+        cfg.dev.deploy_weight = 0;
+        cfg.dev.privacy_weight = 10;
+        let (node, mut w) = node_at_genesis(&cfg, Strategy::CpuOnly);
+        w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
+        let prover = PrivacyProver {
+            pk: node.privacy_proving_key().expect("proving key"),
+            depth: 2,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let root = zk_privacy::tree::empty_root(2);
+        // Block 1 without privacy transfers (none pending), block 2 with one, block 3 after.
+        let b1 = w.next_block(30, 1_700_000_000);
+        w.push_privacy(prover.make_payload(root, &mut rng).expect("prove"));
+        let b2 = w.next_block(30, 1_700_000_001);
+        let b3 = w.next_block(30, 1_700_000_002);
+        let mut bad2 = b2.clone();
+        let i = bad2
+            .txs
+            .iter()
+            .position(|t| matches!(Transaction::decode(t).expect("tx").kind, TxKind::Privacy(_)))
+            .expect("block 2 has a privacy transfer");
+        let mut tx = Transaction::decode(&bad2.txs[i]).expect("tx");
+        if let TxKind::Privacy(p) = &mut tx.kind {
+            p[10] ^= 0x01;
+        }
+        let key = (0..cfg.dev.accounts)
+            .map(|k| dev_key(cfg.dev.seed, k))
+            .find(|k| k.verifying_key().to_bytes() == tx.sender)
+            .expect("a dev account sent it");
+        tx.sign(&key);
+        bad2.txs[i] = tx.encode();
+        bad2.header.tx_root = crate::pipeline::tx_root_cpu(&bad2.txs);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut reports = Vec::new();
+        let err = node
+            .import(
+                [b1.clone(), bad2, b3.clone()].into_iter().map(Ok),
+                &stop,
+                |r| reports.push(r.clone()),
+            )
+            .expect_err("bad proof");
+        assert!(
+            err.to_string()
+                .contains(&format!("transaction {i} has an invalid privacy proof")),
+            "{err}"
+        );
+        assert_eq!(reports.len(), 1, "only block 1 commits");
+        let head = node.head().expect("head").expect("a head");
+        assert_eq!((head.0, head.2), (1, reports[0].state_root));
+        // The intact blocks on top, against one block at a time on a second node.
+        let imported = node
+            .import([b2.clone(), b3.clone()].into_iter().map(Ok), &stop, |r| {
+                reports.push(r.clone())
+            })
+            .expect("import");
+        assert_eq!(imported, 2);
+        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
+        let backends = crate::open_backends(&cfg).expect("backends");
+        let node2 =
+            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
+        node2.init_genesis(&w.genesis()).expect("genesis");
+        for (b, rep) in [b1, b2, b3].into_iter().zip(&reports) {
+            let r2 = node2.import_block(b).expect("import");
+            assert_eq!((rep.height, rep.state_root), (r2.height, r2.state_root));
+            assert_eq!(
+                rep.failed_txs, 0,
+                "block {}: {:?}",
+                rep.height, rep.first_failure
+            );
+        }
+        assert_eq!(reports[1].privacy_txs, 1);
+    }
+
     /// Blocks that queue up behind a slow commit commit together (one store transaction)
     /// and give exactly the roots of importing one block at a time.
     #[test]
