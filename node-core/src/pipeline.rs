@@ -20,8 +20,12 @@
 //! N's header, known before N executes), so [`Node::import`] runs them on two more threads
 //! while block N executes and commits: stages 1-3 of block N+2 on one, stage 4 of block N+1
 //! on the other (blocks that queued up before stage 4 have their proofs checked in one batch,
-//! [`Node::verify_proofs_group`]). A block that fails 1-4 is rejected with the reason and
-//! changes nothing; blocks before it stay committed.
+//! [`Node::verify_proofs_group`]). Execution does not wait for a block's own proofs
+//! either: the proof stage hands each block on before checking its proofs and sends the
+//! verdicts after it, so block N executes while its proofs are checked and is sent to
+//! commit only once they verified (the `proofs-wait` stage: how long execution then waited
+//! for the verdict). A block that fails 1-4 is rejected with the reason and changes
+//! nothing; blocks before it stay committed.
 //!
 //! Blocks N-1 and N-2 commit on a third thread while block N executes: N reads a snapshot
 //! of committed state with their write sets laid on top ([`Overlay`]); at most two blocks
