@@ -1046,8 +1046,7 @@ impl Node {
     }
 
     /// The declared-keys plan (`vm_state::BlockPlan`) where the executor takes plans: it
-    /// needs only the transactions, so it is made before the block before this one has
-    /// executed.
+    /// needs only the transactions, so it is made while the blocks before this one execute.
     fn plan_txs(&self, txs: &[Transaction]) -> Result<Option<(BlockPlan, StageTime)>> {
         if !self.executor.wants_plans() {
             return Ok(None);
