@@ -140,6 +140,11 @@ pub struct ExecStats {
     /// whether the graph then ran or not.
     #[serde(default)]
     pub plan_ns: u64,
+    /// The graph's plan was made before the block's execution (`BlockPlan`, e.g. in the
+    /// node's verification stage): its `plan_ns` was not on the block's path, and a graph
+    /// run is judged without it.
+    #[serde(default)]
+    pub plan_ahead: bool,
     /// Transactions on the graph's longest chain (0: no graph was built).
     #[serde(default)]
     pub graph_depth: u64,
@@ -202,6 +207,7 @@ impl ExecStats {
         self.probe_skips += o.probe_skips;
         self.declared_runs += o.declared_runs;
         self.plan_ns += o.plan_ns;
+        self.plan_ahead |= o.plan_ahead;
         self.graph_depth = self.graph_depth.max(o.graph_depth);
         self.parallel_ns += o.parallel_ns;
         self.effective_parallel_ns += o.effective_parallel_ns;
