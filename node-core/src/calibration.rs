@@ -210,8 +210,9 @@ pub fn calibrate_proofs(s: &HybridScheduler, cache: Option<&Path>) -> bool {
 
 /// Writes the scheduler's cost models as they are now (start-up measurements plus what
 /// the batches since taught them) to the calibration cache at `path`, so that the next
-/// start with the same devices predicts from them instead of exploring again. Nothing without a GPU. A write error is
-/// logged, not returned: the cache is an optimisation. The file is replaced atomically.
+/// start with the same devices predicts from them instead of exploring again. Nothing
+/// without a GPU. A write error is logged, not returned: the cache is an optimisation. The
+/// file is replaced atomically.
 pub fn save(s: &HybridScheduler, path: &Path) {
     if s.gpu_kernels().is_none() {
         return;

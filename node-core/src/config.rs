@@ -523,7 +523,6 @@ impl NodeConfig {
         }
     }
 
-    /// The number of worker threads (`execution.threads`, 0 = available parallelism).
     /// Threads of the GPU side pool (`[gpu] side_threads`, `0` = half of [`Self::threads`],
     /// at most 8).
     pub fn gpu_side_threads(&self) -> usize {
@@ -534,6 +533,7 @@ impl NodeConfig {
         }
     }
 
+    /// The number of worker threads (`execution.threads`, 0 = available parallelism).
     pub fn threads(&self) -> usize {
         if self.execution.threads == 0 {
             cores()

@@ -158,9 +158,10 @@ pub struct Backends {
     pub privacy: Arc<OnceLock<PrivacyKeys>>,
     /// The CPU side of the GPU's privacy-proof batches (checked decoding, weights, the
     /// final exponentiation) and the thread that drives the Miller-loop kernel
-    /// (`[gpu] side_threads`; by default half the node's threads, up to 8), apart from `pool`, so that a block's proofs go on while
-    /// the previous block's execution holds every thread of `pool` (which would otherwise
-    /// queue them behind it). Present with a GPU.
+    /// (`[gpu] side_threads`; by default half the node's threads, up to 8), apart from
+    /// `pool`, so that a block's proofs go on while the previous block's execution holds
+    /// every thread of `pool` (which would otherwise queue them behind it). Present with a
+    /// GPU.
     pub gpu_side: Option<Arc<rayon::ThreadPool>>,
 }
 

@@ -540,9 +540,31 @@ impl OwnedProofs {
 /// A block's stage-4 outcome: its proofs verified.
 struct ProofVerdict {
     privacy_txs: usize,
-    /// The `proofs` stage (its share of the batch's time, and the route).
-    stage: StageTime,
+    /// Where the batch ran (`-`: the block had no proofs).
+    route: String,
+    /// The block's share of the batch's time.
     share_ns: u64,
+}
+
+impl ProofVerdict {
+    /// Adds the `proofs` stage to a block's stages (before `execute-idle` when the block
+    /// has executed meanwhile, so that stages stay in pipeline order) and its time to the
+    /// block's verification time.
+    fn record(self, stages: &mut Vec<StageTime>, verify_ns: &mut u64) {
+        let at = stages
+            .iter()
+            .position(|st| st.stage == "execute-idle")
+            .unwrap_or(stages.len());
+        stages.insert(
+            at,
+            StageTime {
+                stage: "proofs",
+                ms: self.share_ns as f64 / 1e6,
+                route: self.route,
+            },
+        );
+        *verify_ns += self.share_ns;
+    }
 }
 
 /// A block that went through stage 5 (execution), waiting for its commit.
@@ -1091,8 +1113,7 @@ impl Node {
             match verdict {
                 Ok(pv) => {
                     let mut v = VerifiedBlock::unchecked(sb, pv.privacy_txs);
-                    v.stages.push(pv.stage);
-                    v.verify_ns += pv.share_ns;
+                    pv.record(&mut v.stages, &mut v.verify_ns);
                     out.push(Ok(v));
                 }
                 Err(e) => {
@@ -1155,14 +1176,10 @@ impl Node {
             }
             out.push(Ok(ProofVerdict {
                 privacy_txs: mine.len(),
-                stage: StageTime {
-                    stage: "proofs",
-                    ms: share_ns as f64 / 1e6,
-                    route: if mine.is_empty() {
-                        "-".into()
-                    } else {
-                        route.clone()
-                    },
+                route: if mine.is_empty() {
+                    "-".into()
+                } else {
+                    route.clone()
                 },
                 share_ns,
             }));
@@ -1709,14 +1726,8 @@ impl Node {
                 let waiting = Instant::now();
                 match vrx.recv() {
                     Ok(Ok(pv)) => {
-                        let at = e
-                            .stages
-                            .iter()
-                            .position(|st| st.stage == "execute-idle")
-                            .unwrap_or(e.stages.len());
-                        e.stages.insert(at, pv.stage);
+                        pv.record(&mut e.stages, &mut e.verify_ns);
                         e.stages.push(idle_time("proofs-wait", waiting));
-                        e.verify_ns += pv.share_ns;
                     }
                     Ok(Err(err)) => {
                         first_err = Some(err);

@@ -359,15 +359,32 @@ mod tests {
         cfg
     }
 
+    /// A node with `strategy` on `cfg` over `store`, with `genesis` committed.
+    fn node_on(
+        cfg: &NodeConfig,
+        store: Arc<dyn vm_state::StateStore>,
+        strategy: Strategy,
+        genesis: &Genesis,
+    ) -> crate::Node {
+        let backends = crate::open_backends(cfg).expect("backends");
+        let node = crate::open_node_with(cfg, store, Some(strategy), &backends).expect("node");
+        node.init_genesis(genesis).expect("genesis");
+        node
+    }
+
     /// A node with `strategy` on `cfg` (its own redb store) with the dev genesis committed,
     /// and the workload that made the genesis.
     fn node_at_genesis(cfg: &NodeConfig, strategy: Strategy) -> (crate::Node, DevWorkload) {
-        let store = crate::open_store(cfg).expect("store");
-        let backends = crate::open_backends(cfg).expect("backends");
-        let node = crate::open_node_with(cfg, store, Some(strategy), &backends).expect("node");
         let w = DevWorkload::new(&cfg.dev, cfg.node.chain_id);
-        node.init_genesis(&w.genesis()).expect("genesis");
-        (node, w)
+        let store = crate::open_store(cfg).expect("store");
+        (node_on(cfg, store, strategy, &w.genesis()), w)
+    }
+
+    /// The reference: a `cpu_only` node in memory at `w`'s genesis, for importing blocks
+    /// one at a time.
+    fn reference_node(cfg: &NodeConfig, w: &DevWorkload) -> crate::Node {
+        let mem = Arc::new(vm_state::MemoryStore::new());
+        node_on(cfg, mem, Strategy::CpuOnly, &w.genesis())
     }
 
     /// Dev blocks of every kind (transfers, token calls, deploys, privacy transfers), over
@@ -429,11 +446,7 @@ mod tests {
         }
         assert_eq!(privacy, vec![2, 0, 0, 0], "privacy transfers per block");
         // Same state root as one block at a time, on a second node (in memory).
-        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
-        let backends = crate::open_backends(&cfg).expect("backends");
-        let node2 =
-            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
-        node2.init_genesis(&w.genesis()).expect("genesis");
+        let node2 = reference_node(&cfg, &w);
         let mut root2 = [0u8; 32];
         for b in blocks {
             root2 = node2.import_block(b).expect("import").state_root;
@@ -641,11 +654,7 @@ mod tests {
             })
             .expect("import");
         assert_eq!(imported, 2);
-        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
-        let backends = crate::open_backends(&cfg).expect("backends");
-        let node2 =
-            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
-        node2.init_genesis(&w.genesis()).expect("genesis");
+        let node2 = reference_node(&cfg, &w);
         for (b, rep) in [b1, b2, b3].into_iter().zip(&reports) {
             let r2 = node2.import_block(b).expect("import");
             assert_eq!((rep.height, rep.state_root), (r2.height, r2.state_root));
@@ -691,10 +700,7 @@ mod tests {
         assert_eq!(groups.iter().sum::<usize>(), 6, "{groups:?}");
         assert!(groups.iter().any(|&n| n > 1), "no group formed: {groups:?}");
         // The same blocks one at a time on a second node: every block's root agrees.
-        let mem = std::sync::Arc::new(vm_state::MemoryStore::new());
-        let node2 =
-            crate::open_node_with(&cfg, mem, Some(Strategy::CpuOnly), &backends).expect("node");
-        node2.init_genesis(&w.genesis()).expect("genesis");
+        let node2 = reference_node(&cfg, &w);
         for (b, rep) in blocks.into_iter().zip(&reports) {
             let r2 = node2.import_block(b).expect("import");
             assert_eq!((rep.height, rep.state_root), (r2.height, r2.state_root));
