@@ -598,3 +598,99 @@ fn miller_loops_match_arkworks() {
         eprintln!("{label}: {} Miller loops match arkworks", g1.len());
     }
 }
+
+/// G1 and G2 x-coordinates for the decompression test: points of G1 and G2 (and their
+/// negations), points of the twist outside G2, x-coordinates with no point, and zero.
+fn decode_inputs(n: usize, seed: u64) -> (Vec<ark_bn254::Fq>, Vec<ark_bn254::Fq2>) {
+    use ark_bn254::{Fq, Fq2};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut g1 = vec![Fq::zero(), G1Affine::generator().x, -Fq::from(1u64)];
+    let mut g2 = vec![
+        Fq2::zero(),
+        G2Affine::generator().x,
+        Fq2::new(Fq::zero(), Fq::from(1u64)),
+    ];
+    for i in 0..n {
+        let p = (G1Projective::generator() * Fr::rand(&mut rng)).into_affine();
+        let q = (G2Projective::generator() * Fr::rand(&mut rng)).into_affine();
+        g1.push(if i % 2 == 0 { p.x } else { (-p).x });
+        g2.push(q.x);
+        // random x: a point (of the twist, almost never in G2) about half the time
+        g1.push(Fq::rand(&mut rng));
+        g2.push(Fq2::rand(&mut rng));
+    }
+    (g1, g2)
+}
+
+#[test]
+fn decompression_matches_arkworks() {
+    use ark_ec::short_weierstrass::Affine;
+    let n = env_log("ZK_TEST_DECODE_POINTS", 48) as usize;
+    let (x1, x2) = decode_inputs(n, 17);
+    // arkworks: the roots (smaller, larger) or None; G2 membership of the point
+    let want1: Vec<_> = x1
+        .iter()
+        .map(|&x| Affine::<ark_bn254::g1::Config>::get_ys_from_x_unchecked(x))
+        .collect();
+    let want2: Vec<_> = x2
+        .iter()
+        .map(|&x| {
+            G2Affine::get_point_from_x_unchecked(x, false)
+                .map(|p| (p.y, p.is_in_correct_subgroup_assuming_on_curve()))
+        })
+        .collect();
+    let (mut outside, mut inside) = (0, 0);
+    for w in want2.iter().flatten() {
+        if w.1 {
+            inside += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    assert!(inside > n / 2 && outside > 0, "the inputs cover both cases");
+    assert!(want1.iter().any(Option::is_none) && want2.iter().any(Option::is_none));
+    assert!(ZkExecutor::cpu(pool()).gpu_decompress(&x1, &x2).is_err());
+    for (label, e) in gpu_executors() {
+        let got = e.gpu_decompress(&x1, &x2).unwrap_or_else(|err| {
+            panic!("{label}: device decompression failed: {err}");
+        });
+        for (i, (g, w)) in got.g1.iter().zip(&want1).enumerate() {
+            match (g, w) {
+                (None, None) => {}
+                (Some(y), Some((a, b))) => assert!(y == a || y == b, "{label}: G1 {i}"),
+                _ => panic!("{label}: G1 x {i}: device {g:?}, arkworks {w:?}"),
+            }
+        }
+        for (i, (g, w)) in got.g2.iter().zip(&want2).enumerate() {
+            match (g, w) {
+                (None, None) => {}
+                (Some(r), Some((y, member))) => {
+                    assert!(r.y == *y || r.y == -*y, "{label}: G2 {i}: root");
+                    assert_eq!(r.in_subgroup, *member, "{label}: G2 {i}: subgroup");
+                }
+                _ => panic!("{label}: G2 x {i}: device {g:?}, arkworks {w:?}"),
+            }
+        }
+        // one group alone, and nothing
+        let only1 = e.gpu_decompress(&x1[..5], &[]).expect("g1 only");
+        assert_eq!(
+            (&only1.g1[..], only1.g2.len()),
+            (&got.g1[..5], 0),
+            "{label}"
+        );
+        let only2 = e.gpu_decompress(&[], &x2[..5]).expect("g2 only");
+        assert_eq!(
+            (only2.g1.len(), &only2.g2[..]),
+            (0, &got.g2[..5]),
+            "{label}"
+        );
+        let none = e.gpu_decompress(&[], &[]).expect("empty");
+        assert!(none.g1.is_empty() && none.g2.is_empty(), "{label}");
+        assert_eq!(e.stats().gpu_failures, 0, "{label}");
+        eprintln!(
+            "{label}: {} G1 and {} G2 decompressions match arkworks ({inside} in G2, {outside} outside)",
+            x1.len(),
+            x2.len()
+        );
+    }
+}

@@ -13,11 +13,14 @@
 //! | 224..288 | commitment[0], commitment[1] |
 //! | 288..296 | fee, u64 little-endian |
 
-use ark_bn254::{Bn254, Fq2, Fr, G1Affine, G2Affine, G2Projective};
+use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G2Affine, G2Projective};
+use ark_ec::short_weierstrass::SWFlags;
 use ark_ec::{AdditiveGroup, AffineRepr};
 use ark_ff::{Field, MontFp};
 use ark_groth16::Proof;
-use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
+use ark_serialize::{
+    CanonicalDeserialize, CanonicalDeserializeWithFlags, CanonicalSerialize, Compress, Validate,
+};
 
 use crate::error::{Result, ZkError};
 
@@ -173,6 +176,78 @@ check_point_impl!(
 );
 check_point_impl!(check_g2, G2Affine, g2_in_subgroup);
 
+/// A compressed point's x-coordinate and whether the encoding asks for the smaller of the
+/// two square roots, parsed as arkworks' compressed deserialization parses it (flags in the
+/// top bits of the last byte, x canonical); the point at infinity is an error, as it is in
+/// checked decoding.
+fn parse_x<F: CanonicalDeserializeWithFlags>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<(F, bool)> {
+    let (x, flags): (F, SWFlags) = F::deserialize_with_flags(bytes).map_err(|e| {
+        ZkError::encoding(what, format!("not the x-coordinate of a curve point ({e})"))
+    })?;
+    match flags.is_positive() {
+        Some(smaller) => Ok((x, smaller)),
+        None => Err(ZkError::encoding(what, "point at infinity")),
+    }
+}
+
+/// Of `y` and `-y`, the smaller (`smaller`) or the larger, as arkworks orders them
+/// (`get_ys_from_x_unchecked`).
+fn pick_root<F: Field + Ord>(y: F, smaller: bool) -> F {
+    let neg = -y;
+    let (lo, hi) = if y < neg { (y, neg) } else { (neg, y) };
+    if smaller {
+        lo
+    } else {
+        hi
+    }
+}
+
+/// An encoded transfer parsed up to its proof points' square roots (and B's subgroup test):
+/// the part of checked decoding that costs little. [`CompressedTransfer::finish`] completes
+/// it with roots computed elsewhere (e.g. on a GPU, `gpu_executor`'s `gpu_decompress`).
+/// Every error of [`CompressedTransfer::parse`] is one [`PrivacyTransfer::decode`] gives
+/// too; a transfer that parses decodes exactly when A's and C's x have a root on G1's curve
+/// and B's x a root on the twist with B in G2.
+#[derive(Clone, Copy, Debug)]
+pub struct CompressedTransfer {
+    /// x-coordinates of A, B and C, with whether each takes the smaller root.
+    pub a: (Fq, bool),
+    pub b: (Fq2, bool),
+    pub c: (Fq, bool),
+    pub public: TransferPublicInputs,
+}
+
+impl CompressedTransfer {
+    /// Parses an encoded transfer: length, the points' flags and canonical coordinates,
+    /// the public inputs.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let public = PrivacyTransfer::decode_public(bytes)?;
+        Ok(Self {
+            a: parse_x(&bytes[0..32], "proof.A")?,
+            b: parse_x(&bytes[32..96], "proof.B")?,
+            c: parse_x(&bytes[96..128], "proof.C")?,
+            public,
+        })
+    }
+
+    /// The decoded transfer, given a square root of `x^3 + b` for each point (either sign;
+    /// the encoding's flag picks). The caller guarantees the roots are roots and B is in
+    /// G2: the points are then exactly those of checked decoding.
+    pub fn finish(&self, a_y: Fq, b_y: Fq2, c_y: Fq) -> PrivacyTransfer {
+        PrivacyTransfer {
+            proof: Proof {
+                a: G1Affine::new_unchecked(self.a.0, pick_root(a_y, self.a.1)),
+                b: G2Affine::new_unchecked(self.b.0, pick_root(b_y, self.b.1)),
+                c: G1Affine::new_unchecked(self.c.0, pick_root(c_y, self.c.1)),
+            },
+            public: self.public,
+        }
+    }
+}
+
 /// Encodes a proof as 128 bytes (A, B, C compressed).
 pub fn encode_proof(proof: &Proof<Bn254>) -> [u8; PROOF_BYTES] {
     let mut out = [0u8; PROOF_BYTES];
@@ -265,6 +340,7 @@ mod tests {
     use super::*;
     use ark_bn254::{Fq, G1Projective};
     use ark_ec::{CurveGroup, PrimeGroup};
+    use ark_serialize::CanonicalSerializeWithFlags;
     use proptest::prelude::*;
 
     fn sample() -> PrivacyTransfer {
@@ -361,6 +437,73 @@ mod tests {
         let g = G2Projective::generator() * Fr::from(12345u64);
         let six_u2 = Fr::from(6u64) * Fr::from(BN_U) * Fr::from(BN_U);
         assert_eq!(psi(&g), g * six_u2);
+    }
+
+    /// The GPU route's decoding (parse, roots from elsewhere, finish), with arkworks'
+    /// roots: `Some` exactly where checked decoding succeeds. The roots passed are the
+    /// "wrong" sign on purpose (finish must pick by the flag).
+    fn split_decode(bytes: &[u8]) -> Option<PrivacyTransfer> {
+        use ark_ec::short_weierstrass::Affine;
+        let t = CompressedTransfer::parse(bytes).ok()?;
+        let a = Affine::<ark_bn254::g1::Config>::get_ys_from_x_unchecked(t.a.0)?;
+        let c = Affine::<ark_bn254::g1::Config>::get_ys_from_x_unchecked(t.c.0)?;
+        let b = G2Affine::get_point_from_x_unchecked(t.b.0, true)?;
+        if !b.is_in_correct_subgroup_assuming_on_curve() {
+            return None;
+        }
+        Some(t.finish(
+            if t.a.1 { a.1 } else { a.0 },
+            -b.y,
+            if t.c.1 { c.1 } else { c.0 },
+        ))
+    }
+
+    #[test]
+    fn split_decoding_agrees_on_every_flag() {
+        let t = sample();
+        assert_eq!(split_decode(&t.encode()), Some(t.clone()));
+        // each point's two flag bits, all four combinations (infinity, both: invalid)
+        for at in [31, 95, 127] {
+            for flags in 0..4u8 {
+                let mut bytes = t.encode();
+                bytes[at] = (bytes[at] & 0x3f) | (flags << 6);
+                assert_eq!(
+                    split_decode(&bytes),
+                    PrivacyTransfer::decode(&bytes).ok(),
+                    "byte {at} flags {flags}"
+                );
+            }
+        }
+        // B outside G2, and a G2 x without a root
+        let mut bytes = t.encode();
+        for i in 1..200u64 {
+            let x = Fq2::new(Fq::from(i), Fq::from(1u64));
+            let mut w = &mut bytes[32..96];
+            match G2Affine::get_point_from_x_unchecked(x, false) {
+                Some(p) => p.serialize_compressed(&mut w).unwrap(),
+                None => x
+                    .serialize_with_flags(&mut w, SWFlags::YIsPositive)
+                    .unwrap(),
+            }
+            assert_eq!(
+                split_decode(&bytes),
+                PrivacyTransfer::decode(&bytes).ok(),
+                "x = {i} + u"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The split decoding accepts exactly what checked decoding accepts, with the
+        /// same points.
+        #[test]
+        fn split_decoding_matches_checked_decoding(bytes in proptest::collection::vec(any::<u8>(), TRANSFER_BYTES..=TRANSFER_BYTES), flip in 0usize..TRANSFER_BYTES, bit in 0u8..8) {
+            prop_assert_eq!(split_decode(&bytes), PrivacyTransfer::decode(&bytes).ok());
+            let mut mutated = sample().encode();
+            mutated[flip] ^= 1 << bit;
+            prop_assert_eq!(split_decode(&mutated), PrivacyTransfer::decode(&mutated).ok());
+        }
     }
 
     proptest! {

@@ -34,7 +34,7 @@
 //! arkworks' `multi_miller_loop`: 4.0k/s and 4.2k/s, same run).
 
 use ark_bn254::g1::Config as G1Config;
-use ark_bn254::{Bn254, Fq12, Fr, G1Affine, G1Projective, G2Affine};
+use ark_bn254::{Bn254, Fq, Fq12, Fq2, Fr, G1Affine, G1Projective, G2Affine};
 use ark_ec::bn::{g2::EllCoeff, BnConfig, G2Prepared};
 use ark_ec::pairing::{MillerLoopOutput, Pairing, PairingOutput};
 use ark_ec::scalar_mul::glv::GLVConfig;
@@ -44,13 +44,26 @@ use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use gpu_executor::zk::{Decompressed, G2Root};
+
 use crate::error::{Result, ZkError};
-use crate::transfer::{encode_fr, encode_proof};
+use crate::transfer::{encode_fr, encode_proof, CompressedTransfer};
 
 /// Computes the product of the Miller loops of pairs `(a[i], b[i])` (affine, never the
 /// identity, `a.len() == b.len()`), i.e. arkworks' `Bn254::multi_miller_loop(a, b)`.
 pub trait MillerLoops: Sync {
     fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String>;
+
+    /// Square roots of compressed points' `x^3 + b` (G1 and the G2 twist) and G2 membership,
+    /// the costly part of checked decoding (see `ZkExecutor::gpu_decompress`), or `None`
+    /// when this engine leaves decoding to the CPU (the default).
+    fn decompress(
+        &self,
+        _g1_x: &[Fq],
+        _g2_x: &[Fq2],
+    ) -> Option<std::result::Result<Decompressed, String>> {
+        None
+    }
 }
 
 /// [`MillerLoops`] on the device of a `gpu_executor` zk executor
@@ -62,6 +75,14 @@ pub struct DeviceMillerLoops<'a>(pub &'a gpu_executor::zk::ZkExecutor);
 impl MillerLoops for DeviceMillerLoops<'_> {
     fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String> {
         self.0.gpu_miller_product(a, b).map_err(|e| e.to_string())
+    }
+
+    fn decompress(
+        &self,
+        g1_x: &[Fq],
+        g2_x: &[Fq2],
+    ) -> Option<std::result::Result<Decompressed, String>> {
+        Some(self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string()))
     }
 }
 
@@ -539,17 +560,10 @@ pub fn check_payloads_on(
     payloads: &[&[u8]],
     engine: Option<&dyn MillerLoops>,
 ) -> std::result::Result<bool, String> {
-    let batch: Vec<ProofWithInputs> = payloads
-        .par_iter()
-        .map(|p| {
-            crate::PrivacyTransfer::decode(p)
-                .map(|t| ProofWithInputs {
-                    proof: t.proof,
-                    inputs: t.public.to_field_elements(),
-                })
-                .map_err(|e| e.to_string())
-        })
-        .collect::<std::result::Result<_, _>>()?;
+    let batch: Vec<ProofWithInputs> = decode_payloads(payloads, engine)?
+        .into_iter()
+        .collect::<Result<_>>()
+        .map_err(|e| e.to_string())?;
     if let Some(item) = batch.first() {
         check_inputs(pvk, &item.inputs).map_err(|e| e.to_string())?;
     }
@@ -557,6 +571,76 @@ pub fn check_payloads_on(
         return Ok(true);
     }
     batch_equation(pvk, &batch, chunk_for(batch.len()), engine)
+}
+
+fn item(t: crate::PrivacyTransfer) -> ProofWithInputs {
+    ProofWithInputs {
+        proof: t.proof,
+        inputs: t.public.to_field_elements(),
+    }
+}
+
+/// Checked decoding of each payload, in parallel on the calling thread's pool. With an
+/// engine that decompresses (a GPU), the CPU parses each payload (lengths, flags, canonical
+/// coordinates and inputs), the engine computes the points' square roots and B's subgroup
+/// test for the whole batch at once, and the CPU picks each root's sign as the encoding
+/// says ([`CompressedTransfer`]); a payload whose points the engine finds invalid is
+/// decoded again on the CPU, which decides. The result is checked decoding's, given the
+/// engine's subgroup bit (its roots are checked where they are made). `Err` only when the
+/// engine fails.
+fn decode_payloads(
+    payloads: &[&[u8]],
+    engine: Engine<'_>,
+) -> std::result::Result<Vec<Result<ProofWithInputs>>, String> {
+    let on_cpu = |p: &&[u8]| crate::PrivacyTransfer::decode(p).map(item);
+    let Some(engine) = engine else {
+        return Ok(payloads.par_iter().map(on_cpu).collect());
+    };
+    let parsed: Vec<Result<CompressedTransfer>> = payloads
+        .par_iter()
+        .map(|p| CompressedTransfer::parse(p))
+        .collect();
+    let live: Vec<&CompressedTransfer> = parsed.iter().filter_map(|t| t.as_ref().ok()).collect();
+    let g1_x: Vec<Fq> = live.iter().flat_map(|t| [t.a.0, t.c.0]).collect();
+    let g2_x: Vec<Fq2> = live.iter().map(|t| t.b.0).collect();
+    let Some(roots) = engine.decompress(&g1_x, &g2_x) else {
+        return Ok(payloads.par_iter().map(on_cpu).collect());
+    };
+    let roots = roots?;
+    if roots.g1.len() != g1_x.len() || roots.g2.len() != g2_x.len() {
+        return Err("the engine returned a wrong number of square roots".into());
+    }
+    // each parsed payload's index among the live ones
+    let mut next = 0usize;
+    let slots: Vec<Option<usize>> = parsed
+        .iter()
+        .map(|t| {
+            t.as_ref().ok().map(|_| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    Ok(parsed
+        .into_par_iter()
+        .zip(slots)
+        .zip(payloads)
+        .map(|((t, slot), p)| {
+            let t = t?;
+            let k = slot.unwrap_or_default();
+            match (roots.g1[2 * k], roots.g2[k], roots.g1[2 * k + 1]) {
+                (
+                    Some(a),
+                    Some(G2Root {
+                        y: b,
+                        in_subgroup: true,
+                    }),
+                    Some(c),
+                ) => Ok(item(t.finish(a, b, c))),
+                _ => on_cpu(p),
+            }
+        })
+        .collect())
 }
 
 /// `true` when `a` is the identity (such proofs never come out of checked decoding).
@@ -586,16 +670,9 @@ pub fn verify_payloads_on(
     engine: Option<&dyn MillerLoops>,
 ) -> std::result::Result<Vec<bool>, String> {
     let t = std::time::Instant::now();
-    let decoded: Vec<Option<ProofWithInputs>> = payloads
-        .par_iter()
-        .map(|p| {
-            crate::PrivacyTransfer::decode(p)
-                .ok()
-                .map(|t| ProofWithInputs {
-                    proof: t.proof,
-                    inputs: t.public.to_field_elements(),
-                })
-        })
+    let decoded: Vec<Option<ProofWithInputs>> = decode_payloads(payloads, engine)?
+        .into_iter()
+        .map(Result::ok)
         .collect();
     let decode_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut ok: Vec<bool> = decoded.iter().map(Option::is_some).collect();

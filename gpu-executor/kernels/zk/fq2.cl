@@ -69,6 +69,14 @@ ZK_FQ2_MUL_FN fq2_t fq2_sqr(fq2_t a) {
     return r;
 }
 
+// Frobenius on Fq2: conjugation.
+ZK_INLINE fq2_t fq2_conj(fq2_t a) {
+    a.c1 = fq_neg(a.c1);
+    return a;
+}
+
+ZK_INLINE int fq2_eq(fq2_t a, fq2_t b) { return fq_eq(a.c0, b.c0) && fq_eq(a.c1, b.c1); }
+
 ZK_INLINE fq2_t fq2_load(const ZK_GLOBAL zk_u32 *p) {
     fq2_t r;
     r.c0 = fq_load(p); r.c1 = fq_load(p + 8);

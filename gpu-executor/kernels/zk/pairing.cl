@@ -38,12 +38,6 @@ ZK_INLINE fq2_t fq2_mul_xi(fq2_t a) {
     return r;
 }
 
-// Frobenius on Fq2: conjugation.
-ZK_INLINE fq2_t fq2_conj(fq2_t a) {
-    a.c1 = fq_neg(a.c1);
-    return a;
-}
-
 ZK_INLINE fq6_t fq6_add(fq6_t a, fq6_t b) {
     fq6_t r;
     r.c0 = fq2_add(a.c0, b.c0); r.c1 = fq2_add(a.c1, b.c1); r.c2 = fq2_add(a.c2, b.c2);

@@ -12,7 +12,7 @@ use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
-use super::kernels::{self, msm as mk, ntt as nk, pairing as pk, Group};
+use super::kernels::{self, decode as dk, msm as mk, ntt as nk, pairing as pk, Group};
 use super::NttDirection;
 use crate::device::{
     DeviceBuffer, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
@@ -463,9 +463,107 @@ impl GpuZk {
         self.dev.prepare(&self.ntt_src())
     }
 
-    /// Compiles the Miller-loop program now.
+    /// Compiles the Miller-loop and point-decompression programs now.
     pub(crate) fn prepare_pairing(&self) -> Result<()> {
-        self.dev.prepare(&kernels::pairing_source(self.ptx))
+        self.dev.prepare(&kernels::pairing_source(self.ptx))?;
+        self.dev.prepare(&kernels::decode_source(self.ptx))
+    }
+
+    /// Square roots for compressed points (`decode.cl`): for each G1 `x` a `y` with `y^2 =
+    /// x^3 + 3` or `None`, for each G2 `x` a `y` on the twist and whether `(x, y)` is in G2,
+    /// or `None`. The device's answers are unchecked here (see
+    /// `ZkExecutor::gpu_decompress`), except that every element must be reduced.
+    pub(crate) fn decompress(&mut self, g1_x: &[Fq], g2_x: &[Fq2]) -> Result<super::Decompressed> {
+        let (n1, n2) = (g1_x.len(), g2_x.len());
+        let count = |n: usize| {
+            u32::try_from(n).map_err(|_| GpuError::InvalidInput(format!("{n} points in one call")))
+        };
+        let (n1_32, n2_32) = (count(n1)?, count(n2)?);
+        if n1 + n2 == 0 {
+            return Ok(super::Decompressed::default());
+        }
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let mut prof = Profile::new(|| format!("decompress g1={n1} g2={n2}"));
+        let consts = kernels::decode_constants();
+        let mut d_consts = dev.alloc(consts.len() * 4)?;
+        q.upload(&mut d_consts, 0, &consts)?;
+        let x1: Vec<u64> = g1_x.iter().flat_map(|x| x.0 .0).collect();
+        let x2: Vec<u64> = g2_x
+            .iter()
+            .flat_map(|x| [x.c0.0 .0, x.c1.0 .0])
+            .flatten()
+            .collect();
+        let mut d_x1 = dev.alloc(x1.len() * 8)?;
+        let mut d_x2 = dev.alloc(x2.len() * 8)?;
+        q.upload(&mut d_x1, 0, &x1)?;
+        q.upload(&mut d_x2, 0, &x2)?;
+        let d_y1 = dev.alloc(x1.len() * 8)?;
+        let d_y2 = dev.alloc(x2.len() * 8)?;
+        let d_f1 = dev.alloc(n1 * 4)?;
+        let d_f2 = dev.alloc(n2 * 4)?;
+        prof.mark(&q, "upload")?;
+        use KernelArg::{Buffer as B, U32};
+        let src = kernels::decode_source(self.ptx);
+        if n2 > 0 {
+            q.launch_dims(
+                &src,
+                dk::G2_ROOTS,
+                LaunchDims::with_group(n2 as u64, dk::GROUP),
+                &[B(&d_x2), B(&d_consts), B(&d_y2), B(&d_f2), U32(n2_32)],
+            )?;
+        }
+        if n1 > 0 {
+            q.launch_dims(
+                &src,
+                dk::G1_ROOTS,
+                LaunchDims::with_group(n1 as u64, dk::GROUP),
+                &[B(&d_x1), B(&d_consts), B(&d_y1), B(&d_f1), U32(n1_32)],
+            )?;
+        }
+        prof.mark(&q, "kernels")?;
+        let mut y1 = vec![0u64; x1.len()];
+        let mut y2 = vec![0u64; x2.len()];
+        let mut f1 = vec![0u32; n1];
+        let mut f2 = vec![0u32; n2];
+        if n1 > 0 {
+            q.download(&d_y1, 0, &mut y1)?;
+            q.download(&d_f1, 0, &mut f1)?;
+        }
+        if n2 > 0 {
+            q.download(&d_y2, 0, &mut y2)?;
+            q.download(&d_f2, 0, &mut f2)?;
+        }
+        prof.mark(&q, "download")?;
+        prof.report();
+        let g1 = y1
+            .chunks_exact(4)
+            .zip(&f1)
+            .map(|(y, &f)| match f {
+                0 => Ok(None),
+                1 => fq_from_device(y).map(Some),
+                _ => Err(GpuError::Launch(format!(
+                    "decompression flag {f} out of range"
+                ))),
+            })
+            .collect::<Result<_>>()?;
+        let g2 = y2
+            .chunks_exact(8)
+            .zip(&f2)
+            .map(|(y, &f)| match f {
+                0 => Ok(None),
+                1 | 3 => fq2_from_device(y).map(|y| {
+                    Some(super::G2Root {
+                        y,
+                        in_subgroup: f == 3,
+                    })
+                }),
+                _ => Err(GpuError::Launch(format!(
+                    "decompression flag {f} out of range"
+                ))),
+            })
+            .collect::<Result<_>>()?;
+        Ok(super::Decompressed { g1, g2 })
     }
 
     /// `out[i]` = the Miller loop of `(g1[i], g2[i])`, both affine and not the identity

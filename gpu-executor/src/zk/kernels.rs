@@ -16,6 +16,7 @@ const CURVE: &str = include_str!("../../kernels/zk/curve.cl");
 const MSM: &str = include_str!("../../kernels/zk/msm.cl");
 const NTT: &str = include_str!("../../kernels/zk/ntt.cl");
 const PAIRING: &str = include_str!("../../kernels/zk/pairing.cl");
+const DECODE: &str = include_str!("../../kernels/zk/decode.cl");
 
 /// Kernel names in `msm.cl`.
 pub(crate) mod msm {
@@ -62,6 +63,17 @@ pub(crate) mod pairing {
     pub const GROUP: u32 = 32;
     /// Limbs of the constants buffer (see `pairing.cl`).
     pub const CONSTS_LIMBS: usize = 56;
+}
+
+/// Kernel names in `decode.cl`.
+pub(crate) mod decode {
+    pub const G1_ROOTS: &str = "zk_g1_roots";
+    pub const G2_ROOTS: &str = "zk_g2_roots";
+    /// Work-group size: one point per thread, small groups so a few hundred points spread
+    /// over many multiprocessors.
+    pub const GROUP: u32 = 32;
+    /// 32-bit limbs of the constants buffer (`ZK_DEC_CONSTS` in decode.cl).
+    pub const CONSTS_LIMBS: usize = 82;
 }
 
 /// `-m^-1 mod 2^32` for an odd `m0`.
@@ -147,6 +159,7 @@ static MSM_TEXT: [OnceLock<String>; 4] = [
 static NTT_PORTABLE: OnceLock<String> = OnceLock::new();
 static PAIRING_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
 static NTT_PTX: OnceLock<String> = OnceLock::new();
+static DECODE_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// The MSM program for `group`; `ptx` selects the PTX carry-chain multiplication (CUDA
 /// only; OpenCL ignores the define because ZK_CUDA is not set there). Both groups' programs
@@ -181,6 +194,53 @@ pub(crate) fn ntt_source(ptx: bool) -> KernelSource {
                 .as_str(),
         )
     }
+}
+
+/// The point-decompression program (`decode.cl`): Fq, Fq2 and the G2 curve formulas.
+pub(crate) fn decode_source(ptx: bool) -> KernelSource {
+    let text = DECODE_TEXT[usize::from(ptx)]
+        .get_or_init(|| assemble(ptx, Some(Group::G2), DECODE))
+        .as_str();
+    KernelSource::new(if ptx { "zk-decode-ptx" } else { "zk-decode" }, text)
+}
+
+/// The constants `decode.cl` reads from its `consts` buffer, as 32-bit limbs: G1's and the
+/// twist's b, psi's factors (Montgomery form), the exponents (p+1)/4, (p-3)/4 and (p-1)/2,
+/// and BN254's u.
+pub(crate) fn decode_constants() -> Vec<u32> {
+    use ark_bn254::Fq2;
+    use ark_ec::bn::BnConfig;
+    use ark_ec::short_weierstrass::SWCurveConfig;
+    use ark_ff::BigInteger;
+    let mut out = Vec::with_capacity(decode::CONSTS_LIMBS);
+    out.extend(limbs32(
+        &<ark_bn254::g1::Config as SWCurveConfig>::COEFF_B.0 .0,
+    ));
+    let fq2 = |a: Fq2| [a.c0.0 .0, a.c1.0 .0];
+    for v in [
+        <ark_bn254::g2::Config as SWCurveConfig>::COEFF_B,
+        <ark_bn254::Config as BnConfig>::TWIST_MUL_BY_Q_X,
+        <ark_bn254::Config as BnConfig>::TWIST_MUL_BY_Q_Y,
+    ] {
+        for l in fq2(v) {
+            out.extend(limbs32(&l));
+        }
+    }
+    let p = Fq::MODULUS;
+    // p = 3 mod 4: (p+1)/4 = (p >> 2) + 1, (p-3)/4 = p >> 2, (p-1)/2 = p >> 1
+    let mut quarter = p;
+    quarter.div2();
+    quarter.div2();
+    let mut sqrt_exp = quarter;
+    sqrt_exp.add_with_carry(&ark_ff::BigInt::from(1u64));
+    let mut half = p;
+    half.div2();
+    for e in [sqrt_exp, quarter, half] {
+        out.extend(limbs32(&e.0));
+    }
+    let u = <ark_bn254::Config as BnConfig>::X;
+    out.extend(limbs32(&[u[0]]));
+    out
 }
 
 /// The Miller-loop program: Fq, Fq2, the loop count's signed digits as masks, pairing.cl.
@@ -270,5 +330,37 @@ mod tests {
         let g2 = msm_source(Group::G2, true);
         assert!(g2.source.contains("#define ZK_CURVE g2") && g2.source.contains("fq2_mul"));
         assert!(ntt_source(true).source.starts_with("#define ZK_PTX"));
+    }
+
+    #[test]
+    fn decode_constants_are_the_curve_s() {
+        use ark_ff::BigInteger;
+        let c = decode_constants();
+        assert_eq!(c.len(), decode::CONSTS_LIMBS);
+        assert_eq!(Fq::MODULUS.0[0] & 3, 3, "p = 3 mod 4");
+        // (p + 1) / 4 * 4 == p + 1
+        let limbs = |at: usize| -> ark_ff::BigInt<4> {
+            let mut l = [0u64; 4];
+            for (i, x) in l.iter_mut().enumerate() {
+                *x = u64::from(c[at + 2 * i]) | (u64::from(c[at + 2 * i + 1]) << 32);
+            }
+            ark_ff::BigInt(l)
+        };
+        let mut e = limbs(56);
+        e.mul2();
+        e.mul2();
+        let mut p1 = Fq::MODULUS;
+        p1.add_with_carry(&ark_ff::BigInt::from(1u64));
+        assert_eq!(e, p1);
+        let mut h = limbs(72);
+        h.mul2();
+        h.add_with_carry(&ark_ff::BigInt::from(1u64));
+        assert_eq!(h, Fq::MODULUS);
+        assert_eq!(
+            u64::from(c[80]) | (u64::from(c[81]) << 32),
+            4965661367192848881
+        );
+        assert_eq!(c[0..8], limbs32(&Fq::from(3u64).0 .0)[..]);
+        assert!(decode_source(false).source.contains("zk_g2_roots"));
     }
 }

@@ -17,6 +17,9 @@
 //!   Groth16 batch verification that grows with the batch; `kernels/zk/pairing.cl`), and
 //!   [`ZkExecutor::gpu_miller_product`]: their product with several device threads per
 //!   pair (the lines first, then ranges of the loop's iterations; see `docs/ZK_KERNELS.md`).
+//! - [`ZkExecutor::gpu_decompress`]: the square roots of compressed G1 and G2 points and
+//!   the G2 subgroup test, one point per device thread (the costly part of decoding a
+//!   Groth16 proof; `kernels/zk/decode.cl`), every root checked on the host.
 //! - [`bench`]: `msm_suite` / `ntt_suite` for `supervm bench` and `examples/zk_bench.rs`.
 //!
 //! Field elements and points use arkworks' own Montgomery representation on the device, so
@@ -30,7 +33,8 @@ mod kernels;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ark_bn254::{Fq12, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_bn254::{Fq, Fq12, Fq2, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
+use ark_ec::short_weierstrass::SWCurveConfig;
 use ark_ec::AffineRepr;
 use ark_ff::Field;
 use parking_lot::Mutex;
@@ -161,6 +165,22 @@ fn live_pairs(
 pub fn miller_segments_for(n: usize) -> u32 {
     const THREADS: usize = 8192;
     THREADS.div_ceil(n.max(1)).clamp(1, 16) as u32
+}
+
+/// [`ZkExecutor::gpu_decompress`]'s answer for one G2 `x`: a `y` on the twist (either
+/// sign) and whether `(x, y)` is in G2 (the prime-order subgroup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct G2Root {
+    pub y: Fq2,
+    pub in_subgroup: bool,
+}
+
+/// [`ZkExecutor::gpu_decompress`]'s answers, in the order of its inputs: `None` where the
+/// device found no square root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decompressed {
+    pub g1: Vec<Option<Fq>>,
+    pub g2: Vec<Option<G2Root>>,
 }
 
 /// Counters of an executor: work done on the device, and device failures redone on the CPU.
@@ -444,7 +464,44 @@ impl ZkExecutor {
         Ok(res)
     }
 
-    /// Compiles the Miller-loop kernel now (no-op on the CPU).
+    /// Square roots for compressed points, on the device only (no CPU fallback): for each
+    /// G1 `x` a `y` with `y^2 = x^3 + 3`, for each G2 `x` a `y` with `y^2 = x^3 + b'` on the
+    /// twist and whether `(x, y)` is in G2; `None` where the device found no root. Every
+    /// root is checked here (a wrong one is an error, as from a failed kernel); a `None` and
+    /// the subgroup bit are the device's word (the test is `decode.cl`'s, the same formula
+    /// as the CPU's, tested against it). A caller that must be exact decodes the `None`s
+    /// and the points outside G2 again on the CPU: they are rare (bad input only).
+    pub fn gpu_decompress(&self, g1_x: &[Fq], g2_x: &[Fq2]) -> Result<Decompressed> {
+        let Some(g) = &self.gpu else {
+            return Err(GpuError::Unavailable(
+                "no device for the decompression kernel".into(),
+            ));
+        };
+        let d = self.pool.install(|| g.lock().decompress(g1_x, g2_x))?;
+        if d.g1.len() != g1_x.len() || d.g2.len() != g2_x.len() {
+            return Err(GpuError::Launch(
+                "decompression returned a wrong count".into(),
+            ));
+        }
+        let b1 = ark_bn254::g1::Config::COEFF_B;
+        let b2 = ark_bn254::g2::Config::COEFF_B;
+        let bad_g1 = g1_x
+            .iter()
+            .zip(&d.g1)
+            .any(|(x, y)| y.is_some_and(|y| y.square() != x.square() * x + b1));
+        let bad_g2 = g2_x
+            .iter()
+            .zip(&d.g2)
+            .any(|(x, r)| r.is_some_and(|r| r.y.square() != x.square() * x + b2));
+        if bad_g1 || bad_g2 {
+            return Err(GpuError::Launch(
+                "the decompression kernel returned a wrong square root".into(),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU).
     pub fn prepare_pairing(&self) -> Result<()> {
         match &self.gpu {
             Some(g) => g.lock().prepare_pairing(),

@@ -3,6 +3,7 @@ use ark_ec::{AffineRepr, CurveGroup};
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
+use gpu_executor::zk::{Decompressed, G2Root};
 use rand::SeedableRng;
 use zk_privacy::circuit::{alloc_u64_checked, TransferCircuit};
 use zk_privacy::pool::{MemoryPrivacyState, PrivacyPool, Rejection};
@@ -155,6 +156,99 @@ impl MillerLoops for ArkPairs {
     }
 }
 
+/// Square roots from arkworks (the device's part of decoding, on the CPU): `all_invalid`
+/// answers "no root" for everything instead, like a device that is wrong in the safe
+/// direction (the CPU must then decode each payload itself, with the same verdicts).
+fn ark_roots(g1_x: &[ark_bn254::Fq], g2_x: &[ark_bn254::Fq2], all_invalid: bool) -> Decompressed {
+    use ark_ec::short_weierstrass::Affine;
+    if all_invalid {
+        return Decompressed {
+            g1: vec![None; g1_x.len()],
+            g2: vec![None; g2_x.len()],
+        };
+    }
+    Decompressed {
+        g1: g1_x
+            .iter()
+            .map(|&x| Affine::<ark_bn254::g1::Config>::get_ys_from_x_unchecked(x).map(|r| r.1))
+            .collect(),
+        g2: g2_x
+            .iter()
+            .map(|&x| {
+                ark_bn254::G2Affine::get_point_from_x_unchecked(x, true).map(|p| G2Root {
+                    y: p.y,
+                    in_subgroup: p.is_in_correct_subgroup_assuming_on_curve(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// [`ArkPairs`] that also decompresses (with arkworks), or claims every point invalid.
+struct ArkDecoding {
+    all_invalid: bool,
+}
+
+impl MillerLoops for ArkDecoding {
+    fn miller_product(
+        &self,
+        a: &[ark_bn254::G1Affine],
+        b: &[ark_bn254::G2Affine],
+    ) -> Result<ark_bn254::Fq12, String> {
+        ArkPairs.miller_product(a, b)
+    }
+
+    fn decompress(
+        &self,
+        g1_x: &[ark_bn254::Fq],
+        g2_x: &[ark_bn254::Fq2],
+    ) -> Option<Result<Decompressed, String>> {
+        Some(Ok(ark_roots(g1_x, g2_x, self.all_invalid)))
+    }
+}
+
+/// Payloads that fail checked decoding in each way a point can, beside valid ones: B on
+/// the twist but outside G2, A's x without a root, A at infinity, A's sign flag flipped
+/// (a valid point, the wrong proof), an unflagged x with both flag bits set, too short.
+fn mixed_payloads(tx: &PrivacyTransfer) -> Vec<Vec<u8>> {
+    use ark_serialize::CanonicalSerialize;
+    let good = tx.encode();
+    let mut out = vec![good.clone()];
+    let mut outside = good.clone();
+    for i in 1..200u64 {
+        let x = ark_bn254::Fq2::new(ark_bn254::Fq::from(i), ark_bn254::Fq::from(1u64));
+        if let Some(p) = ark_bn254::G2Affine::get_point_from_x_unchecked(x, false) {
+            if !p.is_in_correct_subgroup_assuming_on_curve() {
+                let mut w = &mut outside[32..96];
+                p.serialize_compressed(&mut w).expect("fits");
+                break;
+            }
+        }
+    }
+    out.push(outside);
+    let mut no_root = good.clone();
+    for delta in 1..50u8 {
+        no_root[0] = good[0].wrapping_add(delta);
+        if PrivacyTransfer::decode(&no_root).is_err() {
+            break;
+        }
+    }
+    out.push(no_root);
+    let mut inf = good.clone();
+    inf[0..32].fill(0);
+    inf[31] = 0x40;
+    out.push(inf);
+    let mut flipped = good.clone();
+    flipped[31] ^= 0x80;
+    out.push(flipped);
+    let mut both = good.clone();
+    both[127] |= 0xc0;
+    out.push(both);
+    out.push(good[..TRANSFER_BYTES - 1].to_vec());
+    out.push(good);
+    out
+}
+
 /// An engine whose device is gone.
 struct Failing;
 
@@ -165,6 +259,27 @@ impl MillerLoops for Failing {
         _: &[ark_bn254::G2Affine],
     ) -> Result<ark_bn254::Fq12, String> {
         Err("device lost".into())
+    }
+}
+
+/// An engine whose decompression fails (its Miller loops would work).
+struct FailingRoots;
+
+impl MillerLoops for FailingRoots {
+    fn miller_product(
+        &self,
+        a: &[ark_bn254::G1Affine],
+        b: &[ark_bn254::G2Affine],
+    ) -> Result<ark_bn254::Fq12, String> {
+        ArkPairs.miller_product(a, b)
+    }
+
+    fn decompress(
+        &self,
+        _: &[ark_bn254::Fq],
+        _: &[ark_bn254::Fq2],
+    ) -> Option<Result<Decompressed, String>> {
+        Some(Err("device lost while decompressing".into()))
     }
 }
 
@@ -250,9 +365,24 @@ fn bad_proofs_fail_alone_and_in_batches() {
     // The same verdicts with the Miller loops on the CPU, on arkworks' per-pair loops
     // (the engine path without a device), and on every device present (PoCL in CI).
     let ark = ArkPairs;
+    let (ark_dec, ark_lying) = (
+        ArkDecoding { all_invalid: false },
+        ArkDecoding { all_invalid: true },
+    );
     let devices = device_executors();
-    let mut engines: Vec<(String, Option<&dyn MillerLoops>)> =
-        vec![("cpu".into(), None), ("arkworks pairs".into(), Some(&ark))];
+    let mut engines: Vec<(String, Option<&dyn MillerLoops>)> = vec![
+        ("cpu".into(), None),
+        ("arkworks pairs".into(), Some(&ark)),
+        ("arkworks pairs and roots".into(), Some(&ark_dec)),
+        ("arkworks pairs, no roots".into(), Some(&ark_lying)),
+    ];
+    let mixed = mixed_payloads(&tx);
+    let mixed_refs: Vec<&[u8]> = mixed.iter().map(|p| p.as_slice()).collect();
+    let mixed_want = verify_payloads_on(&pvk, &mixed_refs, None).expect("cpu");
+    assert_eq!(
+        mixed_want,
+        vec![true, false, false, false, false, false, false, true]
+    );
     let device_engines: Vec<(String, DeviceMillerLoops<'_>)> = devices
         .iter()
         .map(|(l, e)| (l.clone(), DeviceMillerLoops(e)))
@@ -294,6 +424,13 @@ fn bad_proofs_fail_alone_and_in_batches() {
             verify_payloads_on(&pvk, &cal_refs[..5], engine).expect(&label),
             vec![false; 5]
         );
+        // Every way a point can fail decoding, beside valid payloads (on a device: the
+        // roots and B's subgroup test on the device, the failures decided on the CPU).
+        assert_eq!(
+            verify_payloads_on(&pvk, &mixed_refs, engine).expect(&label),
+            mixed_want,
+            "{label}"
+        );
         let short = [&refs[0][..TRANSFER_BYTES - 1]];
         assert!(check_payloads_on(&pvk, &short, engine).is_err(), "{label}");
         eprintln!("batch verification with Miller loops on {label}: ok");
@@ -301,6 +438,8 @@ fn bad_proofs_fail_alone_and_in_batches() {
     assert_eq!(batch_verify(&pvk, &batch).invalid, vec![3, 7, 9, 10]);
     // A failing engine decides nothing: the error comes back.
     let err = batch_verify_on(&pvk, &good, Some(&Failing)).unwrap_err();
+    assert!(err.contains("device lost"), "{err}");
+    let err = verify_payloads_on(&pvk, &mixed_refs, Some(&FailingRoots)).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
     for (label, e) in &devices {
         assert_eq!(e.stats().gpu_failures, 0, "{label}");
