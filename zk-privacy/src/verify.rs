@@ -17,8 +17,11 @@
 //! The Miller loops of the `(rho_i A_i, B_i)` pairs (with their G2 line preparation, about
 //! 60% of a proof's CPU cost) can run elsewhere: [`batch_verify_on`] / [`verify_payloads_on`]
 //! take a [`MillerLoops`] engine, e.g. [`DeviceMillerLoops`] over `gpu_executor`'s
-//! Miller-loop kernel, whose per-pair results are bit-identical to arkworks'. Decoding,
-//! weights, scaling `A`, the two fixed pairs and the final exponentiation stay on the CPU.
+//! Miller-loop kernel, whose per-pair results are bit-identical to arkworks'. Such an engine
+//! may also decompress the proofs' points ([`MillerLoops::decompress`]: the square roots and
+//! B's subgroup test, the costly part of checked decoding; the CPU parses each payload,
+//! checks every root and decodes again whatever the engine calls invalid). Weights, scaling
+//! `A`, the two fixed pairs and the final exponentiation stay on the CPU.
 //! An engine error is returned (the caller redoes the batch on the CPU), never taken as a
 //! verdict.
 //!
@@ -662,7 +665,8 @@ pub fn verify_payloads(pvk: &PreparedVerifyingKey<Bn254>, payloads: &[&[u8]]) ->
     }
 }
 
-/// [`verify_payloads`] with the batch's Miller loops on `engine` (`None`: the CPU). An
+/// [`verify_payloads`] with the batch's Miller loops on `engine` (`None`: the CPU), and its
+/// points' square roots too when the engine decompresses (see `decode_payloads`). An
 /// engine failure is returned as `Err` and decides nothing.
 pub fn verify_payloads_on(
     pvk: &PreparedVerifyingKey<Bn254>,

@@ -22,24 +22,20 @@
 #define ZK_DEC_U 80u      // BN254's u (63 bits, two limbs)
 #define ZK_DEC_CONSTS 82u
 
-// a^e, e a 256-bit exponent (8 limbs), square-and-multiply from the top bit.
-ZK_NOINLINE fq_t zk_fq_pow(fq_t a, const ZK_GLOBAL zk_u32 *e) {
-    fq_t r = fq_one();
-    for (int i = 255; i >= 0; i--) {
-        r = fq_sqr(r);
-        if ((e[i >> 5] >> (i & 31)) & 1u) r = fq_mul(r, a);
+// a^e, e a 256-bit exponent (8 limbs), square-and-multiply from the top bit: zk_fq_pow and
+// zk_fq2_pow.
+#define ZK_DEC_POW(F)                                                                      \
+    ZK_NOINLINE F##_t zk_##F##_pow(F##_t a, const ZK_GLOBAL zk_u32 *e) {                   \
+        F##_t r = F##_one();                                                               \
+        for (int i = 255; i >= 0; i--) {                                                   \
+            r = F##_sqr(r);                                                                \
+            if ((e[i >> 5] >> (i & 31)) & 1u) r = F##_mul(r, a);                           \
+        }                                                                                  \
+        return r;                                                                          \
     }
-    return r;
-}
-
-ZK_NOINLINE fq2_t zk_fq2_pow(fq2_t a, const ZK_GLOBAL zk_u32 *e) {
-    fq2_t r = fq2_one();
-    for (int i = 255; i >= 0; i--) {
-        r = fq2_sqr(r);
-        if ((e[i >> 5] >> (i & 31)) & 1u) r = fq2_mul(r, a);
-    }
-    return r;
-}
+ZK_DEC_POW(fq)
+ZK_DEC_POW(fq2)
+#undef ZK_DEC_POW
 
 // A square root of a in Fq2 when one exists (p = 3 mod 4; Adj and Rodriguez-Henriquez,
 // "Square root computation over even extension fields", algorithm 9): a1 = a^((p-3)/4),

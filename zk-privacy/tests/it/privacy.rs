@@ -184,10 +184,19 @@ fn ark_roots(g1_x: &[ark_bn254::Fq], g2_x: &[ark_bn254::Fq2], all_invalid: bool)
     }
 }
 
-/// [`ArkPairs`] that also decompresses (with arkworks), or claims every point invalid.
-struct ArkDecoding {
-    all_invalid: bool,
+/// What [`ArkDecoding`]'s decompression answers.
+#[derive(Clone, Copy)]
+enum Roots {
+    /// arkworks' roots and subgroup test
+    Ark,
+    /// "no root" for every point
+    NoneFound,
+    /// an error, as from a device lost
+    Fails,
 }
+
+/// [`ArkPairs`] that also decompresses.
+struct ArkDecoding(Roots);
 
 impl MillerLoops for ArkDecoding {
     fn miller_product(
@@ -203,7 +212,11 @@ impl MillerLoops for ArkDecoding {
         g1_x: &[ark_bn254::Fq],
         g2_x: &[ark_bn254::Fq2],
     ) -> Option<Result<Decompressed, String>> {
-        Some(Ok(ark_roots(g1_x, g2_x, self.all_invalid)))
+        Some(match self.0 {
+            Roots::Ark => Ok(ark_roots(g1_x, g2_x, false)),
+            Roots::NoneFound => Ok(ark_roots(g1_x, g2_x, true)),
+            Roots::Fails => Err("device lost while decompressing".into()),
+        })
     }
 }
 
@@ -259,27 +272,6 @@ impl MillerLoops for Failing {
         _: &[ark_bn254::G2Affine],
     ) -> Result<ark_bn254::Fq12, String> {
         Err("device lost".into())
-    }
-}
-
-/// An engine whose decompression fails (its Miller loops would work).
-struct FailingRoots;
-
-impl MillerLoops for FailingRoots {
-    fn miller_product(
-        &self,
-        a: &[ark_bn254::G1Affine],
-        b: &[ark_bn254::G2Affine],
-    ) -> Result<ark_bn254::Fq12, String> {
-        ArkPairs.miller_product(a, b)
-    }
-
-    fn decompress(
-        &self,
-        _: &[ark_bn254::Fq],
-        _: &[ark_bn254::Fq2],
-    ) -> Option<Result<Decompressed, String>> {
-        Some(Err("device lost while decompressing".into()))
     }
 }
 
@@ -365,10 +357,7 @@ fn bad_proofs_fail_alone_and_in_batches() {
     // The same verdicts with the Miller loops on the CPU, on arkworks' per-pair loops
     // (the engine path without a device), and on every device present (PoCL in CI).
     let ark = ArkPairs;
-    let (ark_dec, ark_lying) = (
-        ArkDecoding { all_invalid: false },
-        ArkDecoding { all_invalid: true },
-    );
+    let (ark_dec, ark_lying) = (ArkDecoding(Roots::Ark), ArkDecoding(Roots::NoneFound));
     let devices = device_executors();
     let mut engines: Vec<(String, Option<&dyn MillerLoops>)> = vec![
         ("cpu".into(), None),
@@ -439,7 +428,7 @@ fn bad_proofs_fail_alone_and_in_batches() {
     // A failing engine decides nothing: the error comes back.
     let err = batch_verify_on(&pvk, &good, Some(&Failing)).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
-    let err = verify_payloads_on(&pvk, &mixed_refs, Some(&FailingRoots)).unwrap_err();
+    let err = verify_payloads_on(&pvk, &mixed_refs, Some(&ArkDecoding(Roots::Fails))).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
     for (label, e) in &devices {
         assert_eq!(e.stats().gpu_failures, 0, "{label}");
