@@ -85,7 +85,10 @@ impl MillerLoops for DeviceMillerLoops<'_> {
         g1_x: &[Fq],
         g2_x: &[Fq2],
     ) -> Option<std::result::Result<Decompressed, String>> {
-        Some(self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string()))
+        // no decompression kernel (it failed to compile): the CPU decodes
+        self.0
+            .has_decompression()
+            .then(|| self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string()))
     }
 }
 

@@ -416,6 +416,9 @@ pub(crate) struct GpuZk {
     dev: GpuDevice,
     ptx: bool,
     dummy: DeviceBuffer,
+    /// The decompression program failed to compile in `prepare_pairing`: callers decode on
+    /// the CPU instead.
+    decode_failed: bool,
     twiddles: HashMap<(u32, bool), DeviceBuffer>,
     msm: MsmScratch,
     ntt: NttScratch,
@@ -437,6 +440,7 @@ impl GpuZk {
             dev,
             ptx,
             dummy,
+            decode_failed: false,
             twiddles: HashMap::new(),
             msm: MsmScratch::default(),
             ntt: NttScratch::default(),
@@ -463,10 +467,20 @@ impl GpuZk {
         self.dev.prepare(&self.ntt_src())
     }
 
-    /// Compiles the Miller-loop and point-decompression programs now.
-    pub(crate) fn prepare_pairing(&self) -> Result<()> {
+    /// Compiles the Miller-loop and point-decompression programs now. A decompression
+    /// program that does not compile is logged and leaves the Miller loops usable
+    /// ([`Self::has_decompression`] is then false).
+    pub(crate) fn prepare_pairing(&mut self) -> Result<()> {
         self.dev.prepare(&kernels::pairing_source(self.ptx))?;
-        self.dev.prepare(&kernels::decode_source(self.ptx))
+        if let Err(e) = self.dev.prepare(&kernels::decode_source(self.ptx)) {
+            tracing::warn!("zk decompression kernel unavailable, decoding on the CPU: {e}");
+            self.decode_failed = true;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has_decompression(&self) -> bool {
+        !self.decode_failed
     }
 
     /// Square roots for compressed points (`decode.cl`): for each G1 `x` a `y` with `y^2 =

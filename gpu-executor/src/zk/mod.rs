@@ -501,7 +501,17 @@ impl ZkExecutor {
         Ok(d)
     }
 
-    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU).
+    /// Whether [`Self::gpu_decompress`] can run: a device whose decompression program
+    /// compiled (or was not compiled yet: see [`Self::prepare_pairing`]).
+    pub fn has_decompression(&self) -> bool {
+        self.gpu
+            .as_ref()
+            .is_some_and(|g| g.lock().has_decompression())
+    }
+
+    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU); a
+    /// decompression kernel that fails to compile is logged and turns
+    /// [`Self::has_decompression`] off (the Miller loops stay usable).
     pub fn prepare_pairing(&self) -> Result<()> {
         match &self.gpu {
             Some(g) => g.lock().prepare_pairing(),
