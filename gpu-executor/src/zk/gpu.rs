@@ -416,9 +416,6 @@ pub(crate) struct GpuZk {
     dev: GpuDevice,
     ptx: bool,
     dummy: DeviceBuffer,
-    /// The decompression program failed to compile in `prepare_pairing`: callers decode on
-    /// the CPU instead.
-    decode_failed: bool,
     twiddles: HashMap<(u32, bool), DeviceBuffer>,
     msm: MsmScratch,
     ntt: NttScratch,
@@ -440,7 +437,6 @@ impl GpuZk {
             dev,
             ptx,
             dummy,
-            decode_failed: false,
             twiddles: HashMap::new(),
             msm: MsmScratch::default(),
             ntt: NttScratch::default(),
@@ -467,20 +463,17 @@ impl GpuZk {
         self.dev.prepare(&self.ntt_src())
     }
 
-    /// Compiles the Miller-loop and point-decompression programs now. A decompression
-    /// program that does not compile is logged and leaves the Miller loops usable
-    /// ([`Self::has_decompression`] is then false).
-    pub(crate) fn prepare_pairing(&mut self) -> Result<()> {
+    /// Compiles the Miller-loop and point-decompression programs now; `Ok(false)` when
+    /// only the decompression program failed (logged; the Miller loops stay usable).
+    pub(crate) fn prepare_pairing(&self) -> Result<bool> {
         self.dev.prepare(&kernels::pairing_source(self.ptx))?;
-        if let Err(e) = self.dev.prepare(&kernels::decode_source(self.ptx)) {
-            tracing::warn!("zk decompression kernel unavailable, decoding on the CPU: {e}");
-            self.decode_failed = true;
+        match self.dev.prepare(&kernels::decode_source(self.ptx)) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!("zk decompression kernel unavailable, decoding on the CPU: {e}");
+                Ok(false)
+            }
         }
-        Ok(())
-    }
-
-    pub(crate) fn has_decompression(&self) -> bool {
-        !self.decode_failed
     }
 
     /// Square roots for compressed points (`decode.cl`): for each G1 `x` a `y` with `y^2 =

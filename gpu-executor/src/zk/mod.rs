@@ -237,6 +237,8 @@ pub struct ZkExecutor {
     config: ZkConfig,
     stats: ZkStats,
     last_error: Mutex<Option<String>>,
+    /// Set when the decompression program failed to compile (see `prepare_pairing`).
+    decode_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ZkExecutor {
@@ -289,6 +291,7 @@ impl ZkExecutor {
             config,
             stats: ZkStats::default(),
             last_error: Mutex::new(None),
+            decode_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -485,14 +488,21 @@ impl ZkExecutor {
         }
         let b1 = ark_bn254::g1::Config::COEFF_B;
         let b2 = ark_bn254::g2::Config::COEFF_B;
-        let bad_g1 = g1_x
-            .iter()
-            .zip(&d.g1)
-            .any(|(x, y)| y.is_some_and(|y| y.square() != x.square() * x + b1));
-        let bad_g2 = g2_x
-            .iter()
-            .zip(&d.g2)
-            .any(|(x, r)| r.is_some_and(|r| r.y.square() != x.square() * x + b2));
+        use rayon::prelude::*;
+        let (bad_g1, bad_g2) = self.pool.install(|| {
+            rayon::join(
+                || {
+                    g1_x.par_iter()
+                        .zip(&d.g1)
+                        .any(|(x, y)| y.is_some_and(|y| y.square() != x.square() * x + b1))
+                },
+                || {
+                    g2_x.par_iter()
+                        .zip(&d.g2)
+                        .any(|(x, r)| r.is_some_and(|r| r.y.square() != x.square() * x + b2))
+                },
+            )
+        });
         if bad_g1 || bad_g2 {
             return Err(GpuError::Launch(
                 "the decompression kernel returned a wrong square root".into(),
@@ -504,9 +514,7 @@ impl ZkExecutor {
     /// Whether [`Self::gpu_decompress`] can run: a device whose decompression program
     /// compiled (or was not compiled yet: see [`Self::prepare_pairing`]).
     pub fn has_decompression(&self) -> bool {
-        self.gpu
-            .as_ref()
-            .is_some_and(|g| g.lock().has_decompression())
+        self.gpu.is_some() && !self.decode_failed.load(Ordering::Relaxed)
     }
 
     /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU); a
@@ -514,7 +522,11 @@ impl ZkExecutor {
     /// [`Self::has_decompression`] off (the Miller loops stay usable).
     pub fn prepare_pairing(&self) -> Result<()> {
         match &self.gpu {
-            Some(g) => g.lock().prepare_pairing(),
+            Some(g) => {
+                let decode_ok = g.lock().prepare_pairing()?;
+                self.decode_failed.store(!decode_ok, Ordering::Relaxed);
+                Ok(())
+            }
             None => Ok(()),
         }
     }
