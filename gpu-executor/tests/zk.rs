@@ -649,8 +649,12 @@ fn decompression_matches_arkworks() {
     }
     assert!(inside > n / 2 && outside > 0, "the inputs cover both cases");
     assert!(want1.iter().any(Option::is_none) && want2.iter().any(Option::is_none));
-    assert!(ZkExecutor::cpu(pool()).gpu_decompress(&x1, &x2).is_err());
+    let cpu = ZkExecutor::cpu(pool());
+    assert!(cpu.gpu_decompress(&x1, &x2).is_err() && !cpu.has_decompression());
     for (label, e) in gpu_executors() {
+        // compiles and passes the known-answer self-test
+        e.prepare_pairing().expect("prepare");
+        assert!(e.has_decompression(), "{label}: self-test failed");
         let got = e.gpu_decompress(&x1, &x2).unwrap_or_else(|err| {
             panic!("{label}: device decompression failed: {err}");
         });

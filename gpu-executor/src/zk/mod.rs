@@ -512,23 +512,78 @@ impl ZkExecutor {
     }
 
     /// Whether [`Self::gpu_decompress`] can run: a device whose decompression program
-    /// compiled (or was not compiled yet: see [`Self::prepare_pairing`]).
+    /// compiled and passed its known-answer self-test (or was not prepared yet: see
+    /// [`Self::prepare_pairing`]).
     pub fn has_decompression(&self) -> bool {
         self.gpu.is_some() && !self.decode_failed.load(Ordering::Relaxed)
     }
 
-    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU); a
-    /// decompression kernel that fails to compile is logged and turns
-    /// [`Self::has_decompression`] off (the Miller loops stay usable).
+    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU) and runs
+    /// the decompression kernel's known-answer self-test; a decompression kernel that fails
+    /// to compile or to pass is logged and turns [`Self::has_decompression`] off (the
+    /// Miller loops stay usable).
     pub fn prepare_pairing(&self) -> Result<()> {
         match &self.gpu {
             Some(g) => {
-                let decode_ok = g.lock().prepare_pairing()?;
+                let compiled = g.lock().prepare_pairing()?;
+                let decode_ok = compiled
+                    && {
+                        match self.decompression_self_test() {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(
+                                "zk decompression kernel failed its self-test, decoding on the CPU: {e}"
+                            );
+                                false
+                            }
+                        }
+                    };
                 self.decode_failed.store(!decode_ok, Ordering::Relaxed);
                 Ok(())
             }
             None => Ok(()),
         }
+    }
+
+    /// Known answers for [`Self::gpu_decompress`], checked once when the kernel is
+    /// prepared: G1's and G2's generators and a multiple (roots, in G2), the smallest
+    /// `i + u` whose point is on the twist but outside G2, and the smallest x of each group
+    /// without a root, against arkworks. A device that answers any of them wrong never
+    /// decompresses for the node.
+    fn decompression_self_test(&self) -> Result<()> {
+        use ark_ec::short_weierstrass::Affine;
+        use ark_ec::{CurveGroup, PrimeGroup};
+        let no_root_g1 = (1u64..64)
+            .map(Fq::from)
+            .find(|&x| Affine::<ark_bn254::g1::Config>::get_ys_from_x_unchecked(x).is_none());
+        let twist = |i: u64| Fq2::new(Fq::from(i), Fq::ONE);
+        let outside = (1u64..256).map(twist).find(|&x| {
+            G2Affine::get_point_from_x_unchecked(x, false)
+                .is_some_and(|p| !p.is_in_correct_subgroup_assuming_on_curve())
+        });
+        let no_root_g2 = (1u64..256)
+            .map(twist)
+            .find(|&x| G2Affine::get_point_from_x_unchecked(x, false).is_none());
+        let (Some(no_root_g1), Some(outside), Some(no_root_g2)) = (no_root_g1, outside, no_root_g2)
+        else {
+            return Err(GpuError::Launch("no self-test points found".into()));
+        };
+        let g1_x = [G1Affine::generator().x, no_root_g1];
+        let g2_x = [
+            G2Affine::generator().x,
+            (G2Projective::generator() * Fr::from(5u64)).into_affine().x,
+            outside,
+            no_root_g2,
+        ];
+        let d = self.gpu_decompress(&g1_x, &g2_x)?;
+        let got_g1: Vec<bool> = d.g1.iter().map(Option::is_some).collect();
+        let got_g2: Vec<Option<bool>> = d.g2.iter().map(|r| r.map(|r| r.in_subgroup)).collect();
+        if got_g1 != [true, false] || got_g2 != [Some(true), Some(true), Some(false), None] {
+            return Err(GpuError::Launch(format!(
+                "known answers differ: G1 {got_g1:?}, G2 {got_g2:?}"
+            )));
+        }
+        Ok(())
     }
 
     /// `sum scalars[i] * bases[i]` over G1. Errors only on malformed input (different
