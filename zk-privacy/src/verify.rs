@@ -85,7 +85,7 @@ impl MillerLoops for DeviceMillerLoops<'_> {
         g1_x: &[Fq],
         g2_x: &[Fq2],
     ) -> Option<std::result::Result<Decompressed, String>> {
-        // no decompression kernel (it failed to compile): the CPU decodes
+        // no usable decompression kernel (it failed to compile or its self-test): the CPU decodes
         self.0
             .has_decompression()
             .then(|| self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string()))
