@@ -387,7 +387,9 @@ fn batch_equation(
         })
         .collect();
     let rho_sum = ic_scalars[0];
-    let ((ic, c_acc), head) = rayon::join(
+    // The fixed pairs' Miller loop and the right-hand side depend only on the weights: they
+    // run beside the batch's Miller loops (on the GPU route, while the device works).
+    let (fixed, head) = rayon::join(
         || {
             let ic = G1Projective::msm_unchecked(&pvk.vk.gamma_abc_g1, &ic_scalars);
             // sum rho_i C_i = sum k1_i C_i + phi(sum k2_i C_i)
@@ -395,21 +397,22 @@ fn batch_equation(
             let k1: Vec<u64> = w.iter().map(|w| w.k1).collect();
             let k2: Vec<u64> = w.iter().map(|w| w.k2).collect();
             let (c1, c2) = rayon::join(|| msm_u64(&cs, &k1), || msm_u64(&cs, &k2));
-            (ic, c1 + <G1Config as GLVConfig>::endomorphism(&c2))
+            let c_acc = c1 + <G1Config as GLVConfig>::endomorphism(&c2);
+            let tail = Bn254::multi_miller_loop(
+                [ic.into_affine(), c_acc.into_affine()],
+                [pvk.gamma_g2_neg_pc.clone(), pvk.delta_g2_neg_pc.clone()],
+            );
+            (tail, PairingOutput::<Bn254>(pvk.alpha_g1_beta_g2) * rho_sum)
         },
         || miller_head(batch, &w, chunk, engine),
     );
     let Some(head) = head? else {
         return Ok(false);
     };
-    let tail = Bn254::multi_miller_loop(
-        [ic.into_affine(), c_acc.into_affine()],
-        [pvk.gamma_g2_neg_pc.clone(), pvk.delta_g2_neg_pc.clone()],
-    );
+    let (tail, rhs) = fixed;
     let Some(lhs) = Bn254::final_exponentiation(MillerLoopOutput(head * tail.0)) else {
         return Ok(false);
     };
-    let rhs = PairingOutput::<Bn254>(pvk.alpha_g1_beta_g2) * rho_sum;
     Ok(lhs == rhs)
 }
 
