@@ -380,6 +380,16 @@ mod tests {
         (node_on(cfg, store, strategy, &w.genesis()), w)
     }
 
+    /// A prover for `node`'s privacy key at tree depth `depth`, with `w` told how many
+    /// privacy transfers the node's note tree still holds.
+    fn privacy_prover(node: &crate::Node, w: &mut DevWorkload, depth: usize) -> PrivacyProver {
+        w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
+        PrivacyProver {
+            pk: node.privacy_proving_key().expect("proving key"),
+            depth,
+        }
+    }
+
     /// The reference: a `cpu_only` node in memory at `w`'s genesis, for importing blocks
     /// one at a time.
     fn reference_node(cfg: &NodeConfig, w: &DevWorkload) -> crate::Node {
@@ -403,12 +413,8 @@ mod tests {
         cfg.dev.deploy_weight = 5;
         cfg.dev.privacy_weight = 10;
         let (node, mut w) = node_at_genesis(&cfg, Strategy::CpuOnly);
-        w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
+        let prover = privacy_prover(&node, &mut w, 2);
         assert_eq!(w.privacy_room(), Some(2));
-        let prover = PrivacyProver {
-            pk: node.privacy_proving_key().expect("proving key"),
-            depth: 2,
-        };
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let root = zk_privacy::tree::empty_root(2);
         let n = 30;
@@ -601,11 +607,7 @@ mod tests {
         cfg.dev.deploy_weight = 0;
         cfg.dev.privacy_weight = 10;
         let (node, mut w) = node_at_genesis(&cfg, Strategy::CpuOnly);
-        w.set_privacy_room(Some(node.privacy_transfers_left().expect("room")));
-        let prover = PrivacyProver {
-            pk: node.privacy_proving_key().expect("proving key"),
-            depth: 2,
-        };
+        let prover = privacy_prover(&node, &mut w, 2);
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let root = zk_privacy::tree::empty_root(2);
         // Block 1 without privacy transfers (none pending), block 2 with one, block 3 after.

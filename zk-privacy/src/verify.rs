@@ -57,15 +57,17 @@ use crate::transfer::{encode_fr, encode_proof, CompressedTransfer};
 pub trait MillerLoops: Sync {
     fn miller_product(&self, a: &[G1Affine], b: &[G2Affine]) -> std::result::Result<Fq12, String>;
 
+    /// Whether this engine takes checked decoding's costly part ([`Self::decompress`]); by
+    /// default it leaves decoding to the CPU.
+    fn decompresses(&self) -> bool {
+        false
+    }
+
     /// Square roots of compressed points' `x^3 + b` (G1 and the G2 twist) and G2 membership,
-    /// the costly part of checked decoding (see `ZkExecutor::gpu_decompress`), or `None`
-    /// when this engine leaves decoding to the CPU (the default).
-    fn decompress(
-        &self,
-        _g1_x: &[Fq],
-        _g2_x: &[Fq2],
-    ) -> Option<std::result::Result<Decompressed, String>> {
-        None
+    /// the costly part of checked decoding (see `ZkExecutor::gpu_decompress`). Called only
+    /// when [`Self::decompresses`].
+    fn decompress(&self, _g1_x: &[Fq], _g2_x: &[Fq2]) -> std::result::Result<Decompressed, String> {
+        Err("this engine does not decompress".into())
     }
 }
 
@@ -80,15 +82,14 @@ impl MillerLoops for DeviceMillerLoops<'_> {
         self.0.gpu_miller_product(a, b).map_err(|e| e.to_string())
     }
 
-    fn decompress(
-        &self,
-        g1_x: &[Fq],
-        g2_x: &[Fq2],
-    ) -> Option<std::result::Result<Decompressed, String>> {
-        // no usable decompression kernel (it failed to compile or its self-test): the CPU decodes
-        self.0
-            .has_decompression()
-            .then(|| self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string()))
+    /// Not when the decompression kernel failed to compile or its self-test: the CPU
+    /// decodes.
+    fn decompresses(&self) -> bool {
+        self.0.has_decompression()
+    }
+
+    fn decompress(&self, g1_x: &[Fq], g2_x: &[Fq2]) -> std::result::Result<Decompressed, String> {
+        self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string())
     }
 }
 
@@ -602,7 +603,7 @@ fn decode_payloads(
     engine: Engine<'_>,
 ) -> std::result::Result<Vec<Result<ProofWithInputs>>, String> {
     let on_cpu = |p: &&[u8]| crate::PrivacyTransfer::decode(p).map(item);
-    let Some(engine) = engine else {
+    let Some(engine) = engine.filter(|e| e.decompresses()) else {
         return Ok(payloads.par_iter().map(on_cpu).collect());
     };
     let parsed: Vec<Result<CompressedTransfer>> = payloads
@@ -612,10 +613,7 @@ fn decode_payloads(
     let live: Vec<&CompressedTransfer> = parsed.iter().filter_map(|t| t.as_ref().ok()).collect();
     let g1_x: Vec<Fq> = live.iter().flat_map(|t| [t.a.0, t.c.0]).collect();
     let g2_x: Vec<Fq2> = live.iter().map(|t| t.b.0).collect();
-    let Some(roots) = engine.decompress(&g1_x, &g2_x) else {
-        return Ok(payloads.par_iter().map(on_cpu).collect());
-    };
-    let roots = roots?;
+    let roots = engine.decompress(&g1_x, &g2_x)?;
     if roots.g1.len() != g1_x.len() || roots.g2.len() != g2_x.len() {
         return Err("the engine returned a wrong number of square roots".into());
     }

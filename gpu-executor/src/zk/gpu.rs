@@ -419,6 +419,8 @@ pub(crate) struct GpuZk {
     twiddles: HashMap<(u32, bool), DeviceBuffer>,
     msm: MsmScratch,
     ntt: NttScratch,
+    /// `decode.cl`'s constants, uploaded at the first decompression.
+    decode_consts: Option<DeviceBuffer>,
 }
 
 impl GpuZk {
@@ -440,6 +442,7 @@ impl GpuZk {
             twiddles: HashMap::new(),
             msm: MsmScratch::default(),
             ntt: NttScratch::default(),
+            decode_consts: None,
         })
     }
 
@@ -481,77 +484,64 @@ impl GpuZk {
     /// or `None`. The device's answers are unchecked here (see
     /// `ZkExecutor::gpu_decompress`), except that every element must be reduced.
     pub(crate) fn decompress(&mut self, g1_x: &[Fq], g2_x: &[Fq2]) -> Result<super::Decompressed> {
-        let (n1, n2) = (g1_x.len(), g2_x.len());
-        let count = |n: usize| {
-            u32::try_from(n).map_err(|_| GpuError::InvalidInput(format!("{n} points in one call")))
-        };
-        let (n1_32, n2_32) = (count(n1)?, count(n2)?);
-        if n1 + n2 == 0 {
+        if g1_x.is_empty() && g2_x.is_empty() {
             return Ok(super::Decompressed::default());
         }
         let dev = self.dev.clone();
         let q = dev.queue(0);
-        let mut prof = Profile::new(|| format!("decompress g1={n1} g2={n2}"));
-        let consts = kernels::decode_constants();
-        let mut d_consts = dev.alloc(consts.len() * 4)?;
-        q.upload(&mut d_consts, 0, &consts)?;
-        let x1: Vec<u64> = g1_x.iter().flat_map(|x| x.0 .0).collect();
-        let x2: Vec<u64> = g2_x
-            .iter()
-            .flat_map(|x| [x.c0.0 .0, x.c1.0 .0])
-            .flatten()
-            .collect();
-        let mut d_x1 = dev.alloc(x1.len() * 8)?;
-        let mut d_x2 = dev.alloc(x2.len() * 8)?;
-        q.upload(&mut d_x1, 0, &x1)?;
-        q.upload(&mut d_x2, 0, &x2)?;
-        let d_y1 = dev.alloc(x1.len() * 8)?;
-        let d_y2 = dev.alloc(x2.len() * 8)?;
-        let d_f1 = dev.alloc(n1 * 4)?;
-        let d_f2 = dev.alloc(n2 * 4)?;
-        prof.mark(&q, "upload")?;
-        use KernelArg::{Buffer as B, U32};
+        let mut prof = Profile::new(|| format!("decompress g1={} g2={}", g1_x.len(), g2_x.len()));
+        if self.decode_consts.is_none() {
+            let consts = kernels::decode_constants();
+            let mut d = dev.alloc(consts.len() * 4)?;
+            q.upload(&mut d, 0, &consts)?;
+            self.decode_consts = Some(d);
+        }
+        let consts = buf(&self.decode_consts)?;
         let src = kernels::decode_source(self.ptx);
-        if n2 > 0 {
+        // One group's kernel over `xs` (`limbs` u64 per coordinate): its roots and flags.
+        let roots = |kernel: &str, xs: Vec<u64>, limbs: usize| -> Result<(Vec<u64>, Vec<u32>)> {
+            let n = xs.len() / limbs;
+            if n == 0 {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let n32 = u32::try_from(n)
+                .map_err(|_| GpuError::InvalidInput(format!("{n} points in one call")))?;
+            let mut d_x = dev.alloc(xs.len() * 8)?;
+            q.upload(&mut d_x, 0, &xs)?;
+            let d_y = dev.alloc(xs.len() * 8)?;
+            let d_f = dev.alloc(n * 4)?;
+            use KernelArg::{Buffer as B, U32};
             q.launch_dims(
                 &src,
-                dk::G2_ROOTS,
-                LaunchDims::with_group(n2 as u64, dk::GROUP),
-                &[B(&d_x2), B(&d_consts), B(&d_y2), B(&d_f2), U32(n2_32)],
+                kernel,
+                LaunchDims::with_group(n as u64, dk::GROUP),
+                &[B(&d_x), B(consts), B(&d_y), B(&d_f), U32(n32)],
             )?;
-        }
-        if n1 > 0 {
-            q.launch_dims(
-                &src,
-                dk::G1_ROOTS,
-                LaunchDims::with_group(n1 as u64, dk::GROUP),
-                &[B(&d_x1), B(&d_consts), B(&d_y1), B(&d_f1), U32(n1_32)],
-            )?;
-        }
-        prof.mark(&q, "kernels")?;
-        let mut y1 = vec![0u64; x1.len()];
-        let mut y2 = vec![0u64; x2.len()];
-        let mut f1 = vec![0u32; n1];
-        let mut f2 = vec![0u32; n2];
-        if n1 > 0 {
-            q.download(&d_y1, 0, &mut y1)?;
-            q.download(&d_f1, 0, &mut f1)?;
-        }
-        if n2 > 0 {
-            q.download(&d_y2, 0, &mut y2)?;
-            q.download(&d_f2, 0, &mut f2)?;
-        }
-        prof.mark(&q, "download")?;
+            let (mut y, mut f) = (vec![0u64; xs.len()], vec![0u32; n]);
+            q.download(&d_y, 0, &mut y)?;
+            q.download(&d_f, 0, &mut f)?;
+            Ok((y, f))
+        };
+        let (y2, f2) = roots(
+            dk::G2_ROOTS,
+            g2_x.iter()
+                .flat_map(|x| [x.c0.0 .0, x.c1.0 .0])
+                .flatten()
+                .collect(),
+            8,
+        )?;
+        let (y1, f1) = roots(dk::G1_ROOTS, g1_x.iter().flat_map(|x| x.0 .0).collect(), 4)?;
+        prof.mark(&q, "decompress")?;
         prof.report();
+        let out_of_range =
+            |f: u32| GpuError::Launch(format!("decompression flag {f} out of range"));
         let g1 = y1
             .chunks_exact(4)
             .zip(&f1)
             .map(|(y, &f)| match f {
                 0 => Ok(None),
                 1 => fq_from_device(y).map(Some),
-                _ => Err(GpuError::Launch(format!(
-                    "decompression flag {f} out of range"
-                ))),
+                _ => Err(out_of_range(f)),
             })
             .collect::<Result<_>>()?;
         let g2 = y2
@@ -565,9 +555,7 @@ impl GpuZk {
                         in_subgroup: f == 3,
                     })
                 }),
-                _ => Err(GpuError::Launch(format!(
-                    "decompression flag {f} out of range"
-                ))),
+                _ => Err(out_of_range(f)),
             })
             .collect::<Result<_>>()?;
         Ok(super::Decompressed { g1, g2 })

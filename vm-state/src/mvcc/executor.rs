@@ -450,14 +450,14 @@ impl ParallelExecutor {
     ) -> Result<Option<BlockOutput>> {
         let workers = self.threads.min(txs.len());
         let mine = (txs.as_ptr() as usize, txs.len());
-        let ahead = matches!(&plan, Some(p) if p.txs == mine);
-        let plan = match plan {
-            Some(p) if p.txs == mine => p,
+        // `ahead`: the plan was made before this call, off the block's path
+        let (plan, ahead) = match plan {
+            Some(p) if p.txs == mine => (p, true),
             other => {
                 if let Some(p) = other {
                     drop_later(Box::new(p));
                 }
-                self.plan_block(exec, txs)?
+                (self.plan_block(exec, txs)?, false)
             }
         };
         let (graph, depth) = match plan.plan {

@@ -207,16 +207,20 @@ impl MillerLoops for ArkDecoding {
         ArkPairs.miller_product(a, b)
     }
 
+    fn decompresses(&self) -> bool {
+        true
+    }
+
     fn decompress(
         &self,
         g1_x: &[ark_bn254::Fq],
         g2_x: &[ark_bn254::Fq2],
-    ) -> Option<Result<Decompressed, String>> {
-        Some(match self.0 {
+    ) -> Result<Decompressed, String> {
+        match self.0 {
             Roots::Ark => Ok(ark_roots(g1_x, g2_x, false)),
             Roots::NoneFound => Ok(ark_roots(g1_x, g2_x, true)),
             Roots::Fails => Err("device lost while decompressing".into()),
-        })
+        }
     }
 }
 
