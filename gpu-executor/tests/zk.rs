@@ -698,3 +698,56 @@ fn decompression_matches_arkworks() {
         );
     }
 }
+
+#[test]
+fn g1_scaling_matches_arkworks() {
+    let n = env_log("ZK_TEST_SCALE_POINTS", 40) as usize;
+    let mut rng = StdRng::seed_from_u64(29);
+    // random points and weights, plus the edge cases: the identity, zero weights, one
+    // half zero, every bit set, and (1, 1), whose first step adds phi(P) to P.
+    let mut points = vec![
+        G1Affine::identity(),
+        G1Affine::generator(),
+        -G1Affine::generator(),
+    ];
+    let mut ks = vec![(3u64, 5u64), (0, 0), (u64::MAX, u64::MAX)];
+    for i in 0..n {
+        points.push((G1Projective::generator() * Fr::rand(&mut rng)).into_affine());
+        ks.push(match i % 5 {
+            0 => (rng.gen::<u64>() | 1, 0),
+            1 => (0, rng.gen()),
+            2 => (1, 1),
+            _ => (rng.gen::<u64>() | 1, rng.gen()),
+        });
+    }
+    let want = cpu::scale_g1(&points, &ks).expect("reference");
+    // the reference is k1 + lambda k2 times the point
+    let lambda = <ark_bn254::g1::Config as ark_ec::scalar_mul::glv::GLVConfig>::LAMBDA;
+    for ((p, &(k1, k2)), w) in points.iter().zip(&ks).zip(&want).skip(3).take(5) {
+        assert_eq!(
+            (*p * (Fr::from(k1) + lambda * Fr::from(k2))).into_affine(),
+            *w
+        );
+    }
+    assert!(cpu::scale_g1(&points, &ks[1..]).is_err());
+    let cpu_only = ZkExecutor::cpu(pool());
+    assert!(cpu_only.gpu_scale_g1(&points, &ks).is_err() && !cpu_only.has_scaling());
+    for (label, e) in gpu_executors() {
+        e.prepare_pairing().expect("prepare");
+        assert!(e.has_scaling(), "{label}: self-test failed");
+        let got = e.gpu_scale_g1(&points, &ks).unwrap_or_else(|err| {
+            panic!("{label}: device scaling failed: {err}");
+        });
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{label}: point {i} differs from arkworks");
+        }
+        assert_eq!(got.len(), want.len(), "{label}");
+        assert!(e.gpu_scale_g1(&points, &ks[1..]).is_err(), "{label}");
+        assert!(
+            e.gpu_scale_g1(&[], &[]).expect("empty").is_empty(),
+            "{label}"
+        );
+        assert_eq!(e.stats().gpu_failures, 0, "{label}");
+        eprintln!("{label}: {} G1 scalings match arkworks", points.len());
+    }
+}

@@ -69,6 +69,23 @@ pub trait MillerLoops: Sync {
     fn decompress(&self, _g1_x: &[Fq], _g2_x: &[Fq2]) -> std::result::Result<Decompressed, String> {
         Err("this engine does not decompress".into())
     }
+
+    /// Whether this engine scales each proof's `A` by its weight ([`Self::scale_g1`]); by
+    /// default the CPU does.
+    fn scales(&self) -> bool {
+        false
+    }
+
+    /// `k1 * P + k2 * phi(P)` for each point `P` and weight `(k1, k2)` (`phi` = G1's GLV
+    /// endomorphism), affine (see `ZkExecutor::gpu_scale_g1`). Called only when
+    /// [`Self::scales`].
+    fn scale_g1(
+        &self,
+        _points: &[G1Affine],
+        _weights: &[(u64, u64)],
+    ) -> std::result::Result<Vec<G1Affine>, String> {
+        Err("this engine does not scale points".into())
+    }
 }
 
 /// [`MillerLoops`] on the device of a `gpu_executor` zk executor
@@ -90,6 +107,21 @@ impl MillerLoops for DeviceMillerLoops<'_> {
 
     fn decompress(&self, g1_x: &[Fq], g2_x: &[Fq2]) -> std::result::Result<Decompressed, String> {
         self.0.gpu_decompress(g1_x, g2_x).map_err(|e| e.to_string())
+    }
+
+    /// Not when the scaling kernel failed to compile or its self-test: the CPU scales.
+    fn scales(&self) -> bool {
+        self.0.has_scaling()
+    }
+
+    fn scale_g1(
+        &self,
+        points: &[G1Affine],
+        weights: &[(u64, u64)],
+    ) -> std::result::Result<Vec<G1Affine>, String> {
+        self.0
+            .gpu_scale_g1(points, weights)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -320,7 +352,8 @@ fn miller_loop(pairs: &[(G1Affine, G2Prepared<ark_bn254::Config>)]) -> Option<Fq
 type Engine<'a> = Option<&'a dyn MillerLoops>;
 
 /// `prod_i MillerLoop(rho_i A_i, B_i)`: on the CPU in chunks of `chunk` pairs sharing one
-/// loop each, or on `engine` (with `A` scaled on the CPU first). `Ok(None)`: a prepared
+/// loop each, or on `engine` (each `A` scaled first: on the engine when it
+/// [`MillerLoops::scales`], else on the CPU). `Ok(None)`: a prepared
 /// point was malformed (never for checked decoding). `Err`: the engine failed.
 fn miller_head(
     batch: &[ProofWithInputs],
@@ -329,15 +362,30 @@ fn miller_head(
     engine: Engine<'_>,
 ) -> std::result::Result<Option<Fq12>, String> {
     let chunk = chunk.max(1);
-    let a: Vec<G1Affine> = batch
-        .par_chunks(chunk)
-        .zip(w.par_chunks(chunk))
-        .flat_map_iter(|(items, ws)| {
-            let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
-            scale_g1(&a, ws)
-        })
-        .collect();
+    let scale_on_cpu = || -> Vec<G1Affine> {
+        batch
+            .par_chunks(chunk)
+            .zip(w.par_chunks(chunk))
+            .flat_map_iter(|(items, ws)| {
+                let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
+                scale_g1(&a, ws)
+            })
+            .collect()
+    };
     if let Some(engine) = engine {
+        let t = std::time::Instant::now();
+        let a = if engine.scales() {
+            let points: Vec<G1Affine> = batch.iter().map(|item| item.proof.a).collect();
+            let weights: Vec<(u64, u64)> = w.iter().map(|w| (w.k1, w.k2)).collect();
+            let a = engine.scale_g1(&points, &weights)?;
+            if a.len() != points.len() {
+                return Err("the engine returned a wrong number of scaled points".into());
+            }
+            a
+        } else {
+            scale_on_cpu()
+        };
+        let scale_ms = t.elapsed().as_secs_f64() * 1e3;
         let b: Vec<G2Affine> = batch.iter().map(|item| item.proof.b).collect();
         let t = std::time::Instant::now();
         let product = engine.miller_product(&a, &b).map(Some);
@@ -345,10 +393,13 @@ fn miller_head(
             target: "supervm::proofs",
             pairs = a.len(),
             ms = t.elapsed().as_secs_f64() * 1e3,
+            scale_ms,
+            on_engine = engine.scales(),
             "Miller product on the engine"
         );
         return product;
     }
+    let a = scale_on_cpu();
     Ok(a.par_chunks(chunk)
         .zip(batch.par_chunks(chunk))
         .map(|(a, items)| {

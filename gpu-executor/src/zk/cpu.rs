@@ -32,6 +32,34 @@ pub fn msm_g2(bases: &[G2Affine], scalars: &[Fr]) -> Result<G2Projective> {
     Ok(G2Projective::msm_unchecked(bases, scalars))
 }
 
+/// `k1 * p + k2 * phi(p)` with arkworks (`phi` = G1's GLV endomorphism): the reference
+/// of `scale.cl`.
+pub fn scale_g1_one(p: &G1Affine, k1: u64, k2: u64) -> G1Affine {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    use ark_ec::CurveGroup;
+    let phi = <ark_bn254::g1::Config as GLVConfig>::endomorphism_affine(p);
+    (*p * Fr::from(k1) + phi * Fr::from(k2)).into_affine()
+}
+
+/// [`scale_g1_one`] for each point and weight.
+pub fn scale_g1(points: &[G1Affine], ks: &[(u64, u64)]) -> Result<Vec<G1Affine>> {
+    check_weight_lengths(points.len(), ks.len())?;
+    Ok(points
+        .iter()
+        .zip(ks)
+        .map(|(p, &(k1, k2))| scale_g1_one(p, k1, k2))
+        .collect())
+}
+
+pub(crate) fn check_weight_lengths(points: usize, weights: usize) -> Result<()> {
+    if points != weights {
+        return Err(GpuError::InvalidInput(format!(
+            "{points} points for {weights} weights"
+        )));
+    }
+    Ok(())
+}
+
 /// Pairs need as many G2 points as G1 points.
 pub(crate) fn check_pair_lengths(g1: usize, g2: usize) -> Result<()> {
     if g1 != g2 {

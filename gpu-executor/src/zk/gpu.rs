@@ -12,7 +12,7 @@ use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
-use super::kernels::{self, decode as dk, msm as mk, ntt as nk, pairing as pk, Group};
+use super::kernels::{self, decode as dk, msm as mk, ntt as nk, pairing as pk, scale as sk, Group};
 use super::NttDirection;
 use crate::device::{
     DeviceBuffer, GpuDevice, HostStaging, KernelArg, KernelSource, LaunchDims, Queue,
@@ -421,6 +421,15 @@ pub(crate) struct GpuZk {
     ntt: NttScratch,
     /// `decode.cl`'s constants, uploaded at the first decompression.
     decode_consts: Option<DeviceBuffer>,
+    /// `scale.cl`'s constants, uploaded at the first scaling.
+    scale_consts: Option<DeviceBuffer>,
+}
+
+/// Which optional pairing-side programs compiled (see [`GpuZk::prepare_pairing`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PairingPrograms {
+    pub(crate) decode: bool,
+    pub(crate) scale: bool,
 }
 
 impl GpuZk {
@@ -443,6 +452,7 @@ impl GpuZk {
             msm: MsmScratch::default(),
             ntt: NttScratch::default(),
             decode_consts: None,
+            scale_consts: None,
         })
     }
 
@@ -466,17 +476,106 @@ impl GpuZk {
         self.dev.prepare(&self.ntt_src())
     }
 
-    /// Compiles the Miller-loop and point-decompression programs now; `Ok(false)` when
-    /// only the decompression program failed (logged; the Miller loops stay usable).
-    pub(crate) fn prepare_pairing(&self) -> Result<bool> {
+    /// Compiles the Miller-loop, point-decompression and G1-scaling programs now. The
+    /// Miller loops must compile; the other two are optional (a failure is logged and
+    /// reported as `false`: that work stays on the CPU).
+    pub(crate) fn prepare_pairing(&self) -> Result<PairingPrograms> {
         self.dev.prepare(&kernels::pairing_source(self.ptx))?;
-        match self.dev.prepare(&kernels::decode_source(self.ptx)) {
-            Ok(()) => Ok(true),
+        let optional = |what: &str, src: KernelSource| match self.dev.prepare(&src) {
+            Ok(()) => true,
             Err(e) => {
-                tracing::warn!("zk decompression kernel unavailable, decoding on the CPU: {e}");
-                Ok(false)
+                tracing::warn!("zk {what} kernel unavailable, running it on the CPU: {e}");
+                false
             }
+        };
+        Ok(PairingPrograms {
+            decode: optional("decompression", kernels::decode_source(self.ptx)),
+            scale: optional("G1 scaling", kernels::scale_source(self.ptx)),
+        })
+    }
+
+    /// `k1 * P + k2 * phi(P)` for each point `P` and weight `(k1, k2)` (`scale.cl`), made
+    /// affine here (one batch inversion). The device's points are checked to be reduced
+    /// and on the curve (G1 has cofactor 1: on the curve is in G1); a wrong point there
+    /// is taken on the device's word, as the Miller product is.
+    pub(crate) fn scale_g1(
+        &mut self,
+        points: &[G1Affine],
+        ks: &[(u64, u64)],
+    ) -> Result<Vec<G1Affine>> {
+        super::cpu::check_weight_lengths(points.len(), ks.len())?;
+        let n = points.len();
+        if n == 0 {
+            return Ok(Vec::new());
         }
+        let n32 = u32::try_from(n)
+            .map_err(|_| GpuError::InvalidInput(format!("{n} points in one call")))?;
+        let dev = self.dev.clone();
+        let q = dev.queue(0);
+        let mut prof = Profile::new(|| format!("scale g1 n={n}"));
+        if self.scale_consts.is_none() {
+            let consts = kernels::scale_constants();
+            let mut d = dev.alloc(consts.len() * 4)?;
+            q.upload(&mut d, 0, &consts)?;
+            self.scale_consts = Some(d);
+        }
+        let consts = buf(&self.scale_consts)?;
+        let flat: Vec<u64> = points
+            .iter()
+            .flat_map(|p| {
+                let (x, y) = p.xy().unwrap_or_default();
+                [x.0 .0, y.0 .0]
+            })
+            .flatten()
+            .collect();
+        let weights: Vec<u64> = ks.iter().flat_map(|&(k1, k2)| [k1, k2]).collect();
+        let mut d_p = dev.alloc(flat.len() * 8)?;
+        q.upload(&mut d_p, 0, &flat)?;
+        let mut d_k = dev.alloc(weights.len() * 8)?;
+        q.upload(&mut d_k, 0, &weights)?;
+        let d_out = dev.alloc(n * 16 * 8)?;
+        use KernelArg::{Buffer as B, U32};
+        q.launch_dims(
+            &kernels::scale_source(self.ptx),
+            sk::G1_SCALE,
+            LaunchDims::with_group(n as u64, sk::GROUP),
+            &[B(&d_p), B(&d_k), B(consts), B(&d_out), U32(n32)],
+        )?;
+        let mut out = vec![0u64; n * 16];
+        q.download(&d_out, 0, &mut out)?;
+        prof.mark(&q, "scale")?;
+        prof.report();
+        // (X, Y, ZZ, ZZZ): x = X / ZZ = X ZZZ / (ZZ ZZZ), y = Y / ZZZ = Y ZZ / (ZZ ZZZ).
+        let xyzz = out
+            .par_chunks_exact(16)
+            .map(|c| {
+                Ok([
+                    fq_from_device(&c[0..4])?,
+                    fq_from_device(&c[4..8])?,
+                    fq_from_device(&c[8..12])?,
+                    fq_from_device(&c[12..16])?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut inv: Vec<Fq> = xyzz.par_iter().map(|[_, _, zz, zzz]| *zz * zzz).collect();
+        ark_ff::batch_inversion(&mut inv);
+        let affine: Vec<G1Affine> = xyzz
+            .par_iter()
+            .zip(&inv)
+            .map(|([x, y, zz, zzz], inv)| {
+                if zz.is_zero() {
+                    G1Affine::identity()
+                } else {
+                    G1Affine::new_unchecked(*x * zzz * inv, *y * zz * inv)
+                }
+            })
+            .collect();
+        if !affine.par_iter().all(|p| p.is_on_curve()) {
+            return Err(GpuError::Launch(
+                "the G1 scaling kernel returned a point off the curve".into(),
+            ));
+        }
+        Ok(affine)
     }
 
     /// Square roots for compressed points (`decode.cl`): for each G1 `x` a `y` with `y^2 =

@@ -17,6 +17,7 @@ const MSM: &str = include_str!("../../kernels/zk/msm.cl");
 const NTT: &str = include_str!("../../kernels/zk/ntt.cl");
 const PAIRING: &str = include_str!("../../kernels/zk/pairing.cl");
 const DECODE: &str = include_str!("../../kernels/zk/decode.cl");
+const SCALE: &str = include_str!("../../kernels/zk/scale.cl");
 
 /// Kernel names in `msm.cl`.
 pub(crate) mod msm {
@@ -74,6 +75,13 @@ pub(crate) mod decode {
     pub const GROUP: u32 = 32;
     /// 32-bit limbs of the constants buffer (`ZK_DEC_CONSTS` in decode.cl).
     pub const CONSTS_LIMBS: usize = 82;
+}
+
+/// Kernel names in `scale.cl`.
+pub(crate) mod scale {
+    pub const G1_SCALE: &str = "zk_g1_scale";
+    /// Work-group size: one point per thread, as in `decode.cl`.
+    pub const GROUP: u32 = 32;
 }
 
 /// `-m^-1 mod 2^32` for an odd `m0`.
@@ -160,6 +168,7 @@ static NTT_PORTABLE: OnceLock<String> = OnceLock::new();
 static PAIRING_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
 static NTT_PTX: OnceLock<String> = OnceLock::new();
 static DECODE_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+static SCALE_TEXT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// The MSM program for `group`; `ptx` selects the PTX carry-chain multiplication (CUDA
 /// only; OpenCL ignores the define because ZK_CUDA is not set there). Both groups' programs
@@ -202,6 +211,21 @@ pub(crate) fn decode_source(ptx: bool) -> KernelSource {
         .get_or_init(|| assemble(ptx, Some(Group::G2), DECODE))
         .as_str();
     KernelSource::new(if ptx { "zk-decode-ptx" } else { "zk-decode" }, text)
+}
+
+/// The G1 scaling program (`scale.cl`): Fq and the G1 curve formulas.
+pub(crate) fn scale_source(ptx: bool) -> KernelSource {
+    let text = SCALE_TEXT[usize::from(ptx)]
+        .get_or_init(|| assemble(ptx, Some(Group::G1), SCALE))
+        .as_str();
+    KernelSource::new(if ptx { "zk-scale-ptx" } else { "zk-scale" }, text)
+}
+
+/// `scale.cl`'s constants buffer: beta, the factor of G1's endomorphism `phi(x, y) = (beta
+/// x, y)` (arkworks' `GLVConfig::ENDO_COEFFS[0]`), in Montgomery form.
+pub(crate) fn scale_constants() -> Vec<u32> {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    limbs32(&<ark_bn254::g1::Config as GLVConfig>::ENDO_COEFFS[0].0 .0)
 }
 
 /// The constants `decode.cl` reads from its `consts` buffer, as 32-bit limbs: G1's and the
@@ -362,5 +386,18 @@ mod tests {
         );
         assert_eq!(c[0..8], limbs32(&Fq::from(3u64).0 .0)[..]);
         assert!(decode_source(false).source.contains("zk_g2_roots"));
+    }
+
+    #[test]
+    fn scale_program_is_g1_s() {
+        use ark_ec::scalar_mul::glv::GLVConfig;
+        let beta = <ark_bn254::g1::Config as GLVConfig>::ENDO_COEFFS[0];
+        // a primitive cube root of unity
+        assert_ne!(beta, Fq::ONE);
+        assert_eq!(beta * beta * beta, Fq::ONE);
+        assert_eq!(scale_constants(), limbs32(&beta.0 .0));
+        let src = scale_source(true);
+        assert!(src.source.contains("#define ZK_CURVE g1") && src.source.contains("zk_g1_scale"));
+        assert!(!src.source.contains("fq2_t"));
     }
 }

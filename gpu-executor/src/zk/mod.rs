@@ -237,8 +237,11 @@ pub struct ZkExecutor {
     config: ZkConfig,
     stats: ZkStats,
     last_error: Mutex<Option<String>>,
-    /// Set when the decompression program failed to compile (see `prepare_pairing`).
+    /// Set when the decompression program failed to compile or its self-test (see
+    /// `prepare_pairing`).
     decode_failed: std::sync::atomic::AtomicBool,
+    /// The same for the G1 scaling program.
+    scale_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ZkExecutor {
@@ -292,6 +295,7 @@ impl ZkExecutor {
             stats: ZkStats::default(),
             last_error: Mutex::new(None),
             decode_failed: std::sync::atomic::AtomicBool::new(false),
+            scale_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -518,31 +522,77 @@ impl ZkExecutor {
         self.gpu.is_some() && !self.decode_failed.load(Ordering::Relaxed)
     }
 
-    /// Compiles the Miller-loop and decompression kernels now (no-op on the CPU) and runs
-    /// the decompression kernel's known-answer self-test; a decompression kernel that fails
-    /// to compile or to pass is logged and turns [`Self::has_decompression`] off (the
-    /// Miller loops stay usable).
+    /// `k1 * P + k2 * phi(P)` for each point and weight `(k1, k2)` (`phi(x, y) = (beta x,
+    /// y)`, G1's endomorphism), affine: the scaling of each proof's `A` in a batch check,
+    /// on the device only (no CPU fallback). Every point returned is checked to be on the
+    /// curve (a point off it is an error, as from a failed kernel); which point of the
+    /// curve is the device's word, as the Miller product is. Errors on different lengths.
+    pub fn gpu_scale_g1(&self, points: &[G1Affine], ks: &[(u64, u64)]) -> Result<Vec<G1Affine>> {
+        let Some(g) = &self.gpu else {
+            return Err(GpuError::Unavailable(
+                "no device for the G1 scaling kernel".into(),
+            ));
+        };
+        self.pool.install(|| g.lock().scale_g1(points, ks))
+    }
+
+    /// Whether [`Self::gpu_scale_g1`] can run: a device whose scaling program compiled
+    /// and passed its known-answer self-test (or was not prepared yet: see
+    /// [`Self::prepare_pairing`]).
+    pub fn has_scaling(&self) -> bool {
+        self.gpu.is_some() && !self.scale_failed.load(Ordering::Relaxed)
+    }
+
+    /// Compiles the Miller-loop, decompression and G1-scaling kernels now (no-op on the
+    /// CPU) and runs the last two's known-answer self-tests; one that fails to compile or
+    /// to pass is logged and turns [`Self::has_decompression`] or [`Self::has_scaling`]
+    /// off (the Miller loops stay usable).
     pub fn prepare_pairing(&self) -> Result<()> {
-        match &self.gpu {
-            Some(g) => {
-                let compiled = g.lock().prepare_pairing()?;
-                let decode_ok = compiled
-                    && {
-                        match self.decompression_self_test() {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracing::warn!(
-                                "zk decompression kernel failed its self-test, decoding on the CPU: {e}"
-                            );
-                                false
-                            }
-                        }
-                    };
-                self.decode_failed.store(!decode_ok, Ordering::Relaxed);
-                Ok(())
+        let Some(g) = &self.gpu else {
+            return Ok(());
+        };
+        let compiled = g.lock().prepare_pairing()?;
+        let passes = |what: &str, test: Result<()>| match test {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("zk {what} kernel failed its self-test, running it on the CPU: {e}");
+                false
             }
-            None => Ok(()),
+        };
+        let decode_ok = compiled.decode && passes("decompression", self.decompression_self_test());
+        let scale_ok = compiled.scale && passes("G1 scaling", self.scaling_self_test());
+        self.decode_failed.store(!decode_ok, Ordering::Relaxed);
+        self.scale_failed.store(!scale_ok, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Known answers for [`Self::gpu_scale_g1`], checked once when the kernel is prepared:
+    /// G1's generator and a multiple, and the identity, with weights that exercise every
+    /// bit pattern's branch (zero halves, all ones, single top bits), against arkworks.
+    fn scaling_self_test(&self) -> Result<()> {
+        use ark_ec::{CurveGroup, PrimeGroup};
+        let g = G1Affine::generator();
+        let g7 = (G1Projective::generator() * Fr::from(7u64)).into_affine();
+        let cases = [
+            (g, (1u64, 0u64)),
+            (g, (0, 1)),
+            (g7, (u64::MAX, u64::MAX)),
+            (g7, (1 << 63, 1 << 62)),
+            (g, (0x9E37_79B9_7F4A_7C15, 3)),
+            (G1Affine::identity(), (5, 9)),
+            (g7, (0, 0)),
+        ];
+        let points: Vec<G1Affine> = cases.iter().map(|c| c.0).collect();
+        let ks: Vec<(u64, u64)> = cases.iter().map(|c| c.1).collect();
+        let got = self.gpu_scale_g1(&points, &ks)?;
+        let want: Vec<G1Affine> = cases
+            .iter()
+            .map(|&(p, (k1, k2))| cpu::scale_g1_one(&p, k1, k2))
+            .collect();
+        if got != want {
+            return Err(GpuError::Launch("known answers differ".into()));
         }
+        Ok(())
     }
 
     /// Known answers for [`Self::gpu_decompress`], checked once when the kernel is

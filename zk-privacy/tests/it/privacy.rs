@@ -195,7 +195,8 @@ enum Roots {
     Fails,
 }
 
-/// [`ArkPairs`] that also decompresses.
+/// [`ArkPairs`] that also decompresses and scales (scaling with `gpu_executor`'s CPU
+/// reference; it fails where decompression does).
 struct ArkDecoding(Roots);
 
 impl MillerLoops for ArkDecoding {
@@ -220,6 +221,21 @@ impl MillerLoops for ArkDecoding {
             Roots::Ark => Ok(ark_roots(g1_x, g2_x, false)),
             Roots::NoneFound => Ok(ark_roots(g1_x, g2_x, true)),
             Roots::Fails => Err("device lost while decompressing".into()),
+        }
+    }
+
+    fn scales(&self) -> bool {
+        true
+    }
+
+    fn scale_g1(
+        &self,
+        points: &[ark_bn254::G1Affine],
+        weights: &[(u64, u64)],
+    ) -> Result<Vec<ark_bn254::G1Affine>, String> {
+        match self.0 {
+            Roots::Fails => Err("device lost while scaling".into()),
+            _ => gpu_executor::zk::cpu::scale_g1(points, weights).map_err(|e| e.to_string()),
         }
     }
 }
@@ -276,6 +292,32 @@ impl MillerLoops for Failing {
         _: &[ark_bn254::G2Affine],
     ) -> Result<ark_bn254::Fq12, String> {
         Err("device lost".into())
+    }
+}
+
+/// An engine that "scales" by returning the points as they are: every batch check on it
+/// fails, so verdicts come from the halving down to single CPU verifications.
+struct WrongScale;
+
+impl MillerLoops for WrongScale {
+    fn miller_product(
+        &self,
+        a: &[ark_bn254::G1Affine],
+        b: &[ark_bn254::G2Affine],
+    ) -> Result<ark_bn254::Fq12, String> {
+        ArkPairs.miller_product(a, b)
+    }
+
+    fn scales(&self) -> bool {
+        true
+    }
+
+    fn scale_g1(
+        &self,
+        points: &[ark_bn254::G1Affine],
+        _: &[(u64, u64)],
+    ) -> Result<Vec<ark_bn254::G1Affine>, String> {
+        Ok(points.to_vec())
     }
 }
 
@@ -434,6 +476,16 @@ fn bad_proofs_fail_alone_and_in_batches() {
     assert!(err.contains("device lost"), "{err}");
     let err = verify_payloads_on(&pvk, &mixed_refs, Some(&ArkDecoding(Roots::Fails))).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
+    let err = batch_verify_on(&pvk, &good, Some(&ArkDecoding(Roots::Fails))).unwrap_err();
+    assert!(err.contains("device lost while scaling"), "{err}");
+    // A wrong scaling fails every batch check and decides nothing either: the halving
+    // ends in single verifications on the CPU, with the right verdicts.
+    let wrong_scale = batch_verify_on(&pvk, &batch, Some(&WrongScale)).expect("engine");
+    assert_eq!(wrong_scale.invalid, vec![3, 7, 9, 10]);
+    assert!(!wrong_scale.batch_check_passed);
+    assert!(batch_verify_on(&pvk, &good, Some(&WrongScale))
+        .expect("engine")
+        .all_valid());
     for (label, e) in &devices {
         assert_eq!(e.stats().gpu_failures, 0, "{label}");
     }
