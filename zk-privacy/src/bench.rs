@@ -14,7 +14,7 @@ use ark_relations::r1cs::ConstraintMatrices;
 use engine_api::BenchRecord;
 use gpu_executor::zk::{ZkConfig, ZkExecutor};
 use gpu_executor::{BackendChoice, BackendKind, GpuConfig};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use crate::backend::{CpuProverBackend, GpuProverBackend, ProverBackend};
 use crate::circuit::{InputNote, TransferCircuit};
@@ -497,6 +497,40 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
                     threads,
                 ));
             }
+        }
+    }
+    // Each proof's A scaled by its weight (the batch check's first step): the CPU's
+    // joint GLV double-and-add on all threads, and the device's `scale.cl`.
+    for &size in &opts.verify_batch_sizes {
+        let a: Vec<_> = all[..size.min(all.len())]
+            .iter()
+            .map(|p| p.proof.a)
+            .collect();
+        let weights: Vec<(u64, u64)> = (0..a.len())
+            .map(|_| (rng.gen::<u64>() | 1, rng.gen()))
+            .collect();
+        let chunk = a.len().div_ceil(threads * 2).clamp(4, 32);
+        for (b, device) in &engines {
+            let ms = pool.install(|| {
+                time_reps(opts.reps, || match device {
+                    None => {
+                        crate::verify::scale_all_on_cpu(&a, &weights, chunk);
+                        Ok(())
+                    }
+                    Some(d) => {
+                        d.0.gpu_scale_g1(&a, &weights)
+                            .map(|_| ())
+                            .map_err(|e| ZkError::Synthesis(e.to_string()))
+                    }
+                })
+            })?;
+            out.push(record(
+                format!("{case}-scale-a"),
+                b,
+                a.len() as u64,
+                ms,
+                threads,
+            ));
         }
     }
     for (b, device) in &engines {

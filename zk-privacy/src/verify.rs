@@ -244,7 +244,7 @@ fn encode_g1(p: &G1Affine) -> [u8; 32] {
 /// `k1 * P + k2 * phi(P)` for each `(P, weight)`: one joint 64-bit double-and-add per
 /// point over the table `{P, phi(P), P + phi(P)}` (its last entry made affine for the
 /// whole slice with one inversion). Returns affine points.
-fn scale_g1(points: &[G1Affine], w: &[Weight]) -> Vec<G1Affine> {
+fn scale_g1(points: &[G1Affine], w: &[(u64, u64)]) -> Vec<G1Affine> {
     let phis: Vec<G1Affine> = points
         .iter()
         .map(<G1Config as GLVConfig>::endomorphism_affine)
@@ -257,7 +257,7 @@ fn scale_g1(points: &[G1Affine], w: &[Weight]) -> Vec<G1Affine> {
     let both = G1Projective::normalize_batch(&both);
     let out: Vec<G1Projective> = (0..points.len())
         .map(|i| {
-            let (k1, k2) = (w[i].k1, w[i].k2);
+            let (k1, k2) = w[i];
             let top = 64 - (k1 | k2).leading_zeros();
             let mut acc = G1Projective::ZERO;
             for bit in (0..top).rev() {
@@ -273,6 +273,21 @@ fn scale_g1(points: &[G1Affine], w: &[Weight]) -> Vec<G1Affine> {
         })
         .collect();
     G1Projective::normalize_batch(&out)
+}
+
+/// [`scale_g1`] on the current rayon pool, `chunk` points per task (each task's table made
+/// affine with one inversion).
+pub(crate) fn scale_all_on_cpu(
+    points: &[G1Affine],
+    weights: &[(u64, u64)],
+    chunk: usize,
+) -> Vec<G1Affine> {
+    let chunk = chunk.max(1);
+    points
+        .par_chunks(chunk)
+        .zip(weights.par_chunks(chunk))
+        .flat_map_iter(|(p, w)| scale_g1(p, w))
+        .collect()
 }
 
 /// `sum_i s_i P_i` for 64-bit scalars (Pippenger, 8-bit windows, one window per task).
@@ -362,28 +377,18 @@ fn miller_head(
     engine: Engine<'_>,
 ) -> std::result::Result<Option<Fq12>, String> {
     let chunk = chunk.max(1);
-    let scale_on_cpu = || -> Vec<G1Affine> {
-        batch
-            .par_chunks(chunk)
-            .zip(w.par_chunks(chunk))
-            .flat_map_iter(|(items, ws)| {
-                let a: Vec<G1Affine> = items.iter().map(|item| item.proof.a).collect();
-                scale_g1(&a, ws)
-            })
-            .collect()
-    };
+    let points: Vec<G1Affine> = batch.iter().map(|item| item.proof.a).collect();
+    let weights: Vec<(u64, u64)> = w.iter().map(|w| (w.k1, w.k2)).collect();
     if let Some(engine) = engine {
         let t = std::time::Instant::now();
         let a = if engine.scales() {
-            let points: Vec<G1Affine> = batch.iter().map(|item| item.proof.a).collect();
-            let weights: Vec<(u64, u64)> = w.iter().map(|w| (w.k1, w.k2)).collect();
             let a = engine.scale_g1(&points, &weights)?;
             if a.len() != points.len() {
                 return Err("the engine returned a wrong number of scaled points".into());
             }
             a
         } else {
-            scale_on_cpu()
+            scale_all_on_cpu(&points, &weights, chunk)
         };
         let scale_ms = t.elapsed().as_secs_f64() * 1e3;
         let b: Vec<G2Affine> = batch.iter().map(|item| item.proof.b).collect();
@@ -399,7 +404,7 @@ fn miller_head(
         );
         return product;
     }
-    let a = scale_on_cpu();
+    let a = scale_all_on_cpu(&points, &weights, chunk);
     Ok(a.par_chunks(chunk)
         .zip(batch.par_chunks(chunk))
         .map(|(a, items)| {
@@ -777,20 +782,20 @@ mod tests {
     fn glv_weights_scale_like_their_field_element() {
         let pts = g1s(9);
         let lambda = <G1Config as GLVConfig>::LAMBDA;
-        let w: Vec<Weight> = [(1u64, 0u64), (3, 5), (u64::MAX, u64::MAX), (0x8000, 1)]
+        let w: Vec<(u64, u64)> = [(1u64, 0u64), (3, 5), (u64::MAX, u64::MAX), (0x8000, 1)]
             .iter()
             .cycle()
             .take(pts.len())
-            .map(|&(k1, k2)| Weight {
-                k1,
-                k2,
-                rho: Fr::from(k1) + lambda * Fr::from(k2),
-            })
+            .copied()
             .collect();
         let got = scale_g1(&pts, &w);
-        for ((p, w), g) in pts.iter().zip(&w).zip(&got) {
-            assert_eq!(*g, (*p * w.rho).into_affine());
+        for ((p, &(k1, k2)), g) in pts.iter().zip(&w).zip(&got) {
+            assert_eq!(
+                *g,
+                (*p * (Fr::from(k1) + lambda * Fr::from(k2))).into_affine()
+            );
         }
+        assert_eq!(scale_all_on_cpu(&pts, &w, 2), got);
     }
 
     #[test]
