@@ -259,6 +259,23 @@ fn buf(slot: &Option<DeviceBuffer>) -> Result<&DeviceBuffer> {
         .ok_or_else(|| GpuError::Launch("scratch buffer missing".into()))
 }
 
+/// A program's constants on the device, uploaded into `slot` at its first use (once per
+/// device).
+fn upload_once<'a>(
+    dev: &GpuDevice,
+    q: &Queue<'_>,
+    slot: &'a mut Option<DeviceBuffer>,
+    consts: fn() -> Vec<u32>,
+) -> Result<&'a DeviceBuffer> {
+    if slot.is_none() {
+        let consts = consts();
+        let mut d = dev.alloc(consts.len() * 4)?;
+        q.upload(&mut d, 0, &consts)?;
+        *slot = Some(d);
+    }
+    buf(slot)
+}
+
 /// Elements per rayon task when converting between arkworks values and staging bytes.
 const CONVERT_CHUNK: usize = 1 << 12;
 
@@ -513,13 +530,7 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("scale g1 n={n}"));
-        if self.scale_consts.is_none() {
-            let consts = kernels::scale_constants();
-            let mut d = dev.alloc(consts.len() * 4)?;
-            q.upload(&mut d, 0, &consts)?;
-            self.scale_consts = Some(d);
-        }
-        let consts = buf(&self.scale_consts)?;
+        let consts = upload_once(&dev, &q, &mut self.scale_consts, kernels::scale_constants)?;
         let flat: Vec<u64> = points
             .iter()
             .flat_map(|p| {
@@ -589,13 +600,7 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("decompress g1={} g2={}", g1_x.len(), g2_x.len()));
-        if self.decode_consts.is_none() {
-            let consts = kernels::decode_constants();
-            let mut d = dev.alloc(consts.len() * 4)?;
-            q.upload(&mut d, 0, &consts)?;
-            self.decode_consts = Some(d);
-        }
-        let consts = buf(&self.decode_consts)?;
+        let consts = upload_once(&dev, &q, &mut self.decode_consts, kernels::decode_constants)?;
         let src = kernels::decode_source(self.ptx);
         // One group's kernel over `xs` (`limbs` u64 per coordinate): its roots and flags.
         let roots = |kernel: &str, xs: Vec<u64>, limbs: usize| -> Result<(Vec<u64>, Vec<u32>)> {
