@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ark_bn254::{Fq, Fq12, Fq2, Fq6, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
-use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, BigInt, Field, PrimeField, Zero};
 use rayon::prelude::*;
@@ -79,24 +79,21 @@ fn fq2_from_device(l: &[u64]) -> Result<Fq2> {
     ))
 }
 
-/// The Miller-loop kernels' inputs on the device: the G1 points, the G2 points and the
-/// constants buffer (`kernels::pairing_constants`).
+/// The Miller-loop kernels' points on the device: the G1 points and the G2 points (their
+/// constants buffer is `GpuZk::pairing_consts`, uploaded once).
 fn upload_pairs(
     dev: &GpuDevice,
     q: &Queue<'_>,
     g1: &[G1Affine],
     g2: &[G2Affine],
-) -> Result<(DeviceBuffer, DeviceBuffer, DeviceBuffer)> {
+) -> Result<(DeviceBuffer, DeviceBuffer)> {
     let host_g1: Vec<u64> = g1.iter().flat_map(g1_limbs).collect();
     let host_g2: Vec<u64> = g2.iter().flat_map(g2_limbs).collect();
-    let consts = kernels::pairing_constants();
     let mut d_g1 = dev.alloc(host_g1.len() * 8)?;
     let mut d_g2 = dev.alloc(host_g2.len() * 8)?;
-    let mut d_consts = dev.alloc(consts.len() * 8)?;
     q.upload(&mut d_g1, 0, &host_g1)?;
     q.upload(&mut d_g2, 0, &host_g2)?;
-    q.upload(&mut d_consts, 0, &consts)?;
-    Ok((d_g1, d_g2, d_consts))
+    Ok((d_g1, d_g2))
 }
 
 /// An Fq12 element from 48 limbs (c0.c0 .. c1.c2, each an Fq2 of 8 limbs).
@@ -112,13 +109,13 @@ fn fq12_from_device(l: &[u64]) -> Result<Fq12> {
 }
 
 /// Points in XYZZ coordinates (X, Y, ZZ, ZZZ, each `coord_u64` limbs; Fq2 with c0 before c1)
-/// -> arkworks, checking that each coordinate is reduced (`coord`) and each point is on the
-/// curve. One field inversion for all of them (batch inversion).
+/// -> affine arkworks points, checking that each coordinate is reduced (`coord`) and each
+/// point is on the curve. One field inversion for all of them (batch inversion).
 fn batch_from_xyzz<P: SWCurveConfig>(
     flat: &[u64],
     coord_u64: usize,
     coord: fn(&[u64]) -> Result<P::BaseField>,
-) -> Result<Vec<Projective<P>>> {
+) -> Result<Vec<Affine<P>>> {
     let points = flat.chunks_exact(4 * coord_u64);
     let mut coords = Vec::with_capacity(points.len());
     let mut denoms = Vec::with_capacity(points.len() * 2);
@@ -149,7 +146,7 @@ fn batch_from_xyzz<P: SWCurveConfig>(
     let mut out = Vec::with_capacity(coords.len());
     for c in coords {
         let Some((x, y)) = c else {
-            out.push(Projective::<P>::zero());
+            out.push(Affine::<P>::identity());
             continue;
         };
         let d = inv
@@ -161,7 +158,7 @@ fn batch_from_xyzz<P: SWCurveConfig>(
                 "device returned a point off the curve".into(),
             ));
         }
-        out.push(p.into_group());
+        out.push(p);
     }
     Ok(out)
 }
@@ -219,7 +216,8 @@ impl MsmGroup for G1 {
         write_g1(dst, src)
     }
     fn from_xyzz(flat: &[u64]) -> Result<Vec<G1Projective>> {
-        batch_from_xyzz::<ark_bn254::g1::Config>(flat, 4, fq_from_device)
+        let points = batch_from_xyzz::<ark_bn254::g1::Config>(flat, 4, fq_from_device)?;
+        Ok(points.into_iter().map(|p| p.into_group()).collect())
     }
 }
 
@@ -233,7 +231,8 @@ impl MsmGroup for G2 {
         write_g2(dst, src)
     }
     fn from_xyzz(flat: &[u64]) -> Result<Vec<G2Projective>> {
-        batch_from_xyzz::<ark_bn254::g2::Config>(flat, 8, fq2_from_device)
+        let points = batch_from_xyzz::<ark_bn254::g2::Config>(flat, 8, fq2_from_device)?;
+        Ok(points.into_iter().map(|p| p.into_group()).collect())
     }
 }
 
@@ -261,15 +260,15 @@ fn buf(slot: &Option<DeviceBuffer>) -> Result<&DeviceBuffer> {
 
 /// A program's constants on the device, uploaded into `slot` at its first use (once per
 /// device).
-fn upload_once<'a>(
+fn upload_once<'a, T: crate::pod::Pod>(
     dev: &GpuDevice,
     q: &Queue<'_>,
     slot: &'a mut Option<DeviceBuffer>,
-    consts: fn() -> Vec<u32>,
+    consts: fn() -> Vec<T>,
 ) -> Result<&'a DeviceBuffer> {
     if slot.is_none() {
         let consts = consts();
-        let mut d = dev.alloc(consts.len() * 4)?;
+        let mut d = dev.alloc(std::mem::size_of_val(consts.as_slice()))?;
         q.upload(&mut d, 0, &consts)?;
         *slot = Some(d);
     }
@@ -436,6 +435,8 @@ pub(crate) struct GpuZk {
     twiddles: HashMap<(u32, bool), DeviceBuffer>,
     msm: MsmScratch,
     ntt: NttScratch,
+    /// `pairing.cl`'s constants, uploaded at the first Miller loop.
+    pairing_consts: Option<DeviceBuffer>,
     /// `decode.cl`'s constants, uploaded at the first decompression.
     decode_consts: Option<DeviceBuffer>,
     /// `scale.cl`'s constants, uploaded at the first scaling.
@@ -468,6 +469,7 @@ impl GpuZk {
             twiddles: HashMap::new(),
             msm: MsmScratch::default(),
             ntt: NttScratch::default(),
+            pairing_consts: None,
             decode_consts: None,
             scale_consts: None,
         })
@@ -512,9 +514,9 @@ impl GpuZk {
     }
 
     /// `k1 * P + k2 * phi(P)` for each point `P` and weight `(k1, k2)` (`scale.cl`), made
-    /// affine here (one batch inversion). The device's points are checked to be reduced
-    /// and on the curve (G1 has cofactor 1: on the curve is in G1); a wrong point there
-    /// is taken on the device's word, as the Miller product is.
+    /// affine here (`batch_from_xyzz`: one batch inversion, every coordinate reduced and
+    /// every point on the curve; G1 has cofactor 1, so on the curve is in G1); which point
+    /// of the curve is the device's word, as the Miller product is.
     pub(crate) fn scale_g1(
         &mut self,
         points: &[G1Affine],
@@ -531,14 +533,7 @@ impl GpuZk {
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("scale g1 n={n}"));
         let consts = upload_once(&dev, &q, &mut self.scale_consts, kernels::scale_constants)?;
-        let flat: Vec<u64> = points
-            .iter()
-            .flat_map(|p| {
-                let (x, y) = p.xy().unwrap_or_default();
-                [x.0 .0, y.0 .0]
-            })
-            .flatten()
-            .collect();
+        let flat: Vec<u64> = points.iter().flat_map(g1_limbs).collect();
         let weights: Vec<u64> = ks.iter().flat_map(|&(k1, k2)| [k1, k2]).collect();
         let mut d_p = dev.alloc(flat.len() * 8)?;
         q.upload(&mut d_p, 0, &flat)?;
@@ -556,37 +551,7 @@ impl GpuZk {
         q.download(&d_out, 0, &mut out)?;
         prof.mark(&q, "scale")?;
         prof.report();
-        // (X, Y, ZZ, ZZZ): x = X / ZZ = X ZZZ / (ZZ ZZZ), y = Y / ZZZ = Y ZZ / (ZZ ZZZ).
-        let xyzz = out
-            .par_chunks_exact(16)
-            .map(|c| {
-                Ok([
-                    fq_from_device(&c[0..4])?,
-                    fq_from_device(&c[4..8])?,
-                    fq_from_device(&c[8..12])?,
-                    fq_from_device(&c[12..16])?,
-                ])
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut inv: Vec<Fq> = xyzz.par_iter().map(|[_, _, zz, zzz]| *zz * zzz).collect();
-        ark_ff::batch_inversion(&mut inv);
-        let affine: Vec<G1Affine> = xyzz
-            .par_iter()
-            .zip(&inv)
-            .map(|([x, y, zz, zzz], inv)| {
-                if zz.is_zero() {
-                    G1Affine::identity()
-                } else {
-                    G1Affine::new_unchecked(*x * zzz * inv, *y * zz * inv)
-                }
-            })
-            .collect();
-        if !affine.par_iter().all(|p| p.is_on_curve()) {
-            return Err(GpuError::Launch(
-                "the G1 scaling kernel returned a point off the curve".into(),
-            ));
-        }
-        Ok(affine)
+        batch_from_xyzz::<ark_bn254::g1::Config>(&out, 4, fq_from_device)
     }
 
     /// Square roots for compressed points (`decode.cl`): for each G1 `x` a `y` with `y^2 =
@@ -679,7 +644,13 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("miller loops n={n}"));
-        let (d_g1, d_g2, d_consts) = upload_pairs(&dev, &q, g1, g2)?;
+        let (d_g1, d_g2) = upload_pairs(&dev, &q, g1, g2)?;
+        let d_consts = upload_once(
+            &dev,
+            &q,
+            &mut self.pairing_consts,
+            kernels::pairing_constants,
+        )?;
         let d_out = dev.alloc(n * 96 * 4)?;
         prof.mark(&q, "upload")?;
         use KernelArg::{Buffer as B, U32};
@@ -687,7 +658,7 @@ impl GpuZk {
             &kernels::pairing_source(self.ptx),
             pk::MILLER_LOOP,
             LaunchDims::with_group(n as u64, pk::GROUP),
-            &[B(&d_g1), B(&d_g2), B(&d_consts), B(&d_out), U32(n32)],
+            &[B(&d_g1), B(&d_g2), B(d_consts), B(&d_out), U32(n32)],
         )?;
         prof.mark(&q, "kernel")?;
         let mut flat = vec![0u64; n * 48];
@@ -725,7 +696,13 @@ impl GpuZk {
         let dev = self.dev.clone();
         let q = dev.queue(0);
         let mut prof = Profile::new(|| format!("miller product n={n} segs={segs}"));
-        let (d_g1, d_g2, d_consts) = upload_pairs(&dev, &q, g1, g2)?;
+        let (d_g1, d_g2) = upload_pairs(&dev, &q, g1, g2)?;
+        let d_consts = upload_once(
+            &dev,
+            &q,
+            &mut self.pairing_consts,
+            kernels::pairing_constants,
+        )?;
         prof.mark(&q, "upload")?;
         use KernelArg::{Buffer as B, U32};
         let src = kernels::pairing_source(self.ptx);
@@ -736,7 +713,7 @@ impl GpuZk {
                 &src,
                 pk::MILLER_LOOP,
                 LaunchDims::with_group(n as u64, pk::GROUP),
-                &[B(&d_g1), B(&d_g2), B(&d_consts), B(&cur), U32(n32)],
+                &[B(&d_g1), B(&d_g2), B(d_consts), B(&cur), U32(n32)],
             )?;
         } else {
             let lines = dev.alloc(n * line_count * pk::LINE_LIMBS * 4)?;
@@ -744,7 +721,7 @@ impl GpuZk {
                 &src,
                 pk::MILLER_LINES,
                 LaunchDims::with_group(n as u64, pk::GROUP),
-                &[B(&d_g2), B(&d_consts), B(&lines), U32(n32)],
+                &[B(&d_g2), B(d_consts), B(&lines), U32(n32)],
             )?;
             prof.mark(&q, "lines")?;
             q.launch_dims(
