@@ -509,9 +509,9 @@ pub fn privacy_verify_suite(opts: &BenchOptions) -> Result<Vec<BenchRecord>> {
         let weights: Vec<(u64, u64)> = (0..a.len())
             .map(|_| (rng.gen::<u64>() | 1, rng.gen()))
             .collect();
-        let chunk = a.len().div_ceil(threads * 2).clamp(4, 32);
         for (b, device) in &engines {
             let ms = pool.install(|| {
+                let chunk = crate::verify::chunk_for(a.len());
                 time_reps(opts.reps, || match device {
                     None => {
                         crate::verify::scale_all_on_cpu(&a, &weights, chunk);

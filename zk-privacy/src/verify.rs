@@ -20,8 +20,9 @@
 //! Miller-loop kernel, whose per-pair results are bit-identical to arkworks'. Such an engine
 //! may also decompress the proofs' points ([`MillerLoops::decompress`]: the square roots and
 //! B's subgroup test, the costly part of checked decoding; the CPU parses each payload,
-//! checks every root and decodes again whatever the engine calls invalid). Weights, scaling
-//! `A`, the two fixed pairs and the final exponentiation stay on the CPU.
+//! checks every root and decodes again whatever the engine calls invalid) and scale each
+//! proof's `A` by its weight ([`MillerLoops::scale_g1`]). The weights, the two fixed pairs
+//! and the final exponentiation stay on the CPU.
 //! An engine error is returned (the caller redoes the batch on the CPU), never taken as a
 //! verdict.
 //!
@@ -381,7 +382,8 @@ fn miller_head(
     let weights: Vec<(u64, u64)> = w.iter().map(|w| (w.k1, w.k2)).collect();
     if let Some(engine) = engine {
         let t = std::time::Instant::now();
-        let a = if engine.scales() {
+        let on_engine = engine.scales();
+        let a = if on_engine {
             let a = engine.scale_g1(&points, &weights)?;
             if a.len() != points.len() {
                 return Err("the engine returned a wrong number of scaled points".into());
@@ -399,7 +401,7 @@ fn miller_head(
             pairs = a.len(),
             ms = t.elapsed().as_secs_f64() * 1e3,
             scale_ms,
-            on_engine = engine.scales(),
+            on_engine,
             "Miller product on the engine"
         );
         return product;
@@ -478,7 +480,7 @@ const INDIVIDUAL_BELOW: usize = 16;
 
 /// Pairs per Miller-loop task: enough to share the Fq12 squarings, few enough that their
 /// prepared G2 lines (17 KiB a pair) stay in a core's L2 cache across the 88 loop steps.
-fn chunk_for(len: usize) -> usize {
+pub(crate) fn chunk_for(len: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     len.div_ceil(threads * 2).clamp(4, 32)
 }

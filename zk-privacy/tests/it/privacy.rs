@@ -184,20 +184,23 @@ fn ark_roots(g1_x: &[ark_bn254::Fq], g2_x: &[ark_bn254::Fq2], all_invalid: bool)
     }
 }
 
-/// What [`ArkDecoding`]'s decompression answers.
+/// What [`ArkDecoding`] answers.
 #[derive(Clone, Copy)]
-enum Roots {
-    /// arkworks' roots and subgroup test
+enum Answers {
+    /// arkworks' roots and subgroup test, scaling by `gpu_executor`'s CPU reference
     Ark,
-    /// "no root" for every point
+    /// "no root" for every point (scaling right)
     NoneFound,
-    /// an error, as from a device lost
+    /// an error for either, as from a device lost
     Fails,
+    /// the right roots, and the points "scaled" by returning them as they are: every
+    /// batch check on it fails, so verdicts come from the halving down to single CPU
+    /// verifications
+    Unscaled,
 }
 
-/// [`ArkPairs`] that also decompresses and scales (scaling with `gpu_executor`'s CPU
-/// reference; it fails where decompression does).
-struct ArkDecoding(Roots);
+/// [`ArkPairs`] that also decompresses and scales.
+struct ArkDecoding(Answers);
 
 impl MillerLoops for ArkDecoding {
     fn miller_product(
@@ -218,9 +221,9 @@ impl MillerLoops for ArkDecoding {
         g2_x: &[ark_bn254::Fq2],
     ) -> Result<Decompressed, String> {
         match self.0 {
-            Roots::Ark => Ok(ark_roots(g1_x, g2_x, false)),
-            Roots::NoneFound => Ok(ark_roots(g1_x, g2_x, true)),
-            Roots::Fails => Err("device lost while decompressing".into()),
+            Answers::Ark | Answers::Unscaled => Ok(ark_roots(g1_x, g2_x, false)),
+            Answers::NoneFound => Ok(ark_roots(g1_x, g2_x, true)),
+            Answers::Fails => Err("device lost while decompressing".into()),
         }
     }
 
@@ -234,8 +237,11 @@ impl MillerLoops for ArkDecoding {
         weights: &[(u64, u64)],
     ) -> Result<Vec<ark_bn254::G1Affine>, String> {
         match self.0 {
-            Roots::Fails => Err("device lost while scaling".into()),
-            _ => gpu_executor::zk::cpu::scale_g1(points, weights).map_err(|e| e.to_string()),
+            Answers::Fails => Err("device lost while scaling".into()),
+            Answers::Unscaled => Ok(points.to_vec()),
+            Answers::Ark | Answers::NoneFound => {
+                gpu_executor::zk::cpu::scale_g1(points, weights).map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -292,32 +298,6 @@ impl MillerLoops for Failing {
         _: &[ark_bn254::G2Affine],
     ) -> Result<ark_bn254::Fq12, String> {
         Err("device lost".into())
-    }
-}
-
-/// An engine that "scales" by returning the points as they are: every batch check on it
-/// fails, so verdicts come from the halving down to single CPU verifications.
-struct WrongScale;
-
-impl MillerLoops for WrongScale {
-    fn miller_product(
-        &self,
-        a: &[ark_bn254::G1Affine],
-        b: &[ark_bn254::G2Affine],
-    ) -> Result<ark_bn254::Fq12, String> {
-        ArkPairs.miller_product(a, b)
-    }
-
-    fn scales(&self) -> bool {
-        true
-    }
-
-    fn scale_g1(
-        &self,
-        points: &[ark_bn254::G1Affine],
-        _: &[(u64, u64)],
-    ) -> Result<Vec<ark_bn254::G1Affine>, String> {
-        Ok(points.to_vec())
     }
 }
 
@@ -403,7 +383,7 @@ fn bad_proofs_fail_alone_and_in_batches() {
     // The same verdicts with the Miller loops on the CPU, on arkworks' per-pair loops
     // (the engine path without a device), and on every device present (PoCL in CI).
     let ark = ArkPairs;
-    let (ark_dec, ark_lying) = (ArkDecoding(Roots::Ark), ArkDecoding(Roots::NoneFound));
+    let (ark_dec, ark_lying) = (ArkDecoding(Answers::Ark), ArkDecoding(Answers::NoneFound));
     let devices = device_executors();
     let mut engines: Vec<(String, Option<&dyn MillerLoops>)> = vec![
         ("cpu".into(), None),
@@ -474,18 +454,22 @@ fn bad_proofs_fail_alone_and_in_batches() {
     // A failing engine decides nothing: the error comes back.
     let err = batch_verify_on(&pvk, &good, Some(&Failing)).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
-    let err = verify_payloads_on(&pvk, &mixed_refs, Some(&ArkDecoding(Roots::Fails))).unwrap_err();
+    let err =
+        verify_payloads_on(&pvk, &mixed_refs, Some(&ArkDecoding(Answers::Fails))).unwrap_err();
     assert!(err.contains("device lost"), "{err}");
-    let err = batch_verify_on(&pvk, &good, Some(&ArkDecoding(Roots::Fails))).unwrap_err();
+    let err = batch_verify_on(&pvk, &good, Some(&ArkDecoding(Answers::Fails))).unwrap_err();
     assert!(err.contains("device lost while scaling"), "{err}");
     // A wrong scaling fails every batch check and decides nothing either: the halving
     // ends in single verifications on the CPU, with the right verdicts.
-    let wrong_scale = batch_verify_on(&pvk, &batch, Some(&WrongScale)).expect("engine");
+    let wrong_scale =
+        batch_verify_on(&pvk, &batch, Some(&ArkDecoding(Answers::Unscaled))).expect("engine");
     assert_eq!(wrong_scale.invalid, vec![3, 7, 9, 10]);
     assert!(!wrong_scale.batch_check_passed);
-    assert!(batch_verify_on(&pvk, &good, Some(&WrongScale))
-        .expect("engine")
-        .all_valid());
+    assert!(
+        batch_verify_on(&pvk, &good, Some(&ArkDecoding(Answers::Unscaled)))
+            .expect("engine")
+            .all_valid()
+    );
     for (label, e) in &devices {
         assert_eq!(e.stats().gpu_failures, 0, "{label}");
     }
